@@ -1,0 +1,54 @@
+# ResolutionFlow: `make run` serves the app with demo data; `make test` runs the whole suite.
+SHELL := /bin/bash
+PORT ?= 8000
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
+
+.PHONY: run test lint format worker beat install clean
+
+$(PY):
+	@base=$$(scripts/find-python) || exit 1; \
+	echo "Creating $(VENV) with $$base"; \
+	"$$base" -m venv $(VENV)
+
+$(STAMP): $(PY) pyproject.toml
+	@echo "Installing dependencies into $(VENV) ..."
+	@$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	@$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@rm -f $(VENV)/.installed-*; touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	@mkdir -p var
+	@DEBUG=$${DEBUG:-1} $(PY) manage.py migrate --verbosity 0
+	@DEBUG=$${DEBUG:-1} $(PY) manage.py seed_demo
+	@echo ""
+	@echo "  ResolutionFlow on http://127.0.0.1:$(PORT)/  (Ctrl+C stops it)"
+	@echo "  Sign in with password 'demo' as:"
+	@echo "    Acme IT:  tess (technician)  sam, sky (engineers)  ada (admin)"
+	@echo "    Globex:   gil (technician)   gwen (engineer)"
+	@echo ""
+	@DEBUG=$${DEBUG:-1} $(VENV)/bin/uvicorn resolutionflow.asgi:application \
+		--host 127.0.0.1 --port $(PORT) --reload \
+		--reload-include '*.html' --reload-include '*.toml' --reload-exclude '.venv/*' \
+		--reload-exclude 'var/*' --timeout-graceful-shutdown 1 --log-level warning
+
+test: $(STAMP)
+	@$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	@$(VENV)/bin/ruff format .
+	@$(VENV)/bin/ruff check --fix .
+
+# With REDIS_URL set: the Celery worker and the beat that drains the outbox.
+worker: $(STAMP)
+	@$(VENV)/bin/celery -A resolutionflow worker --beat --loglevel INFO
+
+clean:
+	rm -rf $(VENV) var/*.sqlite3

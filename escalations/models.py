@@ -1,0 +1,225 @@
+"""Escalation Mode: handoffs from a technician to a senior, their history and notifications.
+
+Every write goes through ``escalations.actions`` (the handoff manager).
+"""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from flowpilot.models import Session
+from resolutionflow.models import Account
+
+
+class Urgency(models.TextChoices):
+    LOW = "low", "Low"
+    NORMAL = "normal", "Normal"
+    HIGH = "high", "High"
+
+
+URGENCY_RANK = {Urgency.HIGH: 0, Urgency.NORMAL: 1, Urgency.LOW: 2}
+
+
+class HandoffState(models.TextChoices):
+    OPEN = "open", "Waiting in the queue"
+    CLAIMED = "claimed", "Claimed"
+    RELEASED = "released", "Released"
+    RESOLVED = "resolved", "Resolved"
+
+
+# A session may have at most one handoff in one of these states at a time.
+LIVE_STATES = (HandoffState.OPEN, HandoffState.CLAIMED)
+
+
+class HandoffQuerySet(models.QuerySet):
+    def for_account(self, account_id: int) -> "HandoffQuerySet":
+        return self.filter(account_id=account_id)
+
+    def live(self) -> "HandoffQuerySet":
+        """Open or claimed: not yet released or resolved."""
+        return self.filter(state__in=LIVE_STATES)
+
+    def waiting(self) -> "HandoffQuerySet":
+        """In the queue: open and unclaimed."""
+        return self.filter(state=HandoffState.OPEN)
+
+
+class Handoff(models.Model):
+    """One escalation of a session, from the technician who raised it to the senior who
+    claims it. Released handoffs are closed; the session goes back to the queue as a new one.
+    """
+
+    # Assigned before the row is written so the escalation package can carry it.
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="handoffs")
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="handoffs")
+    escalated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="handoffs_escalated"
+    )
+    reason = models.TextField(max_length=2000)
+    urgency = models.CharField(max_length=10, choices=Urgency.choices, default=Urgency.NORMAL)
+    state = models.CharField(max_length=10, choices=HandoffState.choices, default=HandoffState.OPEN)
+    created_at = models.DateTimeField(db_default=models.functions.Now())
+
+    claimed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="handoffs_claimed",
+    )
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    first_action_at = models.DateTimeField(null=True, blank=True)
+    first_action_kind = models.CharField(max_length=30, blank=True)
+    released_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolution_note = models.TextField(max_length=4000, blank=True)
+    reopened_from = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    # The compatibility payload: a JSON snapshot of the session at escalation time.
+    escalation_package = models.JSONField(default=dict)
+    # The latest validated assessment (flowpilot.assistants.Assessment.as_dict()).
+    assessment = models.JSONField(default=dict, blank=True)
+    assessment_updated_at = models.DateTimeField(null=True, blank=True)
+
+    objects = HandoffQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["session"],
+                condition=Q(state__in=["open", "claimed"]),
+                name="one_live_handoff_per_session",
+            ),
+            models.CheckConstraint(
+                condition=~Q(claimed_by=models.F("escalated_by")),
+                name="claimer_is_not_escalator",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["account", "state", "created_at"]),
+            models.Index(fields=["account", "created_at"]),
+            models.Index(fields=["account", "claimed_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"Handoff {self.id} ({self.state})"
+
+    @property
+    def is_live(self) -> bool:
+        return self.state in LIVE_STATES
+
+
+class HandoffEventKind(models.TextChoices):
+    ESCALATED = "escalated", "Escalated"
+    CLAIMED = "claimed", "Claimed"
+    CLAIM_LOST = "claim_lost", "Claim lost"
+    RELEASED = "released", "Released"
+    RESOLVED = "resolved", "Resolved"
+    FIRST_ACTION = "first_action", "First action"
+
+
+class HandoffEvent(models.Model):
+    """A row for every transition of a handoff, with who did it and when."""
+
+    handoff = models.ForeignKey(Handoff, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=20, choices=HandoffEventKind.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(db_default=models.functions.Now())
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["handoff", "kind"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} by {self.actor_id}"
+
+
+class HandoffView(models.Model):
+    """When a senior first opened (or previewed) a handoff: drives the queue's unread dot."""
+
+    handoff = models.ForeignKey(Handoff, on_delete=models.CASCADE, related_name="views")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    first_seen_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["handoff", "user"], name="one_view_per_user")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} saw {self.handoff_id}"
+
+
+class NotificationKind(models.TextChoices):
+    ESCALATION_ARRIVED = "escalation_arrived", "An escalation arrived"
+    ESCALATION_CLAIMED = "escalation_claimed", "Your escalation was picked up"
+    HANDOFF_RELEASED = "handoff_released", "A handoff was released back"
+
+
+class NotificationQuerySet(models.QuerySet):
+    def unread(self) -> "NotificationQuerySet":
+        return self.filter(read_at__isnull=True)
+
+
+class Notification(models.Model):
+    """A bell item for one user."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications"
+    )
+    handoff = models.ForeignKey(Handoff, on_delete=models.CASCADE, related_name="notifications")
+    kind = models.CharField(max_length=30, choices=NotificationKind.choices)
+    text = models.CharField(max_length=300)
+    created_at = models.DateTimeField(auto_now_add=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    objects = NotificationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["recipient", "read_at", "-created_at"])]
+
+    def __str__(self) -> str:
+        return self.text
+
+
+class EmailState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed"
+    REFUSED = "refused", "Refused (bad address)"
+
+
+class EmailDelivery(models.Model):
+    """One escalation email to one recipient: the outbox row that makes sending idempotent."""
+
+    handoff = models.ForeignKey(Handoff, on_delete=models.CASCADE, related_name="emails")
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    address = models.CharField(max_length=320)
+    state = models.CharField(max_length=10, choices=EmailState.choices, default=EmailState.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["handoff", "recipient"], name="one_email_per_recipient")
+        ]
+        indexes = [models.Index(fields=["state", "next_attempt_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.address} ({self.state})"

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class FlowPilotConfig(AppConfig):
+    name = "flowpilot"
+    verbose_name = "FlowPilot"

@@ -1,0 +1,40 @@
+"""Toasts for htmx requests: Django messages ride in the HX-Trigger header.
+
+Full pages render messages in the base template; an htmx swap never renders the base, so
+this moves them into a ``messages`` client event that static/js/app.js shows as toasts.
+Redirects (HX-Redirect / HX-Location / 3xx) keep them for the page that follows.
+"""
+
+import json
+
+from django.contrib.messages import get_messages
+from django.http import HttpRequest, HttpResponse
+
+
+class HtmxMessagesMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if not getattr(request, "htmx", False) or response.streaming:
+            return response
+        if 300 <= response.status_code < 400:
+            return response
+        if "HX-Redirect" in response or "HX-Location" in response or "HX-Refresh" in response:
+            return response
+        pending = [
+            {"message": str(message), "tags": message.tags} for message in get_messages(request)
+        ]
+        if not pending:
+            return response
+        triggers = {}
+        if "HX-Trigger" in response:
+            existing = response["HX-Trigger"]
+            try:
+                triggers = json.loads(existing)
+            except ValueError:
+                triggers = {name.strip(): None for name in existing.split(",")}
+        triggers["messages"] = triggers.get("messages", []) + pending
+        response["HX-Trigger"] = json.dumps(triggers)
+        return response

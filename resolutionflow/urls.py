@@ -1,0 +1,20 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_not_required
+from django.urls import include, path
+
+from resolutionflow import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("accounts/login/", login_not_required(views.LoginView.as_view()), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("admin/", admin.site.urls),
+    path("flowpilot/", include("flowpilot.urls")),
+    path("", include("escalations.urls")),
+    path("analytics/", include("analytics.urls")),
+]
+
+handler403 = "resolutionflow.views.permission_denied"
+handler404 = "resolutionflow.views.page_not_found"
+handler500 = "resolutionflow.views.server_error"

@@ -1,0 +1,78 @@
+// Shared behaviour for every page: toasts, copy buttons, and htmx error feedback.
+// No inline script anywhere (CSP); page-specific files add their own listeners.
+(function () {
+  "use strict";
+
+  function showToast(text, tags) {
+    var region = document.getElementById("toasts");
+    if (!region) return;
+    var toast = document.createElement("div");
+    toast.className = "toast toast-" + (tags || "info");
+    toast.textContent = text;
+    region.appendChild(toast);
+    window.setTimeout(function () {
+      toast.classList.add("toast-leaving");
+      window.setTimeout(function () { toast.remove(); }, 300);
+    }, 4000);
+  }
+  window.rfToast = showToast;
+
+  // Messages from the server ride in HX-Trigger as {"messages": [{message, tags}]}.
+  document.body.addEventListener("messages", function (event) {
+    (event.detail.value || []).forEach(function (m) { showToast(m.message, m.tags); });
+  });
+
+  // Toasts rendered with a full page fade out like the others.
+  document.querySelectorAll("#toasts .toast").forEach(function (toast) {
+    window.setTimeout(function () {
+      toast.classList.add("toast-leaving");
+      window.setTimeout(function () { toast.remove(); }, 300);
+    }, 5000);
+  });
+
+  // Copy buttons: <button data-copy="text"> or data-copy-target="#id".
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-copy], [data-copy-target]");
+    if (!button) return;
+    var text = button.getAttribute("data-copy");
+    if (text === null) {
+      var target = document.querySelector(button.getAttribute("data-copy-target"));
+      text = target ? target.textContent : "";
+    }
+    var done = function () {
+      button.classList.add("copied");
+      button.setAttribute("aria-label", "Copied");
+      showToast("Copied", "success");
+      window.setTimeout(function () {
+        button.classList.remove("copied");
+        button.setAttribute("aria-label", "Copy command");
+      }, 2000);
+    };
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(done, function () { fallbackCopy(text); done(); });
+    } else {
+      fallbackCopy(text);
+      done();
+    }
+  });
+
+  function fallbackCopy(text) {
+    var area = document.createElement("textarea");
+    area.value = text;
+    area.setAttribute("readonly", "");
+    area.className = "visually-hidden";
+    document.body.appendChild(area);
+    area.select();
+    try { document.execCommand("copy"); } catch (e) { /* nothing more to try */ }
+    area.remove();
+  }
+
+  // A failed htmx request (network down, 5xx) says so instead of silently doing nothing.
+  document.body.addEventListener("htmx:sendError", function () {
+    showToast("Could not reach the server. Nothing was lost; try again.", "error");
+  });
+  document.body.addEventListener("htmx:responseError", function (event) {
+    var status = event.detail.xhr.status;
+    if (status >= 500) showToast("Something went wrong on our side. Try again.", "error");
+  });
+})();

@@ -1,0 +1,114 @@
+"""Shared fixtures: the demo personas, service checks and the RF_REQUIRE_SERVICES rule."""
+
+import os
+
+import pytest
+from django.conf import settings
+
+from resolutionflow.demo import DEMO_PASSWORD  # noqa: F401 - re-exported for tests
+
+# Playwright's sync API runs an event loop in the test thread; the ORM calls the tests make
+# there are still synchronous, so Django's async-safety guard must stand aside in tests.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+REQUIRE_SERVICES = os.environ.get("RF_REQUIRE_SERVICES", "").strip().lower() in {
+    "1",
+    "true",
+    "yes",
+    "on",
+}
+
+
+def service_missing(reason: str) -> None:
+    """Skip for a missing service or browser; fail instead when RF_REQUIRE_SERVICES=1."""
+    if REQUIRE_SERVICES:
+        pytest.fail(f"RF_REQUIRE_SERVICES=1 but {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Under RF_REQUIRE_SERVICES=1 no test may skip: a skip is reported as a failure."""
+    report = yield
+    if REQUIRE_SERVICES and report.skipped and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        reason = report.longrepr[-1] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.longrepr = f"skipped under RF_REQUIRE_SERVICES=1: {reason}"
+    return report
+
+
+def is_postgres() -> bool:
+    return settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+
+
+@pytest.fixture
+def postgres_only():
+    """For tests that need real PostgreSQL semantics (row locks, concurrent writers)."""
+    if not is_postgres():
+        service_missing("this test needs PostgreSQL: set DATABASE_URL=postgres://...")
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The configured Redis, or a skip (a failure under RF_REQUIRE_SERVICES=1)."""
+    url = settings.REDIS_URL
+    if not url:
+        service_missing("this test needs Redis: set REDIS_URL=redis://127.0.0.1:6379/0")
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+    except redis.RedisError as error:
+        service_missing(f"Redis at {url} does not answer: {error}")
+    return url
+
+
+@pytest.fixture
+def personas(db) -> dict:
+    """The demo people of Acme IT and Globex, by username."""
+    from resolutionflow.management.commands.seed_demo import seed_people
+
+    return seed_people()
+
+
+@pytest.fixture
+def tess(personas):
+    return personas["tess"]
+
+
+@pytest.fixture
+def sam(personas):
+    return personas["sam"]
+
+
+@pytest.fixture
+def sky(personas):
+    return personas["sky"]
+
+
+@pytest.fixture
+def ada(personas):
+    return personas["ada"]
+
+
+@pytest.fixture
+def gil(personas):
+    return personas["gil"]
+
+
+@pytest.fixture
+def gwen(personas):
+    return personas["gwen"]
+
+
+@pytest.fixture
+def client_for(client):
+    """client_for(user) → a test client signed in as that user (one per call)."""
+    from django.test import Client
+
+    def make(user) -> Client:
+        signed_in = Client()
+        signed_in.force_login(user)
+        return signed_in
+
+    return make

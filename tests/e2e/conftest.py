@@ -1,0 +1,127 @@
+"""Browser harness: the real app under uvicorn on a free port, Debian's Chromium via Playwright.
+
+pytest-django's live_server is WSGI and cannot stream server-sent events, so the app is
+served by uvicorn in a background thread of the test process: it shares the test database
+and the in-process event listeners. Browser tests use transaction=True so the server sees
+their data.
+"""
+
+import os
+import shutil
+import socket
+import threading
+import time
+
+import pytest
+from django.test import Client
+
+from tests.conftest import service_missing
+
+CHROMIUM = os.environ.get("RF_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
+
+
+class AsgiServer:
+    """uvicorn serving resolutionflow.asgi in a daemon thread."""
+
+    def __init__(self) -> None:
+        import uvicorn
+
+        from resolutionflow.asgi import application
+
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(
+            application, log_level="warning", lifespan="off", timeout_graceful_shutdown=1
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
+        )
+
+    def start(self) -> None:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start within 10 s")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def asgi_server(django_db_setup, django_db_blocker):
+    """The app served over real HTTP for the whole session."""
+    from django.conf import settings
+
+    settings.ALLOWED_HOSTS = ["*"]
+    with django_db_blocker.unblock():
+        server = AsgiServer()
+        server.start()
+        yield server
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not shutil.which(CHROMIUM) and not os.path.exists(CHROMIUM):
+        service_missing(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    playwright = sync_playwright().start()
+    try:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    except Exception as error:
+        playwright.stop()
+        service_missing(f"Chromium at {CHROMIUM} would not start: {error}")
+    yield browser
+    browser.close()
+    playwright.stop()
+
+
+@pytest.fixture
+def page_for(browser, asgi_server, transactional_db):
+    """page_for(user) → a Playwright page in its own context, signed in as that user."""
+    contexts = []
+
+    def make(user=None):
+        context = browser.new_context(
+            base_url=asgi_server.url, viewport={"width": 1360, "height": 900}
+        )
+        context.set_default_timeout(8000)
+        if user is not None:
+            client = Client()
+            client.force_login(user)
+            session_cookie = client.cookies["sessionid"]
+            context.add_cookies(
+                [{"name": "sessionid", "value": session_cookie.value, "url": asgi_server.url}]
+            )
+        contexts.append(context)
+        page = context.new_page()
+        page.rf_errors = []
+        page.on("pageerror", lambda error: page.rf_errors.append(str(error)))
+        page.on(
+            "console",
+            lambda msg: page.rf_errors.append(msg.text) if msg.type == "error" else None,
+        )
+        return page
+
+    yield make
+    for context in contexts:
+        context.close()

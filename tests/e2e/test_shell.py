@@ -1,0 +1,39 @@
+"""The application shell in a real browser."""
+
+import re
+
+from playwright.sync_api import expect
+
+from resolutionflow.demo import DEMO_PASSWORD
+
+
+def test_tess_signs_in_and_sees_the_shell(page_for, tess):
+    page = page_for()
+    page.goto("/")
+    expect(page).to_have_url(re.compile(r"/accounts/login/"))
+    page.fill("#id_username", "tess")
+    page.fill("#id_password", DEMO_PASSWORD)
+    page.click("button[type=submit]")
+
+    expect(page).to_have_url(re.compile(r"/flowpilot/$"))
+    topbar = page.locator(".topbar")
+    expect(topbar).to_contain_text("Acme IT")
+    expect(topbar).to_contain_text("Tess Tran")
+    expect(topbar).to_contain_text("Technician")
+    expect(page.locator(".mainnav")).to_have_text(re.compile("FlowPilot"))
+    # Technicians get no queue or analytics in their navigation.
+    expect(page.locator(".mainnav a", has_text="Escalations")).to_have_count(0)
+    expect(page.locator(".mainnav a", has_text="Analytics")).to_have_count(0)
+    # htmx is served from our own static files and ran under the CSP (no inline script).
+    assert page.evaluate("typeof window.htmx") == "object"
+    assert page.rf_errors == []
+
+
+def test_wrong_password_says_so_in_the_form(page_for, tess):
+    page = page_for()
+    page.goto("/accounts/login/")
+    page.fill("#id_username", "tess")
+    page.fill("#id_password", "not-the-password")
+    page.click("button[type=submit]")
+    expect(page.locator(".alert-error")).to_contain_text("correct username and password")
+    expect(page.locator("#id_username")).to_have_value("tess")
