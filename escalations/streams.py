@@ -1,0 +1,56 @@
+"""The three event streams. Channels come from the signed-in user, never from the client.
+
+A request for a stream the user may not read gets a plain 403 and no events. A
+Last-Event-ID that is not of our form (garbage, negative ids) gets a 400; ids of channels
+outside the request are ignored by django-eventstream, so they can never reach another
+account's events. An id older than what is stored makes the stream send ``stream-reset``,
+on which the page fetches itself again.
+"""
+
+import re
+
+from django.contrib.auth.decorators import login_not_required
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseForbidden
+from django.views.decorators.http import require_GET
+from django_eventstream.views import events
+
+from escalations.channels import can_read_channel, handoff_channel, queue_channel, user_channel
+
+# "queue-1:12" or several, comma separated, channel names percent-encoded.
+LAST_EVENT_ID = re.compile(r"^[A-Za-z0-9%._-]+:\d{1,18}(,[A-Za-z0-9%._-]+:\d{1,18})*$")
+
+
+def _stream(request: HttpRequest, channel: str | None) -> HttpResponse:
+    if channel is None or not can_read_channel(request.user, channel):
+        return HttpResponseForbidden("You may not read this event stream.\n")
+    last_event_id = request.headers.get("Last-Event-ID") or request.GET.get("lastEventId")
+    if last_event_id and not LAST_EVENT_ID.match(last_event_id):
+        return HttpResponseBadRequest("Last-Event-ID is not valid; reconnect without it.\n")
+    response = events(request, channels=[channel])
+    response["X-Accel-Buffering"] = "no"  # proxies must not buffer a stream
+    response["Cache-Control"] = "no-cache"
+    return response
+
+
+# Anonymous requests get a 403 from _stream, not a redirect to the sign-in page.
+@login_not_required
+@require_GET
+def queue_events(request: HttpRequest) -> HttpResponse:
+    """The account's queue: new escalations, claims, releases."""
+    user = request.user
+    return _stream(request, queue_channel(user.account_id) if user.is_authenticated else None)
+
+
+@login_not_required
+@require_GET
+def notification_events(request: HttpRequest) -> HttpResponse:
+    """The signed-in person's bell."""
+    user = request.user
+    return _stream(request, user_channel(user.pk) if user.is_authenticated else None)
+
+
+@login_not_required
+@require_GET
+def handoff_events(request: HttpRequest, handoff_id) -> HttpResponse:
+    """One handoff's updates: claimed, assessment ready, released, resolved."""
+    return _stream(request, handoff_channel(handoff_id))
