@@ -1,0 +1,620 @@
+"""The offline FlowPilot engine: matching, step planning, safety and knowledge validation.
+
+Plain pytest: the engine needs neither the database nor Django settings.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from flowpilot.assistants.base import ChatLine, Conversation, TriedStep
+from flowpilot.assistants.offline import (
+    KNOWLEDGE_DIR,
+    VALID_SHELLS,
+    KnowledgeError,
+    OfflineAssistant,
+    classify,
+    default_knowledge,
+    load_knowledge,
+    normalize,
+)
+
+# One realistic ticket per family, as a technician would type it.
+PROBLEMS = {
+    "dns": "Users can't reach intranet.corp.local, nslookup times out but it works by IP",
+    "vpn": "GlobalProtect VPN won't connect from home, says gateway unreachable",
+    "printer": "Nothing prints on the 2nd floor HP printer, jobs stuck in the print queue",
+    "outlook": "Outlook keeps asking for a password after the Microsoft 365 migration",
+    "mailbox-full": "User gets a warning that her mailbox is full and she can't send email",
+    "disk-full": "Server C drive is full, only 200 MB free space left",
+    "account-lockout": "Account keeps getting locked out every morning since he changed password",
+    "mfa": "User got a new phone and no longer gets the Microsoft Authenticator MFA prompt",
+    "wifi": "Laptop keeps dropping the Wi-Fi connection several times an hour",
+    "slow-pc": "Reception PC is very slow and freezes, disk at 100% in Task Manager",
+    "rdp": "Remote Desktop to the accounts server fails with a CredSSP encryption oracle error",
+    "certificate": "Customer portal shows NET::ERR_CERT_DATE_INVALID, the SSL certificate expired",
+    "backup": "Veeam backup job failed last night on the file server VM",
+    "mapped-drive": "The S: mapped drive shows a red X and access denied since this morning",
+    "software": "Windows Update fails with 0x80070643 on three laptops",
+    "email-delivery": "Emails to a customer bounce back with an NDR 550 5.7.1",
+    "teams-audio-video": "In Teams meetings nobody can hear me, the headset microphone is dead",
+}
+
+
+@pytest.fixture(scope="module")
+def engine() -> OfflineAssistant:
+    return OfflineAssistant()
+
+
+def first_step_titles(engine: OfflineAssistant, family_id: str, count: int) -> list[str]:
+    return [step.title for step in default_knowledge().by_id[family_id].steps[:count]]
+
+
+def all_steps_as(family_id: str, status: str) -> tuple[TriedStep, ...]:
+    return tuple(
+        TriedStep(title=step.title, status=status)
+        for step in default_knowledge().by_id[family_id].steps
+    )
+
+
+# ------------------------------------------------------------------------ knowledge
+
+
+def test_bundled_knowledge_has_at_least_15_problem_families() -> None:
+    knowledge = load_knowledge()
+    assert len(knowledge.matchable) >= 15
+    assert knowledge.fallback.id == "triage"
+    for family in knowledge.families:
+        assert 2 <= len(family.questions) <= 4, family.id
+        assert len(family.steps) >= 3, family.id
+        assert family.causes, family.id
+        for step in family.steps:
+            assert step.title and step.detail, step.id
+            if step.command:
+                assert step.shell in VALID_SHELLS, step.id
+
+
+def test_every_family_has_a_realistic_test_problem() -> None:
+    assert set(PROBLEMS) == {family.id for family in default_knowledge().matchable}
+
+
+def test_default_knowledge_is_loaded_once() -> None:
+    assert default_knowledge() is default_knowledge()
+
+
+# ------------------------------------------------------------------------- matching
+
+
+@pytest.mark.parametrize(("family_id", "problem"), sorted(PROBLEMS.items()))
+def test_problem_statement_matches_its_family_and_proposes_steps(
+    engine: OfflineAssistant, family_id: str, problem: str
+) -> None:
+    conversation = Conversation(problem=problem)
+
+    assert engine.match(conversation) == family_id
+    reply = engine.reply(conversation)
+
+    assert reply.engine == "offline"
+    assert len(reply.steps) >= 3
+    assert all(step.title.strip() for step in reply.steps)
+    assert [s.title for s in reply.steps] == first_step_titles(engine, family_id, len(reply.steps))
+    assert any(step.command for step in reply.steps), "expected at least one copyable command"
+    for step in reply.steps:
+        assert bool(step.command) == bool(step.shell)
+        if step.shell:
+            assert step.shell in VALID_SHELLS
+    assert "?" in reply.text  # asks at least one diagnostic question
+
+
+def test_outlook_migration_prompt_is_a_strong_match_with_auth_steps(
+    engine: OfflineAssistant,
+) -> None:
+    conversation = Conversation(problem=PROBLEMS["outlook"])
+    result = engine.classify(conversation)
+    assert (result.family_id, result.strength) == ("outlook", "strong")
+
+    steps = default_knowledge().by_id["outlook"].steps
+    titles = " ".join(step.title for step in steps).casefold()
+    for topic in ("credential manager", "modern authentication", "new outlook profile"):
+        assert topic in titles
+    assert any("Identity" in step.command for step in steps)  # the ADAL registry key
+
+
+def test_unmatched_problem_gets_generic_triage(engine: OfflineAssistant) -> None:
+    conversation = Conversation(problem="Something is weird with Karen's thing, please help")
+
+    assert engine.match(conversation) is None
+    reply = engine.reply(conversation)
+
+    triage = default_knowledge().fallback
+    assert [s.title for s in reply.steps] == [s.title for s in triage.steps[:3]]
+    text = reply.text.casefold()
+    for scope in ("who is affected", "since when", "what changed", "error text"):
+        assert scope in text
+    assert engine.assess(conversation).confidence == "low"
+
+
+def test_generic_triage_does_not_repeat_tried_steps(engine: OfflineAssistant) -> None:
+    triage = default_knowledge().fallback
+    tasks = (TriedStep(title=triage.steps[0].title, status="done"),)
+    reply = engine.reply(Conversation(problem="help please", tasks=tasks))
+
+    assert triage.steps[0].title not in [s.title for s in reply.steps]
+    assert reply.steps[0].title == triage.steps[1].title
+
+
+def test_a_later_correcting_message_shifts_the_family(engine: OfflineAssistant) -> None:
+    problem = "User can't open the S: mapped drive on the file server"
+    before = Conversation(problem=problem)
+    after = Conversation(
+        problem=problem,
+        messages=(
+            ChatLine("user", "It worked fine last week."),
+            ChatLine("assistant", engine.reply(before).text),
+            ChatLine("user", "Actually it's only when she's on the VPN from home."),
+        ),
+    )
+
+    assert engine.match(before) == "mapped-drive"
+    assert engine.match(after) == "vpn"
+    reply = engine.reply(after)
+    assert "now looks like **VPN connection**" in reply.text
+    assert reply.steps[0].title == default_knowledge().by_id["vpn"].steps[0].title
+
+
+def test_a_passing_mention_does_not_outweigh_the_problem(engine: OfflineAssistant) -> None:
+    conversation = Conversation(
+        problem="User can't open the S: mapped drive on the file server",
+        messages=(ChatLine("user", "She is in the office, not on VPN today."),),
+    )
+    assert engine.match(conversation) == "mapped-drive"
+
+
+def test_problem_text_weighs_more_than_a_chat_message(engine: OfflineAssistant) -> None:
+    conversation = Conversation(
+        problem="Printer on floor 2 shows offline",
+        messages=(ChatLine("user", "Also the laptop feels slow"),),
+    )
+    assert engine.match(conversation) == "printer"
+
+
+def test_classification_lists_scores_best_first() -> None:
+    result = classify(Conversation(problem=PROBLEMS["dns"]))
+    scores = [score for _, score in result.scores]
+    assert scores == sorted(scores, reverse=True)
+    assert result.scores[0] == (result.family_id, result.score)
+
+
+# -------------------------------------------------------------- already-tried steps
+
+
+def test_failed_task_is_not_reproposed_and_is_acknowledged(engine: OfflineAssistant) -> None:
+    dns = default_knowledge().by_id["dns"]
+    failed = dns.steps[0]
+    conversation = Conversation(
+        problem=PROBLEMS["dns"],
+        tasks=(TriedStep(title=failed.title, status="failed", outcome="Points at 10.0.0.10"),),
+    )
+
+    reply = engine.reply(conversation)
+
+    assert failed.title not in [step.title for step in reply.steps]
+    assert [step.title for step in reply.steps] == [s.title for s in dns.steps[1:4]]
+    assert f"Since *{failed.title}* failed" in reply.text
+    assert "Points at 10.0.0.10" in reply.text
+    # The suggested next cause is not the one the failed step was checking.
+    checked_by_failed = {c.title for c in dns.causes if failed.id in c.checked_by}
+    assert not any(f"Next most likely: **{title}**" in reply.text for title in checked_by_failed)
+
+
+def test_failure_is_acknowledged_only_once(engine: OfflineAssistant) -> None:
+    dns = default_knowledge().by_id["dns"]
+    tasks = (TriedStep(title=dns.steps[0].title, status="failed"),)
+    first = engine.reply(Conversation(problem=PROBLEMS["dns"], tasks=tasks))
+    later = engine.reply(
+        Conversation(
+            problem=PROBLEMS["dns"],
+            tasks=tasks,
+            messages=(ChatLine("assistant", first.text), ChatLine("user", "ok, next?")),
+        )
+    )
+    assert "Since" in first.text
+    assert "Since" not in later.text
+
+
+def test_a_failed_task_without_a_title_is_not_acknowledged(engine: OfflineAssistant) -> None:
+    tasks = (TriedStep(title="  ...  ", status="failed"),)
+    reply = engine.reply(Conversation(problem=PROBLEMS["dns"], tasks=tasks))
+    assert "Since" not in reply.text
+    assert "****" not in reply.text and "** failed" not in reply.text
+
+
+@pytest.mark.parametrize("status", ["done", "skipped", "failed", "todo", "doing"])
+def test_steps_in_the_lane_or_finished_are_not_reproposed(
+    engine: OfflineAssistant, status: str
+) -> None:
+    printer = default_knowledge().by_id["printer"]
+    # Titles are compared casefolded and without punctuation.
+    typed = printer.steps[1].title.upper() + "!!"
+    conversation = Conversation(
+        problem=PROBLEMS["printer"],
+        tasks=(TriedStep(title=typed, status=status),),
+    )
+
+    titles = [step.title for step in engine.reply(conversation).steps]
+
+    assert printer.steps[1].title not in titles
+    assert titles == [printer.steps[0].title, printer.steps[2].title, printer.steps[3].title]
+
+
+def test_a_task_with_the_same_command_counts_as_the_same_step(engine: OfflineAssistant) -> None:
+    dns = default_knowledge().by_id["dns"]
+    renamed = TriedStep(title="Ran flush", status="done", command="  IPCONFIG   /flushdns ")
+    reply = engine.reply(Conversation(problem=PROBLEMS["dns"], tasks=(renamed,)))
+    flush = next(step for step in dns.steps if step.command == "ipconfig /flushdns")
+    assert flush.title not in [step.title for step in reply.steps]
+
+
+def test_normalize_strips_case_and_punctuation() -> None:
+    assert normalize("  Flush the DNS-cache!! ") == normalize("flush the dns cache")
+    assert normalize("Can't print") == "cant print"
+
+
+def test_exhausted_family_recommends_escalation_with_summary(engine: OfflineAssistant) -> None:
+    tasks = all_steps_as("vpn", "failed")
+    conversation = Conversation(problem=PROBLEMS["vpn"], customer="Acme Ltd", tasks=tasks)
+
+    reply = engine.reply(conversation)
+
+    assert reply.steps == ()
+    assert "run out of steps" in reply.text
+    assert "escalat" in reply.text.casefold()
+    assert "Summary for the handoff" in reply.text
+    assert f"{len(tasks)} steps tried ({len(tasks)} failed)" in reply.text
+    assert "Acme Ltd" in reply.text
+    assert "Every likely cause in the playbook has been checked" in reply.text
+
+
+def test_only_lane_steps_left_asks_to_finish_them(engine: OfflineAssistant) -> None:
+    steps = default_knowledge().by_id["wifi"].steps
+    tasks = (
+        *(TriedStep(title=step.title, status="done") for step in steps[:-1]),
+        TriedStep(title=steps[-1].title, status="todo"),
+    )
+    reply = engine.reply(Conversation(problem=PROBLEMS["wifi"], tasks=tasks))
+
+    assert reply.steps == ()
+    assert "already in the lane" in reply.text
+    assert steps[-1].title in reply.text
+
+
+# ------------------------------------------------------------------------ questions
+
+
+def test_first_reply_asks_at_most_two_questions(engine: OfflineAssistant) -> None:
+    reply = engine.reply(Conversation(problem=PROBLEMS["rdp"]))
+    questions = [line for line in reply.text.splitlines() if line.startswith("- ")]
+    assert 1 <= len(questions) <= 2
+
+
+def test_questions_already_answered_are_not_asked(engine: OfflineAssistant) -> None:
+    wifi = default_knowledge().by_id["wifi"]
+    unanswered = engine.reply(Conversation(problem="Laptop has Wi-Fi trouble"))
+    answered = engine.reply(
+        Conversation(problem="Laptop has Wi-Fi trouble; other devices and my phone work fine")
+    )
+    assert wifi.questions[0].text in unanswered.text
+    assert wifi.questions[0].text not in answered.text
+    assert wifi.questions[1].text in answered.text
+
+
+def test_a_task_outcome_can_answer_a_question(engine: OfflineAssistant) -> None:
+    owa_question = default_knowledge().by_id["outlook"].questions[1]
+    problem = "Outlook keeps prompting for credentials"
+    tasks = (TriedStep(title="Tried the web version", status="done", outcome="OWA works"),)
+
+    assert owa_question.text in engine.reply(Conversation(problem=problem)).text
+    assert owa_question.text not in engine.reply(Conversation(problem=problem, tasks=tasks)).text
+
+
+def test_a_question_asked_and_replied_to_is_not_asked_again(engine: OfflineAssistant) -> None:
+    first = engine.reply(Conversation(problem=PROBLEMS["backup"]))
+    asked = [line[2:] for line in first.text.splitlines() if line.startswith("- ")]
+    later = engine.reply(
+        Conversation(
+            problem=PROBLEMS["backup"],
+            messages=(ChatLine("assistant", first.text), ChatLine("user", "no idea, sorry")),
+        )
+    )
+    assert asked
+    assert not any(question in later.text for question in asked)
+
+
+# ---------------------------------------------------------------- determinism/safety
+
+
+def long_session(problem: str) -> Conversation:
+    lines = []
+    for turn in range(25):
+        lines.append(ChatLine("user", f"Update {turn}: still failing on the laptop, tried again"))
+        lines.append(ChatLine("assistant", f"Thanks. Please check step {turn} and report back."))
+    dns = default_knowledge().by_id["dns"]
+    tasks = (
+        TriedStep(title=dns.steps[0].title, status="done"),
+        TriedStep(title=dns.steps[1].title, status="failed", outcome="NXDOMAIN"),
+        TriedStep(title=dns.steps[2].title, status="todo"),
+    )
+    return Conversation(problem=problem, messages=tuple(lines), tasks=tasks)
+
+
+def test_same_input_gives_same_output() -> None:
+    conversation = long_session(PROBLEMS["dns"])
+    fresh_engine = OfflineAssistant(load_knowledge())  # no shared caches
+
+    first = OfflineAssistant().reply(conversation)
+    assert OfflineAssistant().reply(conversation) == first
+    assert fresh_engine.reply(conversation) == first
+    assert (
+        fresh_engine.assess(conversation).as_dict()
+        == OfflineAssistant().assess(conversation).as_dict()
+    )
+
+
+@pytest.mark.parametrize(
+    "problem", [PROBLEMS["dns"] + " <script>alert(1)</script>", "<img src=x onerror=alert(1)>"]
+)
+def test_output_contains_no_raw_html(engine: OfflineAssistant, problem: str) -> None:
+    evil = "<script>alert('x')</script><b>bold</b>"
+    knowledge = default_knowledge()
+    family = knowledge.by_id[engine.match(Conversation(problem=problem)) or "triage"]
+    tasks = (
+        TriedStep(title=f"{family.steps[0].title} {evil}", status="failed", outcome=evil),
+        *(TriedStep(title=step.title, status="failed", outcome=evil) for step in family.steps),
+    )
+    conversation = Conversation(
+        problem=problem,
+        customer=evil,
+        device=evil,
+        messages=(ChatLine("user", evil), ChatLine("user", "<iframe src=//evil>")),
+        tasks=tasks,
+        escalation_reason=evil,
+        escalated_by=evil,
+        urgency=evil,
+    )
+
+    reply = engine.reply(conversation)
+    assessment = engine.assess(conversation)
+
+    assert "Since *" in reply.text  # the evil failed task was echoed, safely
+    assert "<" not in reply.text and ">" not in reply.text
+    assert "<" not in assessment.summary
+    for cause in assessment.causes:
+        assert "<" not in cause.title + cause.why
+    for step in reply.steps + assessment.next_steps:
+        assert "<" not in step.title + step.detail
+
+
+untrusted_text = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=80
+) | st.sampled_from(["<script>alert(1)</script>", "<b>x</b>", "a < b > c", "<!-- x -->"])
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    problem=untrusted_text,
+    chat=st.lists(st.tuples(st.sampled_from(["user", "assistant"]), untrusted_text), max_size=6),
+    tasks=st.lists(
+        st.tuples(untrusted_text, st.sampled_from(["todo", "doing", "done", "failed", "skipped"])),
+        max_size=6,
+    ),
+)
+def test_any_untrusted_text_gives_a_safe_reply(
+    problem: str, chat: list[tuple[str, str]], tasks: list[tuple[str, str]]
+) -> None:
+    conversation = Conversation(
+        problem=problem,
+        messages=tuple(ChatLine(role, text) for role, text in chat),
+        tasks=tuple(
+            TriedStep(title=title, status=status, outcome=title) for title, status in tasks
+        ),
+        escalation_reason=problem,
+    )
+    engine = OfflineAssistant()
+
+    reply = engine.reply(conversation)
+    assessment = engine.assess(conversation)
+
+    assert reply.text.strip()
+    assert "<" not in reply.text  # ">" may come from the knowledge base ("File > Options")
+    assert "<" not in assessment.summary
+    assert assessment.confidence in {"low", "medium", "high"}
+
+
+def test_knowledge_texts_contain_no_html() -> None:
+    for family in default_knowledge().families:
+        texts = [family.title, *(q.text for q in family.questions)]
+        texts += [s.title + s.detail for s in family.steps]
+        texts += [c.title + c.why for c in family.causes]
+        assert not any("<" in text for text in texts), family.id
+
+
+# --------------------------------------------------------------------------- assess
+
+
+def test_assess_summarises_the_session(engine: OfflineAssistant) -> None:
+    outlook = default_knowledge().by_id["outlook"]
+    tasks = (
+        TriedStep(title=outlook.steps[0].title, status="done", outcome="OWA works"),
+        TriedStep(title=outlook.steps[1].title, status="failed", outcome="Still prompts"),
+        TriedStep(title=outlook.steps[2].title, status="failed"),
+        TriedStep(title=outlook.steps[3].title, status="skipped"),
+        TriedStep(title=outlook.steps[4].title, status="todo"),
+    )
+    conversation = Conversation(
+        problem=PROBLEMS["outlook"],
+        tasks=tasks,
+        escalation_reason="Need an Exchange admin to check the SCP",
+        urgency="high",
+        escalated_by="Sam",
+    )
+
+    assessment = engine.assess(conversation)
+
+    assert assessment.engine == "offline"
+    assert assessment.confidence == "high"
+    assert assessment.extra["family"] == "outlook"
+    assert PROBLEMS["outlook"] in assessment.summary
+    assert outlook.title in assessment.summary
+    assert "3 steps tried (2 failed, 1 done), 1 skipped" in assessment.summary
+    assert "Need an Exchange admin to check the SCP" in assessment.summary
+    assert assessment.tried == tasks[:4]
+    assert [t.outcome for t in assessment.tried[:2]] == ["OWA works", "Still prompts"]
+
+    next_titles = [step.title for step in assessment.next_steps]
+    assert len(next_titles) == 5
+    assert next_titles[0] == outlook.steps[4].title  # todo: still untried
+    assert not {task.title for task in tasks[:4]} & set(next_titles)
+
+    # Both checks for the cached-credentials cause were carried out, so it sinks.
+    stale = next(c for c in outlook.causes if c.id == "outlook.cached-credentials")
+    titles = [cause.title for cause in assessment.causes]
+    assert titles[0] != stale.title
+    assert titles.index(stale.title) > titles.index(outlook.causes[1].title)
+    assert "Less likely now" in assessment.causes[titles.index(stale.title)].why
+    assert assessment.as_dict()["confidence"] == "high"
+
+
+def test_assess_confidence_levels(engine: OfflineAssistant) -> None:
+    exhausted = Conversation(problem=PROBLEMS["backup"], tasks=all_steps_as("backup", "done"))
+    weak = Conversation(problem="the share is weird")
+
+    assert engine.assess(Conversation(problem=PROBLEMS["backup"])).confidence == "high"
+    assert engine.classify(weak).strength == "weak"
+    assert engine.assess(weak).confidence == "medium"
+    assessment = engine.assess(exhausted)
+    assert assessment.confidence == "medium"
+    assert assessment.next_steps == ()
+    assert "Every step in the playbook has been tried" in assessment.summary
+
+
+def test_assess_accepts_a_timeout(engine: OfflineAssistant) -> None:
+    assessment = engine.assess(Conversation(problem=PROBLEMS["mfa"]), timeout=0.01)
+    assert assessment.next_steps
+
+
+# ----------------------------------------------------------------------- validation
+
+
+VALID_FAMILY = """
+id = "widgets"
+title = "Widgets"
+
+[match.keywords]
+"widget" = 5
+
+[[questions]]
+id = "widgets.q"
+text = "Which widget?"
+
+[[steps]]
+id = "widgets.restart"
+title = "Restart the widget"
+detail = "Turn it off and on."
+command = "Restart-Service Widget"
+shell = "powershell"
+
+[[causes]]
+id = "widgets.stuck"
+title = "Stuck widget"
+why = "They get stuck."
+checked_by = ["widgets.restart"]
+"""
+
+FALLBACK_FAMILY = """
+id = "triage"
+title = "Triage"
+fallback = true
+
+[[questions]]
+id = "triage.q"
+text = "Who is affected?"
+
+[[steps]]
+id = "triage.reproduce"
+title = "Reproduce it"
+detail = "Write down the steps."
+
+[[causes]]
+id = "triage.change"
+title = "A recent change"
+why = "Things break after changes."
+"""
+
+
+def write_knowledge(folder: Path, widgets: str) -> Path:
+    (folder / "triage.toml").write_text(FALLBACK_FAMILY)
+    (folder / "widgets.toml").write_text(widgets)
+    return folder
+
+
+def test_a_minimal_knowledge_folder_loads_and_drives_the_engine(tmp_path: Path) -> None:
+    knowledge = load_knowledge(write_knowledge(tmp_path, VALID_FAMILY))
+    engine = OfflineAssistant(knowledge)
+
+    assert engine.match(Conversation(problem="The widgets are broken")) == "widgets"
+    assert engine.reply(Conversation(problem="widget down")).steps[0].shell == "powershell"
+
+
+@pytest.mark.parametrize(
+    ("broken", "message"),
+    [
+        (VALID_FAMILY.replace('title = "Widgets"\n', ""), "'title' is required"),
+        (VALID_FAMILY.replace('shell = "powershell"', 'shell = "zsh"'), "shell 'zsh'"),
+        (VALID_FAMILY.replace('shell = "powershell"\n', ""), "every command needs its shell"),
+        (VALID_FAMILY.replace('"widget" = 5', '"widget" = 0'), "positive number"),
+        (VALID_FAMILY.replace('"widget" = 5\n', ""), "needs at least one phrase"),
+        (VALID_FAMILY.replace('["widgets.restart"]', '["widgets.nope"]'), "widgets.nope"),
+        (VALID_FAMILY.replace('detail = "Turn', 'detial = "Turn'), "unknown field"),
+        (VALID_FAMILY.replace("Which widget?", "Which <b>widget</b>?"), "must not contain HTML"),
+        (VALID_FAMILY.replace('id = "widgets.q"', 'id = "Widgets Q"'), "'id' is required"),
+        (VALID_FAMILY.replace('"widget" = 5', '"widget" = 5\n"widgets" = 2'), "same words"),
+        (
+            VALID_FAMILY + '\n[[steps]]\nid = "widgets.restart"\ntitle = "x"\ndetail = "y"\n',
+            "used twice",
+        ),
+        (VALID_FAMILY.replace("[[steps]]", "[[steps]"), "cannot read knowledge file"),
+    ],
+)
+def test_knowledge_validation_rejects_broken_files(
+    tmp_path: Path, broken: str, message: str
+) -> None:
+    with pytest.raises(KnowledgeError) as error:
+        load_knowledge(write_knowledge(tmp_path, broken))
+    assert "widgets.toml" in str(error.value)
+    assert message in str(error.value)
+
+
+def test_knowledge_validation_names_the_family(tmp_path: Path) -> None:
+    broken = VALID_FAMILY.replace('shell = "powershell"', 'shell = "fish"')
+    with pytest.raises(KnowledgeError, match=r"widgets\.toml: family 'widgets': step #1"):
+        load_knowledge(write_knowledge(tmp_path, broken))
+
+
+def test_knowledge_validation_rejects_duplicate_ids_across_files(tmp_path: Path) -> None:
+    shutil.copytree(KNOWLEDGE_DIR, tmp_path, dirs_exist_ok=True)
+    (tmp_path / "zz-copy.toml").write_text((KNOWLEDGE_DIR / "dns.toml").read_text())
+    with pytest.raises(KnowledgeError, match=r"zz-copy\.toml: family id 'dns' is already used"):
+        load_knowledge(tmp_path)
+
+
+def test_knowledge_validation_needs_exactly_one_fallback(tmp_path: Path) -> None:
+    (tmp_path / "widgets.toml").write_text(VALID_FAMILY)
+    with pytest.raises(KnowledgeError, match="exactly one family must set fallback"):
+        load_knowledge(tmp_path)
+    with pytest.raises(KnowledgeError, match="no \\*.toml knowledge files"):
+        load_knowledge(tmp_path / "empty")
