@@ -82,7 +82,9 @@ def env_database(name: str, *, default_sqlite: Path) -> dict:
             "NAME": default_sqlite,
             # Concurrent writers (ASGI threads, the inline worker) wait instead of failing.
             "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
-            "TEST": {"NAME": default_sqlite.with_name("test.sqlite3")},
+            # A file, not memory, so the test server's threads share it; one per test run so
+            # that concurrent runs on one machine never meet.
+            "TEST": {"NAME": default_sqlite.with_name(f"test-{os.getpid()}.sqlite3")},
         }
     scheme = urlsplit(value).scheme
     if scheme not in {"postgres", "postgresql", "pgsql", "sqlite"}:
