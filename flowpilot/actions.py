@@ -1,0 +1,289 @@
+"""Every FlowPilot write: sessions, messages, the assistant's replies and the task lane.
+
+Each action checks that the user may write to the session (owner while active or
+escalated, the claimer while escalated, nobody once resolved) under a row lock, and every
+action a person takes in a session sends ``flowpilot.signals.session_activity`` inside
+its transaction, so the handoff manager can record a claimer's first action.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.db.models import Max
+
+from flowpilot.assistants import Assistant, ProposedStep, Reply, get_assistant
+from flowpilot.models import (
+    Message,
+    MessageRole,
+    Session,
+    SessionStatus,
+    Task,
+    TaskSource,
+    TaskStatus,
+)
+from flowpilot.queries import can_write, conversation_for
+from flowpilot.signals import session_activity
+
+log = logging.getLogger(__name__)
+
+# Model limits, applied to what the assistant proposes (typed input is checked by forms).
+TITLE_MAX = Task._meta.get_field("title").max_length
+DETAIL_MAX = 2000
+COMMAND_MAX = 1000
+SHELLS = frozenset({"powershell", "cmd", "bash"})
+# NUL and other C0/C1 controls except tab, newline and carriage return.
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_TITLE_NOISE = re.compile(r"[\W_]+")
+
+ASSISTANT_FAILED_TEXT = (
+    "FlowPilot could not answer just now. Your message is saved; send another message to try again."
+)
+
+
+class SessionReadOnly(PermissionDenied):
+    """The user may read this session but not change it (not theirs, or resolved)."""
+
+
+@dataclass(frozen=True)
+class LaneStep:
+    """A step the assistant proposed and the lane task it maps to."""
+
+    step: ProposedStep
+    task: Task
+    added: bool  # False when a task with the same title was already in the lane
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """What one round with the assistant stored."""
+
+    message: Message | None  # the user's message; None for a session's opening reply
+    reply: Message
+    steps: tuple[LaneStep, ...]
+
+    @property
+    def added_tasks(self) -> list[Task]:
+        return [lane_step.task for lane_step in self.steps if lane_step.added]
+
+
+def title_key(title: str) -> str:
+    """How two task titles are compared: case, spacing and punctuation do not count."""
+    return " ".join(_TITLE_NOISE.sub(" ", title.casefold()).split())
+
+
+def _clean(text: str, limit: int) -> str:
+    """Assistant output made storable: no control characters, clipped to the column."""
+    text = _CONTROL_CHARS.sub("", text or "").strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _lock_for_writing(session: Session, user) -> Session:
+    """Lock the session row, refresh its status and check ``user`` may write to it.
+
+    The status is re-read under the lock so a session resolved or claimed a moment ago
+    is judged by its current state, not by the copy the view loaded.
+    """
+    current = (
+        Session.objects.select_for_update()
+        .only("status", "escalated_to_id", "owner_id", "account_id")
+        .get(pk=session.pk)
+    )
+    session.status = current.status
+    session.escalated_to_id = current.escalated_to_id
+    check_can_write(session, user)
+    return session
+
+
+def check_can_write(session: Session, user) -> None:
+    """Raise ``SessionReadOnly`` (a 403) unless ``user`` may write to ``session``.
+
+    Views call it before validating input, so a reader learns nothing from field errors;
+    actions call it again under the row lock.
+    """
+    if can_write(session, user):
+        return
+    if session.status == SessionStatus.RESOLVED:
+        raise SessionReadOnly("This session is resolved; it is read-only.")
+    if session.status == SessionStatus.ESCALATED:
+        raise SessionReadOnly(
+            "This session is escalated; only its technician and the senior who claimed it "
+            "can change it."
+        )
+    raise SessionReadOnly("Only the technician working this session can change it.")
+
+
+def _touch(session: Session) -> None:
+    """Move the session up the lists: updated_at is "last activity"."""
+    session.save(update_fields=["updated_at"])
+
+
+def _activity(session: Session, user, kind: Literal["message", "task"]) -> None:
+    session_activity.send(sender=Session, session=session, user=user, kind=kind)
+
+
+@transaction.atomic
+def start_session(*, user, problem: str, customer: str = "", device: str = "") -> Session:
+    """Open a session owned by ``user`` in their account."""
+    if user.account_id is None:
+        raise PermissionDenied("Only members of an account can start a session.")
+    session = Session.objects.create(
+        account_id=user.account_id,
+        owner=user,
+        problem=problem,
+        customer=customer,
+        device=device,
+    )
+    _activity(session, user, "message")
+    return session
+
+
+def post_message(
+    *, session: Session, user, body: str, assistant: Assistant | None = None
+) -> Exchange:
+    """Store the user's message, ask the assistant, store its reply and proposed steps.
+
+    Deliberately not one transaction: the assistant may take seconds (Claude), and a
+    write transaction held that long would block every other writer (on SQLite, the
+    whole database). The user's message commits first; the reply commits on its own.
+    """
+    message = _store_user_message(session=session, user=user, body=body)
+    return _answer(session=session, message=message, assistant=assistant)
+
+
+def answer(*, session: Session, assistant: Assistant | None = None) -> Exchange:
+    """Ask the assistant about the session as it stands (the opening reply of a session)."""
+    return _answer(session=session, message=None, assistant=assistant)
+
+
+@transaction.atomic
+def _store_user_message(*, session: Session, user, body: str) -> Message:
+    _lock_for_writing(session, user)
+    message = Message.objects.create(session=session, role=MessageRole.USER, author=user, body=body)
+    _touch(session)
+    _activity(session, user, "message")
+    return message
+
+
+def _answer(*, session: Session, message: Message | None, assistant: Assistant | None) -> Exchange:
+    engine = assistant or get_assistant()
+    try:
+        reply = engine.reply(conversation_for(session))
+    except Exception:
+        # Both engines promise not to raise; if one does anyway, the user still gets an
+        # answer (and their message is already saved) rather than an error page.
+        log.exception("FlowPilot assistant %s failed on session %s", engine, session.pk)
+        reply = Reply(text=ASSISTANT_FAILED_TEXT, engine="none")
+    return _store_reply(session=session, message=message, reply=reply)
+
+
+@transaction.atomic
+def _store_reply(*, session: Session, message: Message | None, reply: Reply) -> Exchange:
+    """Store the reply and add its steps to the lane, skipping titles already there."""
+    # Lock the row so two replies landing at once cannot add the same step twice.
+    current = Session.objects.select_for_update().only("status").get(pk=session.pk)
+    # Resolved while the assistant was thinking: keep its answer, but the lane stays closed.
+    proposed = () if current.status == SessionStatus.RESOLVED else reply.steps
+    reply_message = Message.objects.create(
+        session=session,
+        role=MessageRole.ASSISTANT,
+        body=_clean(reply.text, 20_000) or "…",
+        engine=_clean(reply.engine, 30),
+        note=_clean(reply.note, 300),
+    )
+    lane = {title_key(task.title): task for task in session.tasks.all()}
+    position = (session.tasks.aggregate(last=Max("position"))["last"] or 0) + 1
+    steps: list[LaneStep] = []
+    new_tasks: list[Task] = []
+    for step in proposed:
+        title = _clean(step.title, TITLE_MAX)
+        key = title_key(title)
+        if not key:
+            continue
+        if key in lane:
+            steps.append(LaneStep(step=step, task=lane[key], added=False))
+            continue
+        command = _clean(step.command, COMMAND_MAX)
+        task = Task(
+            session=session,
+            position=position,
+            title=title,
+            detail=_clean(step.detail, DETAIL_MAX),
+            command=command,
+            shell=step.shell if command and step.shell in SHELLS else "",
+            source=TaskSource.ASSISTANT,
+        )
+        position += 1
+        lane[key] = task
+        new_tasks.append(task)
+        steps.append(LaneStep(step=step, task=task, added=True))
+    Task.objects.bulk_create(new_tasks)
+    _touch(session)
+    return Exchange(message=message, reply=reply_message, steps=tuple(steps))
+
+
+@transaction.atomic
+def add_task(
+    *, session: Session, user, title: str, detail: str = "", command: str = "", shell: str = ""
+) -> Task:
+    """Add a step by hand at the end of the lane."""
+    _lock_for_writing(session, user)
+    position = (session.tasks.aggregate(last=Max("position"))["last"] or 0) + 1
+    task = Task.objects.create(
+        session=session,
+        position=position,
+        title=title,
+        detail=detail,
+        command=command,
+        shell=shell if command and shell in SHELLS else "",
+        source=TaskSource.MANUAL,
+        created_by=user,
+    )
+    _touch(session)
+    _activity(session, user, "task")
+    return task
+
+
+@transaction.atomic
+def update_task(*, task: Task, user, status: str, outcome: str | None = None) -> Task:
+    """Set a task's status and, when given, its outcome note ("" clears it)."""
+    if status not in TaskStatus.values:
+        raise ValueError(f"Unknown task status {status!r}")
+    session = task.session
+    _lock_for_writing(session, user)
+    task.status = status
+    fields = ["status", "updated_at"]
+    if outcome is not None:
+        task.outcome = outcome
+        fields.append("outcome")
+    task.save(update_fields=fields)
+    _touch(session)
+    _activity(session, user, "task")
+    return task
+
+
+@transaction.atomic
+def move_task(*, task: Task, user, direction: Literal["up", "down"]) -> Task:
+    """Swap a task with its neighbour above or below; the lane is renumbered 1..n."""
+    session = task.session
+    _lock_for_writing(session, user)
+    lane = list(session.tasks.order_by("position", "id"))
+    index = next(i for i, other in enumerate(lane) if other.pk == task.pk)
+    target = index - 1 if direction == "up" else index + 1
+    if 0 <= target < len(lane):
+        lane[index], lane[target] = lane[target], lane[index]
+    changed = []
+    for position, other in enumerate(lane, start=1):
+        if other.position != position:
+            other.position = position
+            changed.append(other)
+    Task.objects.bulk_update(changed, ["position"])
+    task.position = next(other.position for other in lane if other.pk == task.pk)
+    _touch(session)
+    _activity(session, user, "task")
+    return task

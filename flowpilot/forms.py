@@ -1,0 +1,95 @@
+"""Input checks for FlowPilot: lengths, and no control characters anywhere."""
+
+import re
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxLengthValidator, ProhibitNullCharactersValidator
+
+from flowpilot.models import MESSAGE_MAX_LENGTH, PROBLEM_MAX_LENGTH, TaskStatus
+
+TASK_TITLE_MAX = 200
+TASK_DETAIL_MAX = 2000
+TASK_COMMAND_MAX = 1000
+OUTCOME_MAX = 2000
+CUSTOMER_MAX = 200
+
+# NUL and the other C0/C1 control characters; tab, newline and carriage return are text.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+CONTROL_CHARACTERS_MESSAGE = (
+    "Remove the control characters (such as NUL bytes) from this text; only line breaks "
+    "and tabs are allowed."
+)
+
+
+def reject_control_characters(value: str) -> None:
+    if CONTROL_CHARACTERS.search(value):
+        raise ValidationError(CONTROL_CHARACTERS_MESSAGE, code="control_characters")
+
+
+class TextField(forms.CharField):
+    """A CharField with clear messages: the length with its limit, any control character."""
+
+    def __init__(self, *, max_length: int, label: str, **kwargs) -> None:
+        messages = {"required": f"{label} is required."}
+        messages.update(kwargs.pop("error_messages", {}))
+        super().__init__(max_length=max_length, label=label, error_messages=messages, **kwargs)
+        # Django's own checks say "Ensure this value has at most 8000 characters (it has
+        # 8001)" and "Null characters are not allowed"; ours name the field and cover every
+        # control character.
+        self.validators = [
+            validator
+            for validator in self.validators
+            if not isinstance(validator, ProhibitNullCharactersValidator | MaxLengthValidator)
+        ] + [self.check_length, reject_control_characters]
+
+    def check_length(self, value: str) -> None:
+        if len(value) > self.max_length:
+            raise ValidationError(
+                f"{self.label} can be at most {self.max_length:,} characters; this is "
+                f"{len(value):,}. Shorten it and try again.",
+                code="max_length",
+            )
+
+    def widget_attrs(self, widget) -> dict:
+        # No maxlength attribute: the browser would silently cut a paste; we say so instead.
+        attrs = super().widget_attrs(widget)
+        attrs.pop("maxlength", None)
+        return attrs
+
+
+class SessionForm(forms.Form):
+    problem = TextField(max_length=PROBLEM_MAX_LENGTH, label="The problem")
+    customer = TextField(max_length=CUSTOMER_MAX, label="Customer / site", required=False)
+    device = TextField(max_length=CUSTOMER_MAX, label="Device / asset", required=False)
+
+
+class MessageForm(forms.Form):
+    body = TextField(
+        max_length=MESSAGE_MAX_LENGTH,
+        label="A message",
+        error_messages={"required": "Type a message first."},
+    )
+
+
+class TaskForm(forms.Form):
+    title = TextField(max_length=TASK_TITLE_MAX, label="The step's title")
+    detail = TextField(max_length=TASK_DETAIL_MAX, label="The detail", required=False)
+    command = TextField(max_length=TASK_COMMAND_MAX, label="The command", required=False)
+    shell = forms.ChoiceField(
+        choices=[("", "None"), ("powershell", "PowerShell"), ("cmd", "cmd"), ("bash", "bash")],
+        required=False,
+    )
+
+
+class TaskUpdateForm(forms.Form):
+    status = forms.ChoiceField(choices=TaskStatus.choices)
+    outcome = TextField(max_length=OUTCOME_MAX, label="The outcome note", required=False)
+
+    def cleaned_outcome(self) -> str | None:
+        """The outcome to store, or None when the request did not send one (keep it)."""
+        return self.cleaned_data["outcome"] if "outcome" in self.data else None
+
+
+class MoveTaskForm(forms.Form):
+    direction = forms.ChoiceField(choices=[("up", "Up"), ("down", "Down")])

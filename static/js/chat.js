@@ -1,0 +1,176 @@
+// FlowPilot pages: the composer (Enter sends, optimistic message, "thinking"), the guard
+// that keeps one session's responses out of another session's page, and the start form.
+(function () {
+  "use strict";
+
+  var layout = document.getElementById("fp-layout");
+  var pageSession = layout ? layout.getAttribute("data-session-id") : null;
+  var scroller = document.getElementById("chat-scroll");
+  var log = document.getElementById("chat-log");
+  var thinking = document.getElementById("thinking");
+  var composer = document.getElementById("composer");
+  var box = composer ? composer.querySelector("textarea[name=body]") : null;
+  var pendingText = null;
+
+  function toast(text, tags) {
+    if (window.rfToast) window.rfToast(text, tags);
+  }
+
+  function scrollToEnd() {
+    if (scroller) scroller.scrollTop = scroller.scrollHeight;
+  }
+
+  // Enter sends, Shift+Enter is a new line: every textarea marked data-enter-submits.
+  document.addEventListener("keydown", function (event) {
+    var field = event.target;
+    if (!(field instanceof HTMLTextAreaElement) || !field.hasAttribute("data-enter-submits")) return;
+    if (event.key !== "Enter" || event.shiftKey || event.altKey || event.isComposing) return;
+    event.preventDefault();
+    if (field.disabled || !field.value.trim() || !field.form) return;
+    field.form.requestSubmit();
+  });
+
+  // ------------------------------------------------------------ one page, one session
+  // Session switches are full page loads, so a request of the previous page dies with it.
+  // Belt and braces: any response that belongs to another session is never swapped in.
+  function sessionOfPath(path) {
+    var match = /\/flowpilot\/sessions\/(\d+)\//.exec(path || "");
+    return match ? match[1] : null;
+  }
+
+  function foreignSessionIn(html) {
+    var pattern = /data-session-id="(\d+)"/g;
+    var match;
+    while ((match = pattern.exec(html || ""))) {
+      if (match[1] !== pageSession) return true;
+    }
+    return false;
+  }
+
+  document.body.addEventListener("htmx:beforeSwap", function (event) {
+    var detail = event.detail;
+    if (pageSession) {
+      var path = detail.requestConfig ? detail.requestConfig.path : "";
+      var fromSession = sessionOfPath(path);
+      if ((fromSession && fromSession !== pageSession) || foreignSessionIn(detail.serverResponse)) {
+        detail.shouldSwap = false;
+        detail.isError = false;
+        return;
+      }
+    }
+    // Form errors come back as 400 (or 422) with the form to show: swap them in.
+    var status = detail.xhr.status;
+    if (status === 400 || status === 422) {
+      detail.shouldSwap = true;
+      detail.isError = false;
+    }
+  });
+
+  document.body.addEventListener("htmx:oobBeforeSwap", function (event) {
+    if (!pageSession) return;
+    var fragment = event.detail.fragment;
+    var element = fragment && fragment.firstElementChild;
+    var owner = element ? element.getAttribute("data-session-id") : null;
+    if (owner && owner !== pageSession) event.detail.shouldSwap = false;
+  });
+
+  // 400s are swapped above, 403s carry their own toast (HX-Trigger), 5xx are app.js's.
+  document.body.addEventListener("htmx:responseError", function (event) {
+    var xhr = event.detail.xhr;
+    if (xhr.status === 404) {
+      toast("That session or step no longer exists, or it is not yours.", "error");
+    } else if (xhr.status === 403 && !xhr.getResponseHeader("HX-Trigger")) {
+      toast("You cannot change this session. Reload the page to see its current state.", "error");
+    }
+  });
+
+  // ---------------------------------------------------------------------- composer
+  if (composer && box && log) {
+    composer.addEventListener("htmx:confirm", function (event) {
+      // An empty message does nothing: no request at all.
+      if (event.target === composer && !box.value.trim()) event.preventDefault();
+    });
+
+    composer.addEventListener("htmx:beforeRequest", function (event) {
+      if (event.target !== composer) return;
+      // The form values are already collected: show the message at once and clear the box.
+      pendingText = box.value;
+      var errors = document.getElementById("composer-errors");
+      if (errors) errors.textContent = "";
+      var bubble = document.createElement("article");
+      bubble.className = "msg msg-user msg-pending";
+      bubble.id = "pending-message";
+      var body = document.createElement("div");
+      body.className = "msg-body msg-text";
+      body.textContent = pendingText;
+      bubble.appendChild(body);
+      log.appendChild(bubble);
+      box.value = "";
+      if (thinking) thinking.hidden = false;
+      composer.classList.add("is-sending");
+      scrollToEnd();
+    });
+
+    composer.addEventListener("htmx:beforeSwap", function (event) {
+      if (event.target !== composer || !event.detail.shouldSwap) return;
+      var pending = document.getElementById("pending-message");
+      if (pending) pending.remove(); // the stored message replaces it
+    });
+
+    composer.addEventListener("htmx:afterRequest", function (event) {
+      if (event.target !== composer) return;
+      var status = event.detail.xhr ? event.detail.xhr.status : 0;
+      var pending = document.getElementById("pending-message");
+      if (pending) pending.remove();
+      if (thinking) thinking.hidden = true;
+      composer.classList.remove("is-sending");
+      var sent = status >= 200 && status < 300 && status !== 204;
+      if (!sent && !box.value && pendingText !== null) {
+        box.value = pendingText; // nothing is lost when sending fails
+      }
+      pendingText = null;
+      window.setTimeout(function () {
+        box.focus();
+        scrollToEnd();
+      }, 0);
+    });
+  }
+
+  // Steps FlowPilot (or the technician) just added slide in and scroll into view once.
+  document.body.addEventListener("htmx:afterSettle", function () {
+    var added = document.querySelector("#task-lane .task-new:not([data-shown])");
+    if (!added) return;
+    added.setAttribute("data-shown", "");
+    added.scrollIntoView({ block: "nearest", behavior: "smooth" });
+  });
+
+  scrollToEnd();
+
+  // --------------------------------------------------------------- the start form
+  var startForm = document.querySelector("form[data-busy-label]");
+  if (startForm) {
+    var startButton = startForm.querySelector("button[type=submit]");
+    var idleLabel = startButton ? startButton.textContent : "";
+    startForm.addEventListener("submit", function (event) {
+      var problem = startForm.querySelector("[name=problem]");
+      if (problem && !problem.value.trim()) {
+        event.preventDefault();
+        problem.focus();
+        toast("Describe the problem first.", "error");
+        return;
+      }
+      if (startButton) {
+        // One session per click; FlowPilot's first answer may take a few seconds.
+        startButton.disabled = true;
+        startButton.textContent = startForm.getAttribute("data-busy-label");
+      }
+    });
+    // Back to this page from the browser's cache: the button works again.
+    window.addEventListener("pageshow", function () {
+      if (startButton) {
+        startButton.disabled = false;
+        startButton.textContent = idleLabel;
+      }
+    });
+  }
+})();

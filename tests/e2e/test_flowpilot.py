@@ -1,0 +1,263 @@
+"""FlowPilot in a real browser: the chat, the lane, the composer's keys, and session switching."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+from playwright.sync_api import expect
+
+import flowpilot.actions
+import flowpilot.views
+from flowpilot import actions
+from flowpilot.assistants import ProposedStep, Reply
+
+pytestmark = pytest.mark.browser
+
+OUTLOOK = "Outlook keeps asking for a password after the Microsoft 365 migration"
+SESSION_URL = re.compile(r"/flowpilot/sessions/(\d+)/$")
+
+
+@pytest.fixture(autouse=True)
+def offline_engine(settings):
+    settings.ANTHROPIC_API_KEY = ""
+
+
+@pytest.fixture
+def slow_assistant(monkeypatch):
+    """The real engine, but every answer takes ``delay`` seconds (like Claude on a bad day)."""
+    real = flowpilot.actions.get_assistant
+    state = {"delay": 0.0}
+
+    class Slow:
+        name = "slow"
+
+        def __init__(self, inner):
+            self.inner = inner
+
+        def reply(self, conversation):
+            time.sleep(state["delay"])
+            return self.inner.reply(conversation)
+
+    monkeypatch.setattr(flowpilot.actions, "get_assistant", lambda: Slow(real()))
+    return state
+
+
+class Scripted:
+    name = "scripted"
+
+    def __init__(self, *titles: str) -> None:
+        self.titles = titles
+
+    def reply(self, conversation):
+        return Reply(text="Steps:", steps=tuple(ProposedStep(title=t) for t in self.titles))
+
+
+def test_tess_works_an_outlook_problem_through_the_chat(page_for, tess, slow_assistant):
+    page = page_for(tess)
+    page.goto("/flowpilot/")
+    page.fill("#id_problem", OUTLOOK)
+    page.fill("#id_customer", "Brightwater Dental")
+    page.get_by_role("button", name="Start session").click()
+
+    expect(page).to_have_url(SESSION_URL)
+    lane = page.locator("#task-lane")
+    session_id = SESSION_URL.search(page.url).group(1)
+    expect(lane).to_have_attribute("data-session-id", session_id)
+    tasks = lane.locator(".task")
+    expect(tasks.first).to_be_visible()
+    assert tasks.count() >= 3
+    expect(page.locator(".chat-log .msg-assistant")).to_have_count(1)
+
+    # Mark one step failed, with what happened.
+    failing = tasks.nth(1)
+    failed_title = failing.locator(".task-title").inner_text()
+    failing.locator(".task-outcome-input").fill("Still prompts after clearing the credentials")
+    failing.get_by_role("button", name="Failed").click()
+    failed_task = lane.locator(".task.task-failed")
+    expect(failed_task).to_have_count(1)
+    expect(failed_task.locator(".task-title")).to_have_text(failed_title)
+    expect(failed_task.locator(".task-outcome")).to_contain_text("Still prompts after clearing")
+
+    # The copy button: toast and checkmark.
+    copy = lane.locator(".task:not(.task-failed) .copy-btn").first
+    expect(copy.locator(".icon-check")).to_be_hidden()
+    copy.click()
+    expect(copy).to_have_class(re.compile(r"\bcopied\b"))
+    expect(copy.locator(".icon-check")).to_be_visible()
+    expect(copy.locator(".icon-copy")).to_be_hidden()
+    expect(page.locator("#toasts .toast", has_text="Copied")).to_be_visible()
+
+    # Shift+Enter is a new line and sends nothing.
+    box = page.locator("#composer-body")
+    box.click()
+    box.press_sequentially("It still prompts.")
+    box.press("Shift+Enter")
+    box.press_sequentially("Only in classic Outlook.")
+    expect(box).to_have_value("It still prompts.\nOnly in classic Outlook.")
+    page.wait_for_timeout(300)
+    expect(page.locator(".chat-log .msg-user")).to_have_count(0)
+
+    # Enter sends: the message shows at once, FlowPilot is visibly thinking, the box waits.
+    slow_assistant["delay"] = 1.0
+    box.press("Enter")
+    expect(page.locator(".chat-log .msg-pending")).to_contain_text("Only in classic Outlook.")
+    expect(page.locator("#thinking")).to_be_visible()
+    expect(box).to_be_disabled()
+    expect(box).to_have_value("")
+
+    replies = page.locator(".chat-log .msg-assistant")
+    expect(replies).to_have_count(2, timeout=10_000)
+    expect(page.locator("#thinking")).to_be_hidden()
+    expect(page.locator(".chat-log .msg-pending")).to_have_count(0)
+    expect(page.locator(".chat-log .msg-user")).to_have_count(1)
+    expect(page.locator(".chat-log .msg-user")).to_contain_text("It still prompts.")
+    expect(box).to_be_enabled()
+    expect(box).to_be_focused()
+
+    # The new reply does not propose the failed step again, and the lane keeps it once.
+    proposed = replies.last.locator("ol li").all_inner_texts()
+    assert proposed, "the second reply proposes new steps"
+    assert failed_title not in proposed
+    expect(lane.locator(".task-title", has_text=failed_title)).to_have_count(1)
+    assert lane.locator(".task").count() > 3
+    expect(lane).to_have_attribute("data-session-id", session_id)
+    assert page.rf_errors == []
+
+
+def test_a_message_that_cannot_be_sent_stays_in_the_box(page_for, tess):
+    session = actions.start_session(user=tess, problem=OUTLOOK)
+    page = page_for(tess)
+    page.goto(f"/flowpilot/sessions/{session.pk}/")
+    box = page.locator("#composer-body")
+
+    # Too long: a clear error, and nothing typed is lost.
+    too_long = "x" * 8001
+    box.fill(too_long)
+    page.get_by_role("button", name="Send").click()
+    expect(page.locator("#composer-errors")).to_contain_text("at most 8,000 characters")
+    expect(box).to_have_value(too_long)
+    expect(page.locator(".chat-log .msg-user")).to_have_count(0)
+
+    # The network fails: the text comes back too.
+    page.route("**/messages", lambda route: route.abort())
+    box.fill("Tried a new profile")
+    box.press("Enter")
+    expect(page.locator("#toasts .toast", has_text="Could not reach the server")).to_be_visible()
+    expect(box).to_have_value("Tried a new profile")
+    expect(page.locator(".chat-log .msg-pending")).to_have_count(0)
+
+    # An empty message does nothing at all.
+    page.unroute("**/messages")
+    requests = []
+    page.on("request", lambda request: requests.append(request.url))
+    box.fill("   ")
+    box.press("Enter")
+    page.get_by_role("button", name="Send").click()
+    page.wait_for_timeout(300)
+    assert not [url for url in requests if url.endswith("/messages")]
+    assert session.messages.count() == 0
+
+
+LANE_RECORDER = """
+(() => {
+  // Every lane this tab ever shows, with the page it was shown on (kept across page loads).
+  let last = "";
+  const record = () => {
+    const lane = document.getElementById("task-lane");
+    if (!lane) return;
+    const seen = JSON.stringify({
+      path: location.pathname,
+      lane: lane.getAttribute("data-session-id"),
+      tasks: Array.from(lane.querySelectorAll(".task")).map(t => t.getAttribute("data-session-id")),
+      titles: Array.from(lane.querySelectorAll(".task-title")).map(t => t.textContent),
+    });
+    if (seen === last) return;
+    last = seen;
+    const log = JSON.parse(sessionStorage.getItem("laneLog") || "[]");
+    log.push(JSON.parse(seen));
+    sessionStorage.setItem("laneLog", JSON.stringify(log));
+  };
+  const watch = {childList: true, subtree: true, attributes: true};
+  new MutationObserver(record).observe(document, watch);
+})();
+"""
+
+
+def test_switching_sessions_quickly_never_shows_another_sessions_lane(page_for, tess, monkeypatch):
+    first = actions.start_session(user=tess, problem="Printer offline on the second floor")
+    actions.answer(
+        session=first, assistant=Scripted("Printer step 1", "Printer step 2", "Printer step 3")
+    )
+    second = actions.start_session(user=tess, problem="VPN drops every hour")
+    actions.answer(session=second, assistant=Scripted("VPN step 1", "VPN step 2", "VPN step 3"))
+    titles = {
+        str(first.pk): ["Printer step 1", "Printer step 2", "Printer step 3"],
+        str(second.pk): ["VPN step 1", "VPN step 2", "VPN step 3"],
+    }
+
+    # Slow every lane response, so each switch leaves a lane request in flight.
+    real_render_lane = flowpilot.views.render_lane
+
+    def slow_render_lane(*args, **kwargs):
+        time.sleep(0.4)
+        return real_render_lane(*args, **kwargs)
+
+    monkeypatch.setattr(flowpilot.views, "render_lane", slow_render_lane)
+
+    page = page_for(tess)
+    page.add_init_script(LANE_RECORDER)
+    page.goto(f"/flowpilot/sessions/{first.pk}/")
+    current, other = first, second
+    for _ in range(6):
+        lane = page.locator("#task-lane")
+        # A lane change in flight (slowed), then straight to the other session.
+        lane.get_by_role("button", name="Start").first.click()
+        page.locator(f'.fp-sidebar a[data-session-link="{other.pk}"]').click()
+        expect(page).to_have_url(re.compile(rf"/flowpilot/sessions/{other.pk}/$"))
+        expect(page.locator("#task-lane")).to_have_attribute("data-session-id", str(other.pk))
+        current, other = other, current
+    page.wait_for_timeout(1000)  # let every slowed response land
+
+    log = page.evaluate("JSON.parse(sessionStorage.getItem('laneLog') || '[]')")
+    assert len(log) >= 7
+    for entry in log:
+        on_page = SESSION_URL.search(entry["path"]).group(1)
+        assert entry["lane"] == on_page, entry
+        assert set(entry["tasks"]) <= {on_page}, entry
+        assert entry["titles"] == titles[on_page], entry
+    expect(page.locator("#task-lane .task-title")).to_have_text(titles[str(current.pk)])
+    # Leaving a page aborts its request in flight, which htmx logs; nothing else may log.
+    abandoned = ("htmx:sendAbort", "htmx:sendError")
+    assert [error for error in page.rf_errors if not error.startswith(abandoned)] == []
+
+
+def test_a_late_response_for_another_session_is_never_swapped_in(page_for, tess):
+    first = actions.start_session(user=tess, problem="Printer offline on the second floor")
+    actions.answer(session=first, assistant=Scripted("Printer step 1"))
+    second = actions.start_session(user=tess, problem="VPN drops every hour")
+    actions.answer(session=second, assistant=Scripted("VPN step 1"))
+
+    page = page_for(tess)
+    page.goto(f"/flowpilot/sessions/{second.pk}/")
+    # What a request left over from the first session's page would do if it landed here.
+    page.evaluate(
+        "url => htmx.ajax('GET', url, {target: '#task-lane', swap: 'outerHTML'})",
+        f"/flowpilot/sessions/{first.pk}/tasks",
+    )
+    page.wait_for_timeout(500)
+    lane = page.locator("#task-lane")
+    expect(lane).to_have_attribute("data-session-id", str(second.pk))
+    expect(lane.locator(".task-title")).to_have_text(["VPN step 1"])
+    # The same lane request for this session does swap (the guard is not blocking everything).
+    page.evaluate(
+        "url => htmx.ajax('GET', url, {target: '#task-lane', swap: 'outerHTML'})",
+        f"/flowpilot/sessions/{second.pk}/tasks",
+    )
+    actions.add_task(session=second, user=tess, title="Added meanwhile")
+    page.evaluate(
+        "url => htmx.ajax('GET', url, {target: '#task-lane', swap: 'outerHTML'})",
+        f"/flowpilot/sessions/{second.pk}/tasks",
+    )
+    expect(lane.locator(".task-title")).to_have_text(["VPN step 1", "Added meanwhile"])

@@ -1,0 +1,83 @@
+"""Assistant Markdown renders to safe HTML: no raw HTML, no script links, safe link targets."""
+
+import pytest
+from django.template import Context, Template
+from django.utils.safestring import SafeString
+
+from flowpilot.markdown import render_markdown
+
+
+def test_common_markdown_renders():
+    html = render_markdown(
+        "This looks like **DNS**, *probably*.\n\n1. Flush\n2. Retry\n\n- a\n- b\n\n"
+        "Run `ipconfig /all`:\n\n```powershell\nGet-DnsClientServerAddress\n```\n\n"
+        "| a | b |\n|---|---|\n| 1 | 2 |\n\n~~old~~"
+    )
+    assert isinstance(html, SafeString)
+    assert "<strong>DNS</strong>" in html and "<em>probably</em>" in html
+    assert "<ol>" in html and "<li>Flush</li>" in html and "<ul>" in html
+    assert "<code>ipconfig /all</code>" in html
+    assert "<pre><code>Get-DnsClientServerAddress\n</code></pre>" in html
+    assert "<table>" in html and "<td>1</td>" in html
+    assert "<s>old</s>" in html
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "<script>alert(1)</script>",
+        '<img src=x onerror="alert(1)">',
+        "<iframe src='https://evil.example'></iframe>",
+        '<a href="https://evil.example" onclick="steal()">x</a>',
+        "<style>body{display:none}</style>",
+        "<!-- comment --><b>bold</b>",
+    ],
+)
+def test_raw_html_is_shown_as_text_never_as_markup(text):
+    html = render_markdown(text)
+    for tag in ("<script", "<img", "<iframe", "<a ", "<style", "<b>", "<!--"):
+        assert tag not in html
+    assert "&lt;" in html  # the text is still there for the reader, escaped
+
+
+@pytest.mark.parametrize(
+    "link",
+    [
+        "[x](javascript:alert(1))",
+        "[x](JaVaScRiPt:alert(1))",
+        "[x](data:text/html;base64,PHNjcmlwdD4=)",
+        "[x](vbscript:msgbox)",
+        "<javascript:alert(1)>",
+        "![img](javascript:alert(1))",
+    ],
+)
+def test_dangerous_links_lose_their_target(link):
+    html = render_markdown(link)
+    assert 'href="javascript' not in html.lower()
+    assert 'href="data:' not in html and 'href="vbscript' not in html
+    assert "<img" not in html
+
+
+def test_links_open_in_a_new_tab_without_opener_or_referrer():
+    html = render_markdown(
+        "See [the docs](https://learn.microsoft.com/x) and <https://example.com>."
+    )
+    assert html.count('rel="noopener noreferrer"') == 2
+    assert html.count('target="_blank"') == 2
+    assert 'href="https://learn.microsoft.com/x"' in html
+
+
+def test_no_classes_or_styles_reach_the_page():
+    html = render_markdown('```x" onmouseover="alert(1)\ncode\n```\n\n*a*{: .toast}')
+    assert "class=" not in html and "style=" not in html and "onmouseover" not in html
+
+
+def test_empty_and_none_render_empty():
+    assert render_markdown("") == ""
+    assert render_markdown(None) == ""
+
+
+def test_the_template_filter_renders_and_marks_safe():
+    template = Template("{% load flowpilot %}<div>{{ body|markdown }}</div>")
+    html = template.render(Context({"body": "**hi** <script>x</script>"}))
+    assert html == "<div><p><strong>hi</strong> &lt;script&gt;x&lt;/script&gt;</p>\n</div>"
