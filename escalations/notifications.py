@@ -1,15 +1,21 @@
 """Who hears about a handoff, and how: bell notifications, live events and emails.
 
 Called by the handoff manager inside its transaction. Everything is recorded in the
-database first (Notification, OutboxEvent, EmailDelivery rows) and leaves after commit.
+database first (Notification, OutboxEvent and EmailDelivery rows, a fixed number of
+INSERTs whatever the number of people) and leaves after commit: events through the outbox,
+emails through one Celery task per delivery. A dead broker costs the request one short
+timeout at most; the outbox drain and the email sweep deliver the rest when it is back.
 """
 
+from django.db import transaction
 from django.db.models import QuerySet
 
 from escalations.channels import user_channel
-from escalations.models import Handoff, Notification, NotificationKind
-from resolutionflow.events import send_event_on_commit
+from escalations.models import EmailDelivery, EmailState, Handoff, Notification, NotificationKind
+from resolutionflow.events import enqueue_task, send_events_on_commit
 from resolutionflow.models import Role, User
+
+TEXT_MAX = 300
 
 
 def seniors_to_notify(handoff: Handoff) -> QuerySet[User]:
@@ -25,47 +31,104 @@ def seniors_to_notify(handoff: Handoff) -> QuerySet[User]:
     )
 
 
+def _short(text: str) -> str:
+    return text if len(text) <= TEXT_MAX else text[: TEXT_MAX - 1] + "…"
+
+
 def _notify(users: list[User], handoff: Handoff, kind: str, text: str) -> list[Notification]:
+    """One bell item per user, and a ``notification`` event on each user's stream."""
     notifications = Notification.objects.bulk_create(
         [
             Notification(
-                account_id=handoff.account_id, recipient=user, handoff=handoff, kind=kind, text=text
+                account_id=handoff.account_id,
+                recipient=user,
+                handoff=handoff,
+                kind=kind,
+                text=_short(text),
             )
             for user in users
         ]
     )
-    for notification in notifications:
-        send_event_on_commit(
-            user_channel(notification.recipient_id),
-            "notification",
-            {
-                "handoff": str(handoff.pk),
-                "notification": notification.pk,
-                "kind": kind,
-                "text": text,
-            },
-        )
+    send_events_on_commit(
+        [
+            (
+                user_channel(notification.recipient_id),
+                "notification",
+                {
+                    "handoff": str(handoff.pk),
+                    "notification": notification.pk,
+                    "kind": kind,
+                    "text": notification.text,
+                },
+            )
+            for notification in notifications
+        ]
+    )
     return notifications
 
 
 def escalation_arrived(handoff: Handoff) -> int:
-    """Tell every eligible senior; return how many were notified."""
+    """Tell every eligible senior (bell, live event, email); return how many."""
     seniors = list(seniors_to_notify(handoff))
-    problem = handoff.session.title
-    text = f"{handoff.escalated_by.name} escalated: {problem}"
-    _notify(seniors, handoff, NotificationKind.ESCALATION_ARRIVED, text[:300])
+    text = f"{handoff.escalated_by.name} escalated: {handoff.session.title}"
+    _notify(seniors, handoff, NotificationKind.ESCALATION_ARRIVED, text)
+    _record_emails(handoff, seniors)
     return len(seniors)
 
 
 def escalation_claimed(handoff: Handoff) -> None:
     """Tell the escalator who picked their handoff up."""
     text = f"{handoff.claimed_by.name} picked up your escalation: {handoff.session.title}"
-    _notify([handoff.escalated_by], handoff, NotificationKind.ESCALATION_CLAIMED, text[:300])
+    _notify([handoff.escalated_by], handoff, NotificationKind.ESCALATION_CLAIMED, text)
 
 
 def handoff_released(handoff: Handoff, *, released_by: User) -> int:
     """A claimer put the session back in the queue (``handoff`` is the new, open one)."""
     seniors = [user for user in seniors_to_notify(handoff) if user.pk != released_by.pk]
     text = f"{released_by.name} released back to the queue: {handoff.session.title}"
-    _notify(seniors, handoff, NotificationKind.HANDOFF_RELEASED, text[:300])
+    _notify(seniors, handoff, NotificationKind.HANDOFF_RELEASED, text)
     return len(seniors)
+
+
+def _record_emails(handoff: Handoff, recipients: list[User]) -> list[EmailDelivery]:
+    """One EmailDelivery per recipient with an address, queued for sending after commit.
+
+    An address that could inject headers (CR/LF) is refused here, visibly, and the others
+    are sent as usual. People without an address get no row.
+    """
+    from escalations import mail
+
+    rows = []
+    for user in recipients:
+        address = (user.email or "").strip()
+        if not address:
+            continue
+        refusal = mail.address_refusal(address)
+        rows.append(
+            EmailDelivery(
+                handoff=handoff,
+                recipient=user,
+                address=address[:320],
+                state=EmailState.REFUSED if refusal else EmailState.PENDING,
+                last_error=refusal,
+            )
+        )
+    deliveries = EmailDelivery.objects.bulk_create(rows)
+    pending = [row.pk for row in deliveries if row.state == EmailState.PENDING]
+    if pending:
+        transaction.on_commit(lambda: queue_emails(pending))
+    return deliveries
+
+
+def queue_emails(delivery_ids: list[int]) -> None:
+    """Queue a send task per delivery; what the broker refuses waits for the sweep."""
+    from escalations import mail
+    from escalations.tasks import send_escalation_email
+
+    failed = [
+        delivery_id
+        for delivery_id in delivery_ids
+        if not enqueue_task(send_escalation_email, delivery_id)
+    ]
+    if failed:
+        mail.mark_due_now(failed)

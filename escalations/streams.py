@@ -20,11 +20,19 @@ from escalations.channels import can_read_channel, handoff_channel, queue_channe
 LAST_EVENT_ID = re.compile(r"^[A-Za-z0-9%._-]+:\d{1,18}(,[A-Za-z0-9%._-]+:\d{1,18})*$")
 
 
+# django-eventstream's GRIP parameters: a signed channel list, Pushpin's recovery. Our
+# streams take their channel from the signed-in user only, so these are refused outright.
+GRIP_PARAMETERS = ("es-meta", "recover", "link")
+
+
 def _stream(request: HttpRequest, channel: str | None) -> HttpResponse:
     if channel is None or not can_read_channel(request.user, channel):
         return HttpResponseForbidden("You may not read this event stream.\n")
-    last_event_id = request.headers.get("Last-Event-ID") or request.GET.get("lastEventId")
-    if last_event_id and not LAST_EVENT_ID.match(last_event_id):
+    if any(name in request.GET for name in GRIP_PARAMETERS):
+        return HttpResponseBadRequest("Unsupported stream parameter.\n")
+    # The library reads the header, else the last non-empty lastEventId: check them all.
+    claimed_ids = [request.headers.get("Last-Event-ID", ""), *request.GET.getlist("lastEventId")]
+    if any(value and not LAST_EVENT_ID.match(value) for value in claimed_ids):
         return HttpResponseBadRequest("Last-Event-ID is not valid; reconnect without it.\n")
     response = events(request, channels=[channel])
     response["X-Accel-Buffering"] = "no"  # proxies must not buffer a stream

@@ -1,29 +1,51 @@
-"""Server-sent events through an outbox.
+"""Server-sent events through an outbox, and Celery tasks that never hold a request.
 
-``send_event_on_commit`` records an OutboxEvent in the caller's transaction and publishes it
-after commit. If publishing fails (Redis down or paused), the row stays unpublished and the
-``drain_outbox`` task publishes it later: nothing is lost and no request waits long on a dead
-broker (one short timeout, then a breaker skips further attempts for a while).
+``send_event_on_commit`` records an OutboxEvent in the caller's transaction. After commit the
+transaction's events are written to django-eventstream's storage (the table Last-Event-ID
+replays from) and their rows marked published, in one transaction and a fixed number of
+queries, so an event is stored exactly once however often publishing is retried. Then
+they are announced: on Redis pub/sub when REDIS_URL is set (one round trip; every web
+process relays them to its connected clients), else to this process's listeners.
 
-Delivery is at least once: every event's data names its handoff id so that clients can
-apply it idempotently (replace the card with that id, refetch a count).
+If Redis is down or paused, the announcement fails after one short timeout and a breaker
+skips Redis for a while. The event is already stored: this process's own clients get it at
+once, and a ``resync`` control row asks the ``drain_outbox`` task to tell every web process,
+once Redis is back, to re-read storage for its clients. Web processes also re-read after
+their own reconnect (``resolutionflow.eventstream_redis``). Nothing is lost, and no request
+waits more than about a second on a dead broker.
+
+The same breaker guards Celery enqueues (``enqueue_task``): the broker is the same Redis.
+
+Delivery is at least once: every event's data names its handoff id so that clients apply it
+idempotently (replace the card with that id, refetch a count).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
 
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from resolutionflow.models import OutboxEvent
 
 logger = logging.getLogger(__name__)
 
-# After a failed publish, skip immediate publishing for this long; the drain catches up.
+# After a broker failure, skip Redis for this long; the drain and the sweep catch up.
 BREAKER_SECONDS = 10.0
+
+# A control row, never stored or shown: "web processes, re-read storage for your clients".
+RESYNC = "resync"
+RESYNC_CHANNEL = "*"
 
 
 class _Breaker:
@@ -50,43 +72,293 @@ breaker = _Breaker()
 
 
 def send_event_on_commit(channel: str, event_type: str, data: dict) -> OutboxEvent:
-    """Record an event for ``channel`` now; publish it once the transaction commits."""
-    event = OutboxEvent.objects.create(channel=channel, event_type=event_type, data=data)
-    transaction.on_commit(lambda: publish_outbox_events([event.pk]))
+    """Record an event for ``channel`` now; store and announce it once the transaction commits.
+
+    ``data`` must name the handoff (``data["handoff"]``): clients apply events idempotently
+    by that id.
+    """
+    (event,) = send_events_on_commit([(channel, event_type, data)])
     return event
 
 
-def publish_outbox_events(event_ids: list[int] | None = None, *, limit: int = 500) -> int:
-    """Publish unpublished outbox events (these ids, or the oldest ``limit``); return count.
+def send_events_on_commit(events: list[tuple[str, str, dict]]) -> list[OutboxEvent]:
+    """``send_event_on_commit`` for several (channel, event_type, data), in one INSERT.
 
-    Called after commit for fresh events and by the drain task for leftovers. Stops at the
-    first failure: the rest wait for the next drain.
+    Every event recorded in one transaction is published by the first of its after-commit
+    callbacks, as one batch (a fixed number of queries however many events, one Redis round
+    trip), before the transaction's other callbacks (Celery enqueues) run.
     """
-    if event_ids is not None and breaker.is_open():
+    for _channel, _event_type, data in events:
+        if "handoff" not in data:
+            raise ValueError("every event's data names its handoff: data['handoff'] is missing")
+    rows = OutboxEvent.objects.bulk_create(
+        [
+            OutboxEvent(channel=channel, event_type=event_type, data=data)
+            for channel, event_type, data in events
+        ]
+    )
+    if rows:
+        _pending.ids.extend(row.pk for row in rows)
+        transaction.on_commit(_publish_pending)
+    return rows
+
+
+class _Pending(threading.local):
+    """Ids recorded in this thread's transaction, waiting for its commit.
+
+    Ids of a transaction that rolled back may linger here: their rows do not exist, so the
+    next publish simply does not find them.
+    """
+
+    def __init__(self) -> None:
+        self.ids: list[int] = []
+
+
+_pending = _Pending()
+
+
+def _publish_pending() -> None:
+    ids, _pending.ids = _pending.ids, []
+    if not ids:
+        return
+    try:
+        publish_outbox_events(ids)
+    except Exception:
+        # The change is committed and the rows wait in the outbox: the drain publishes
+        # them. The request that made the change must not fail for it.
+        logger.exception("Publishing %d events after commit failed; left for the drain", len(ids))
+
+
+def publish_outbox_events(event_ids: list[int] | None = None, *, limit: int = 500) -> int:
+    """Store and announce unpublished outbox events (these ids, or the oldest ``limit``).
+
+    Called after commit for fresh events and by the drain task for leftovers; returns how
+    many this call published. The drain (``event_ids=None``) also sends pending resyncs.
+    """
+    if event_ids is not None and not event_ids:
         return 0
-    pending = OutboxEvent.objects.filter(published_at__isnull=True).order_by("id")
-    if event_ids is not None:
-        pending = pending.filter(id__in=event_ids)
     published = 0
-    for event in pending[:limit]:
-        try:
-            _publish(event)
-        except Exception:
-            breaker.trip()
-            OutboxEvent.objects.filter(pk=event.pk).update(attempts=event.attempts + 1)
-            logger.warning("Publishing event %s failed; the outbox drain will retry", event.pk)
-            break
-        # Conditional: a concurrent drain may have published it already.
-        OutboxEvent.objects.filter(pk=event.pk, published_at__isnull=True).update(
-            published_at=timezone.now(), attempts=event.attempts + 1
-        )
-        published += 1
-    if published and event_ids is None:
-        breaker.reset()
+    for batch in _batches(event_ids, limit):
+        stored = _store(batch)  # committed: from here on, replayable by Last-Event-ID
+        _announce(stored)
+        published += len(stored)
+    if event_ids is None:
+        _send_pending_resyncs()
     return published
 
 
-def _publish(event: OutboxEvent) -> None:
-    from django_eventstream import send_event
+def _batches(event_ids: list[int] | None, limit: int, size: int = 500):
+    pending = (
+        OutboxEvent.objects.filter(published_at__isnull=True)
+        .exclude(event_type=RESYNC)
+        .order_by("id")
+    )
+    if event_ids is not None:
+        pending = pending.filter(id__in=event_ids)
+    ids = list(pending.values_list("id", flat=True)[:limit])
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
 
-    send_event(event.channel, event.event_type, event.data)
+
+def _store(ids: list[int]) -> list:
+    """Append these outbox rows to the event storage and mark them published, atomically.
+
+    Rows another publisher holds or has published are skipped, so each event is stored
+    exactly once. Returns the stored events (django-eventstream ``Event``s with their ids).
+    """
+    from django_eventstream.storage import DjangoModelStorage
+    from django_eventstream.utils import get_storage
+
+    storage = get_storage()
+    with transaction.atomic():
+        rows = list(
+            OutboxEvent.objects.select_for_update(skip_locked=True)
+            .filter(pk__in=ids, published_at__isnull=True)
+            .order_by("id")
+        )
+        if not rows:
+            return []
+        if isinstance(storage, DjangoModelStorage):
+            stored = _append_to_model_storage(rows)
+        else:
+            stored = [storage.append_event(*_as_stored(row)) for row in rows]
+        OutboxEvent.objects.filter(pk__in=[row.pk for row in rows]).update(
+            published_at=timezone.now(), attempts=F("attempts") + 1
+        )
+    return stored
+
+
+def _as_stored(row: OutboxEvent) -> tuple[str, str, str]:
+    # django-eventstream stores and relays the JSON text, as its own send_event does.
+    return row.channel, row.event_type, json.dumps(row.data, cls=DjangoJSONEncoder)
+
+
+def _append_to_model_storage(rows: list[OutboxEvent]) -> list:
+    """DjangoModelStorage.append_event for many events: a fixed number of queries.
+
+    The same rows the library writes (its ``get_events`` reads them for replay): per
+    channel a counter, a placeholder event 0, then consecutive ids. The counters are locked
+    until commit, so a channel's ids are handed out and committed in order.
+    """
+    from django_eventstream.event import Event
+    from django_eventstream.models import Event as StoredEvent
+    from django_eventstream.models import EventCounter
+
+    channels = sorted({row.channel for row in rows})
+    EventCounter.objects.bulk_create(
+        [EventCounter(name=channel) for channel in channels], ignore_conflicts=True
+    )
+    counters = {
+        counter.name: counter
+        for counter in EventCounter.objects.select_for_update()
+        .filter(name__in=channels)
+        .order_by("name")
+    }
+    inserts = [StoredEvent(channel=name, eid=0) for name in channels if counters[name].value == 0]
+    stored = []
+    for row in rows:
+        channel, event_type, text = _as_stored(row)
+        counter = counters[channel]
+        counter.value += 1
+        inserts.append(
+            StoredEvent(channel=channel, type=event_type, data=json.dumps(text), eid=counter.value)
+        )
+        stored.append(Event(channel, event_type, text, id=counter.value))
+    StoredEvent.objects.bulk_create(inserts)
+    now = timezone.now()
+    for counter in counters.values():
+        counter.updated = now
+    EventCounter.objects.bulk_update(counters.values(), ["value", "updated"])
+    return stored
+
+
+def trim_event_storage() -> int:
+    """Delete stored events older than django-eventstream keeps them (a day), and outbox
+    rows published before then; return how many stored events went.
+
+    Replaying from a trimmed id gives the client ``stream-reset``. The drain calls this.
+    Each channel keeps its placeholder event 0, which replay from id 0 needs.
+    """
+    from django_eventstream.models import Event as StoredEvent
+    from django_eventstream.storage import EVENT_TIMEOUT
+
+    cutoff = timezone.now() - timedelta(minutes=EVENT_TIMEOUT)
+    deleted, _ = StoredEvent.objects.filter(created__lt=cutoff).exclude(eid=0).delete()
+    OutboxEvent.objects.filter(published_at__lt=cutoff).delete()
+    return deleted
+
+
+def _announce(stored: list) -> None:
+    """Tell the connected clients about stored events: Redis, or this process only."""
+    from resolutionflow import eventstream_redis
+
+    if not stored:
+        return
+    if eventstream_redis.redis_config() is None:
+        for event in stored:
+            eventstream_redis.deliver_locally(event)
+        return
+    messages = [
+        {
+            "channel": event.channel,
+            "event_type": event.type,
+            "data": event.data,
+            "pub_id": str(event.id),
+        }
+        for event in stored
+    ]
+    if not _publish_to_redis(messages):
+        # Stored already: our own clients get them now, the others after the resync.
+        for event in stored:
+            eventstream_redis.deliver_locally(event)
+        request_resync()
+    _publish_to_grip(stored)
+
+
+def _publish_to_redis(messages: list[dict[str, Any]]) -> bool:
+    from resolutionflow import eventstream_redis
+
+    if breaker.is_open():
+        return False
+    try:
+        eventstream_redis.publish(*messages)
+    except Exception as error:
+        breaker.trip()
+        logger.warning("Redis publish failed (%s); the outbox drain will resync", error)
+        return False
+    return True
+
+
+def _publish_to_grip(stored: list) -> None:
+    """Pushpin in front (GRIP_URL set): it holds the connections, we publish to it too."""
+    if not (getattr(settings, "GRIP_URL", None) or getattr(settings, "GRIP_PROXIES", None)):
+        return
+    from django_eventstream.utils import publish_event
+
+    for event in stored:
+        try:
+            publish_event(event.channel, event.type, event.data, str(event.id), str(event.id - 1))
+        except Exception:
+            logger.warning("Publishing event %s to the GRIP proxy failed", event.id, exc_info=True)
+
+
+def request_resync() -> None:
+    """Ask the drain to tell every web process to re-read storage (once Redis answers)."""
+    try:
+        if not OutboxEvent.objects.filter(event_type=RESYNC, published_at__isnull=True).exists():
+            OutboxEvent.objects.create(channel=RESYNC_CHANNEL, event_type=RESYNC, data={})
+    except Exception:
+        logger.exception("Could not record a resync request")
+
+
+def _send_pending_resyncs() -> None:
+    from resolutionflow import eventstream_redis
+
+    pending = list(
+        OutboxEvent.objects.filter(event_type=RESYNC, published_at__isnull=True).values_list(
+            "id", flat=True
+        )
+    )
+    if not pending:
+        return
+    if eventstream_redis.redis_config() is None:
+        eventstream_redis.resync_locally()
+    else:
+        try:
+            eventstream_redis.publish({"control": RESYNC})
+        except Exception as error:
+            breaker.trip()
+            logger.warning("Redis resync failed (%s); the next drain will retry", error)
+            return
+    OutboxEvent.objects.filter(id__in=pending).update(published_at=timezone.now())
+
+
+def enqueue_task(task, *args: Any, on_failure: Callable[[], None] | None = None) -> bool:
+    """Send a Celery task now; on a broker failure log it, call ``on_failure`` and return False.
+
+    The work itself must already be recorded in the database (a status column or an outbox
+    row) so that a sweep finds it later: a dead or paused broker costs one short timeout,
+    then the breaker skips the broker for a while.
+    """
+    from resolutionflow.celery import app
+
+    eager = app.conf.task_always_eager
+    if not eager and breaker.is_open():
+        if on_failure is not None:
+            on_failure()
+        return False
+    try:
+        task.apply_async(args=args)
+    except Exception as error:
+        if not eager:
+            breaker.trip()
+        logger.warning("Enqueueing %s failed (%s); the sweep will retry", task.name, error)
+        if on_failure is not None:
+            on_failure()
+        return False
+    return True
+
+
+def enqueue_on_commit(task, *args: Any, on_failure: Callable[[], None] | None = None) -> None:
+    """``enqueue_task`` after the current transaction commits (never if it rolls back)."""
+    transaction.on_commit(lambda: enqueue_task(task, *args, on_failure=on_failure))

@@ -3,6 +3,9 @@
 Full pages render messages in the base template; an htmx swap never renders the base, so
 this moves them into a ``messages`` client event that static/js/app.js shows as toasts.
 Redirects (HX-Redirect / HX-Location / 3xx) keep them for the page that follows.
+Only requests that change something (not GET or HEAD) take messages: background htmx GETs
+(the bell, a queue refresh after a live event) must not swallow a toast meant for the
+page the user is about to see.
 """
 
 import json
@@ -18,6 +21,8 @@ class HtmxMessagesMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
         if not getattr(request, "htmx", False) or response.streaming:
+            return response
+        if request.method in ("GET", "HEAD"):
             return response
         if 300 <= response.status_code < 400:
             return response

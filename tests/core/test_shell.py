@@ -67,6 +67,15 @@ def test_messages_merge_with_an_existing_hx_trigger_and_survive_redirects():
     assert [str(m) for m in redirected._messages] == ["Kept for the next page"]
 
 
+def test_background_htmx_gets_leave_messages_for_the_next_page():
+    request = RequestFactory().get("/bell", headers={"HX-Request": "true"})
+    request.htmx = True
+    _with_message(request, "It's yours.")
+    response = HtmxMessagesMiddleware(lambda r: HttpResponse("bell"))(request)
+    assert "HX-Trigger" not in response
+    assert [str(m) for m in request._messages] == ["It's yours."]
+
+
 def test_full_pages_render_pending_messages_as_toasts(client_for, tess):
     client = client_for(tess)
     # A message left by a previous request shows on the next full page.

@@ -8,13 +8,11 @@ their data.
 
 import os
 import shutil
-import socket
-import threading
-import time
 
 import pytest
 from django.test import Client
 
+from tests.asgi import AsgiServer
 from tests.conftest import service_missing
 
 CHROMIUM = os.environ.get("RF_CHROMIUM", "/usr/bin/chromium")
@@ -29,40 +27,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--disable-dev-shm-usage",
 ]
-
-
-class AsgiServer:
-    """uvicorn serving resolutionflow.asgi in a daemon thread."""
-
-    def __init__(self) -> None:
-        import uvicorn
-
-        from resolutionflow.asgi import application
-
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(
-            application, log_level="warning", lifespan="off", timeout_graceful_shutdown=1
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(
-            target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
-        )
-
-    def start(self) -> None:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start within 10 s")
-            time.sleep(0.02)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=5)
 
 
 @pytest.fixture(scope="session")

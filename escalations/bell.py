@@ -1,0 +1,119 @@
+"""The bell: the signed-in person's notifications, as a fragment for htmx or as JSON.
+
+The top bar loads the fragment with ``hx-get`` after the page (so every page stays cheap)
+and again whenever static/js/bell.js hears a ``notification`` on the user's event stream.
+Two queries whatever the number of notifications: the unread count and the recent items.
+"""
+
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.timesince import timesince
+from django.views.decorators.http import require_GET, require_POST
+
+from escalations.actions import mark_notifications_read
+from escalations.models import Notification, NotificationKind
+
+RECENT = 10
+
+KIND_ICONS = {
+    NotificationKind.ESCALATION_ARRIVED: "arrived",
+    NotificationKind.ESCALATION_CLAIMED: "claimed",
+    NotificationKind.HANDOFF_RELEASED: "released",
+}
+
+
+def wants_json(request: HttpRequest) -> bool:
+    return "application/json" in request.headers.get("Accept", "") and not request.htmx
+
+
+def notifications_of(user) -> QuerySet[Notification]:
+    """The user's own notifications; nobody else's, whatever the id asked for."""
+    if not user.is_authenticated or user.account_id is None:
+        return Notification.objects.none()
+    return Notification.objects.filter(recipient=user, account_id=user.account_id)
+
+
+def notification_url(notification: Notification) -> str:
+    """Where a bell item leads: the handoff screen (read-only for its escalator)."""
+    return reverse("escalations:handoff", args=[notification.handoff_id])
+
+
+def _ago(moment, now) -> str:
+    if (now - moment).total_seconds() < 60:
+        return "just now"
+    return f"{timesince(moment, now).split(', ')[0]} ago"
+
+
+def _bell_state(user) -> tuple[int, list[Notification]]:
+    mine = notifications_of(user)
+    unread = mine.unread().count()
+    recent = list(mine.only("id", "kind", "text", "created_at", "read_at", "handoff_id")[:RECENT])
+    now = timezone.now()
+    for notification in recent:
+        notification.url = notification_url(notification)
+        notification.icon = KIND_ICONS.get(notification.kind, "arrived")
+        notification.ago = _ago(notification.created_at, now)
+    return unread, recent
+
+
+def _render(request: HttpRequest, *, status: int = 200) -> HttpResponse:
+    unread, recent = _bell_state(request.user)
+    if wants_json(request):
+        return JsonResponse(
+            {
+                "unread": unread,
+                "notifications": [
+                    {
+                        "id": notification.pk,
+                        "kind": notification.kind,
+                        "text": notification.text,
+                        "handoff": str(notification.handoff_id),
+                        "url": notification.url,
+                        "created_at": notification.created_at.isoformat(),
+                        "read": notification.read_at is not None,
+                    }
+                    for notification in recent
+                ],
+            },
+            status=status,
+        )
+    context = {"unread": unread, "notifications": recent, "enabled": True}
+    return render(request, "escalations/bell.html", context, status=status)
+
+
+@require_GET
+def bell(request: HttpRequest) -> HttpResponse:
+    """The bell fragment (or JSON with ``Accept: application/json``)."""
+    return _render(request)
+
+
+@require_POST
+def mark_read(request: HttpRequest, notification_id: int) -> HttpResponse:
+    """Mark one of my notifications read; with ``open`` set, go on to its handoff."""
+    notification = get_object_or_404(
+        notifications_of(request.user).only("id", "handoff_id", "read_at"), pk=notification_id
+    )
+    if notification.read_at is None:
+        mark_notifications_read(user=request.user, notification_id=notification.pk)
+    if request.POST.get("open"):
+        url = notification_url(notification)
+        if request.htmx:
+            response = HttpResponse(status=204)
+            response["HX-Redirect"] = url
+            return response
+        return redirect(url)
+    if request.htmx or wants_json(request):
+        return _render(request)
+    return redirect("home")
+
+
+@require_POST
+def mark_all_read(request: HttpRequest) -> HttpResponse:
+    """Mark every one of my notifications read."""
+    mark_notifications_read(user=request.user)
+    if request.htmx or wants_json(request):
+        return _render(request)
+    return redirect("home")

@@ -1,0 +1,348 @@
+"""django-eventstream hardened: listeners that survive Redis failures, streams that do not
+hold a database connection.
+
+django-eventstream (5.3) relays events between processes through one Redis pub/sub task per
+web process. That task dies on the first Redis error and is never restarted, so a Redis
+restart silently stops every live update until the web process restarts. This module
+replaces the library's listener manager at start-up (``install``, from the core app's
+``ready``) with one that:
+
+- runs a Redis listener that reconnects with backoff and pings a quiet connection, so a
+  paused or restarted Redis is noticed and survived;
+- after every (re)subscription, wakes every connected client to re-read the event storage
+  from its last id (the stream loop's ``overflow`` path), so whatever was published while
+  this process was not listening is delivered, in order, without a reconnect;
+- on a control message (``{"control": "resync"}``, sent by the outbox drain after a failed
+  publish) does the same;
+- notices gaps in a channel's ids (announcements lost or out of order) and makes the
+  channel's clients re-read storage instead of skipping the missing events.
+
+``install`` also makes every stream give its database connection back to the pool after
+each storage read (see ``_releasing_connection``).
+
+The pub/sub channel is named after the database, so processes of different deployments (or
+test runs) that share a Redis never see each other's events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import logging
+import threading
+import time
+from typing import Any
+
+from django.conf import settings
+from django.db import connection as db_connection
+from django_eventstream.event import Event
+from django_eventstream.views import MAX_PENDING, ListenerManager
+
+logger = logging.getLogger(__name__)
+
+PING_EVERY = 5.0  # seconds of silence before we ask Redis whether it is still there
+PONG_WITHIN = 3.0  # a ping unanswered for this long means a dead or paused Redis
+SUBSCRIBE_WITHIN = 3.0
+BACKOFF_FIRST = 0.25
+BACKOFF_MAX = 8.0
+
+
+def redis_config() -> dict | None:
+    """The Redis the events travel through (settings.EVENTSTREAM_REDIS), or None."""
+    return getattr(settings, "EVENTSTREAM_REDIS", None)
+
+
+def pubsub_channel() -> str:
+    return f"resolutionflow:events:{settings.DATABASES['default']['NAME']}"
+
+
+_publisher_lock = threading.Lock()
+_publisher: tuple[str, Any] | None = None
+
+
+def publish(*messages: dict) -> None:
+    """Publish messages on the events pub/sub channel, in one round trip (raises on errors)."""
+    global _publisher
+    config = redis_config()
+    key = json.dumps(config, sort_keys=True, default=str)
+    with _publisher_lock:
+        if _publisher is None or _publisher[0] != key:
+            import redis
+            from redis.backoff import NoBackoff
+            from redis.retry import Retry
+
+            # redis-py retries a timed-out command 3 times with backoff by default: 15 s
+            # on a paused Redis. One timeout is all a request may spend here.
+            _publisher = (key, redis.Redis(**({"retry": Retry(NoBackoff(), 0)} | config)))
+        client = _publisher[1]
+    channel = pubsub_channel()
+    with client.pipeline(transaction=False) as pipe:
+        for message in messages:
+            pipe.publish(channel, json.dumps(message))
+        pipe.execute()
+
+
+def deliver_locally(event: Event) -> None:
+    """Hand a stored event to this process's connected clients."""
+    from django_eventstream.views import get_listener_manager
+
+    get_listener_manager().add_to_queues(event.channel, event)
+
+
+def resync_locally() -> None:
+    from django_eventstream.views import get_listener_manager
+
+    manager = get_listener_manager()
+    if isinstance(manager, ResilientListenerManager):
+        manager.resync()
+
+
+class ResilientListenerManager(ListenerManager):
+    """The library's listener registry, with a self-healing Redis listener and gap checks."""
+
+    def __init__(self) -> None:
+        # Not calling super().__init__: it would build the library's fragile RedisListener.
+        self.lock = threading.Lock()
+        self.listeners_by_channel: dict[str, set] = {}
+        self.redis_listener = None
+        self.redis_listener_started = False
+        # The last event id relayed per channel that has listeners: detects gaps.
+        self.last_seen: dict[str, int] = {}
+        self.relay = RedisRelay(self)
+
+    def add_listener(self, listener) -> None:
+        if redis_config() is not None:
+            self.relay.ensure_running()
+        with self.lock:
+            for channel in listener.channels:
+                self.listeners_by_channel.setdefault(channel, set()).add(listener)
+
+    def remove_listener(self, listener) -> None:
+        with self.lock:
+            for channel in listener.channels:
+                listeners = self.listeners_by_channel.get(channel)
+                if listeners is None:
+                    continue
+                listeners.discard(listener)
+                if not listeners:
+                    del self.listeners_by_channel[channel]
+                    self.last_seen.pop(channel, None)
+
+    def add_to_queues(self, channel: str, event: Event) -> None:
+        """Queue ``event`` for the channel's listeners; on a gap, make them re-read storage.
+
+        Ids of a stored channel are consecutive. One that jumps ahead means announcements
+        were lost or are late: the listeners re-read from their own last ids (all the
+        missing events are committed: an id is only handed out inside the committing
+        transaction). One at or below the last seen id (a late or repeated announcement)
+        is passed on: clients apply events idempotently, and dropping could lose it.
+        """
+        event_id = _int_or_none(event.id)
+        with self.lock:
+            listeners = self.listeners_by_channel.get(channel)
+            if not listeners:
+                return
+            last = self.last_seen.get(channel)
+            if event_id is not None and (last is None or event_id > last):
+                self.last_seen[channel] = event_id
+            if event_id is not None and last is not None and event_id > last + 1:
+                for listener in listeners:
+                    listener.overflow = True
+                    _wake(listener)
+                return
+            for listener in listeners:
+                items = listener.channel_items.setdefault(channel, [])
+                if len(items) < MAX_PENDING:
+                    items.append(event)
+                    _wake(listener)
+                else:
+                    listener.overflow = True
+
+    def resync(self) -> None:
+        """Every connected client re-reads the storage from its own last id."""
+        with self.lock:
+            self.last_seen.clear()
+            listeners = {item for group in self.listeners_by_channel.values() for item in group}
+            for listener in listeners:
+                listener.overflow = True
+                _wake(listener)
+        if listeners:
+            logger.info("Resynced %d event-stream clients from storage", len(listeners))
+
+
+def _int_or_none(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _wake(listener) -> None:
+    with contextlib.suppress(RuntimeError):  # its event loop is closed: the stream is gone
+        listener.wake_threadsafe()
+
+
+class RedisRelay:
+    """One task per event loop that relays Redis pub/sub messages to the local listeners."""
+
+    def __init__(self, manager: ResilientListenerManager) -> None:
+        self.manager = manager
+        self._lock = threading.Lock()
+        self._task: asyncio.Task | None = None
+        self.connected = threading.Event()
+        self.reconnects = 0
+
+    def ensure_running(self) -> None:
+        """Start the relay on the running loop unless it runs there already (or restart it)."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            task = self._task
+            if task is not None and not task.done():
+                if task.get_loop() is loop:
+                    return
+                # Another loop (a second server in this process) ran it: one relay only.
+                _cancel_threadsafe(task)
+            self._task = loop.create_task(self._run(), name="eventstream-redis-relay")
+
+    def stop(self) -> None:
+        """Stop relaying; the next stream to connect starts it again (with fresh settings)."""
+        with self._lock:
+            if self._task is not None:
+                _cancel_threadsafe(self._task)
+            self._task = None
+            self.connected.clear()
+
+    async def _run(self) -> None:
+        backoff = BACKOFF_FIRST
+        me = asyncio.current_task()
+        while True:
+            try:
+                await self._relay()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                logger.warning("Event relay lost Redis (%s); reconnecting", error or type(error))
+            finally:
+                if self.connected.is_set():
+                    backoff = BACKOFF_FIRST  # it worked for a while: retry soon
+                if self._task is me:
+                    self.connected.clear()
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, BACKOFF_MAX)
+            self.reconnects += 1
+
+    async def _relay(self) -> None:
+        from redis.asyncio import Redis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+
+        # No hidden retries: this loop does its own, and notices the failure at once.
+        client = Redis(**({"retry": Retry(NoBackoff(), 0)} | redis_config()))
+        pubsub = client.pubsub()
+        try:
+            await asyncio.wait_for(pubsub.subscribe(pubsub_channel()), SUBSCRIBE_WITHIN)
+            await self._await_subscribed(pubsub)
+            self.connected.set()
+            # Whatever was published while we were not subscribed is in storage.
+            self.manager.resync()
+            await self._pump(pubsub)
+        finally:
+            await _close_quietly(pubsub, client)
+
+    async def _await_subscribed(self, pubsub) -> None:
+        deadline = time.monotonic() + SUBSCRIBE_WITHIN
+        while time.monotonic() < deadline:
+            message = await pubsub.get_message(timeout=0.5)
+            if message and message["type"] == "subscribe":
+                return
+        raise TimeoutError("no subscribe confirmation from Redis")
+
+    async def _pump(self, pubsub) -> None:
+        heard_at = time.monotonic()
+        pinged_at: float | None = None
+        while True:
+            message = await pubsub.get_message(timeout=1.0)
+            now = time.monotonic()
+            if message is not None:
+                heard_at, pinged_at = now, None
+                if message["type"] == "message":
+                    self._handle(message["data"])
+                continue
+            if pinged_at is not None and now - pinged_at > PONG_WITHIN:
+                raise TimeoutError("Redis did not answer a ping")
+            if pinged_at is None and now - heard_at > PING_EVERY:
+                await asyncio.wait_for(pubsub.ping(), PONG_WITHIN)
+                pinged_at = now
+
+    def _handle(self, raw) -> None:
+        try:
+            message = json.loads(raw)
+        except (TypeError, ValueError):
+            logger.warning("Ignoring a malformed event-relay message")
+            return
+        if message.get("control") == "resync":
+            self.manager.resync()
+            return
+        try:
+            event = Event(
+                message["channel"],
+                message["event_type"],
+                message["data"],
+                id=_int_or_none(message.get("pub_id")),
+            )
+        except KeyError:
+            logger.warning("Ignoring an event-relay message without channel or type")
+            return
+        self.manager.add_to_queues(event.channel, event)
+
+
+def _cancel_threadsafe(task: asyncio.Task) -> None:
+    with contextlib.suppress(RuntimeError):  # that loop is closed already
+        task.get_loop().call_soon_threadsafe(task.cancel)
+
+
+async def _close_quietly(pubsub, client) -> None:
+    for close in (pubsub.aclose, client.aclose):
+        with contextlib.suppress(Exception):  # the connection is being thrown away anyway
+            await asyncio.wait_for(close(), 1.0)
+
+
+def _releasing_connection(get_events):
+    """Wrap django-eventstream's ``get_events`` to give the database connection back.
+
+    A stream reads storage in its request's thread (when it opens, after a gap or a resync)
+    and then waits, possibly for hours. Django returns a request's connection only when the
+    response ends, so every open stream would hold a connection of the pool (20 by
+    default) and the 21st visitor would wait for one. After each read the connection goes
+    back to the pool; the next read takes one again.
+    """
+
+    @functools.wraps(get_events)
+    def get_events_then_release(*args, **kwargs):
+        try:
+            return get_events(*args, **kwargs)
+        finally:
+            if not db_connection.in_atomic_block:
+                db_connection.close()
+
+    get_events_then_release.releases_connection = True
+    return get_events_then_release
+
+
+_installed = False
+
+
+def install() -> None:
+    """Harden django-eventstream in this process (idempotent): the resilient listener
+    manager in place of the library's, and streams that do not hold a database connection."""
+    global _installed
+    if _installed:
+        return
+    from django_eventstream import eventstream, views
+
+    views.listener_manager = ResilientListenerManager()
+    if not getattr(eventstream.get_events, "releases_connection", False):
+        eventstream.get_events = _releasing_connection(eventstream.get_events)
+    _installed = True

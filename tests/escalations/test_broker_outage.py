@@ -1,0 +1,131 @@
+"""Redis paused, then down, while tess escalates: the escalation commits, the response
+comes within 2 seconds, and every notification (bell events on another web process, queue
+events, emails) arrives once Redis is back.
+
+The deployment in miniature: its own redis-server (never the shared one), two web
+processes (tess escalates on B, sam watches on A), a Celery worker with its beat and an
+SMTP server, all on the test database (PostgreSQL).
+"""
+
+import time
+
+import httpx2
+import pytest
+
+from escalations.models import EmailDelivery, EmailState, Handoff
+from flowpilot.models import Session
+from resolutionflow.models import OutboxEvent
+from tests.asgi import SseStream, session_cookie
+from tests.services import Rig
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis, pytest.mark.postgres]
+
+CSRF = "b" * 32  # a well-formed CSRF secret, sent as cookie and header like a browser would
+BREAKER_SECONDS = 10
+
+
+@pytest.fixture
+def rig(postgres_only, transactional_db, tmp_path):
+    rig = Rig(tmp_path)
+    yield rig
+    rig.stop()
+
+
+class Escalator:
+    """tess, escalating over HTTP like the chat's Escalate form (JSON flavour)."""
+
+    def __init__(self, web, tess) -> None:
+        self.tess = tess
+        self.client = httpx2.Client(
+            base_url=web.url,
+            cookies=session_cookie(tess) | {"csrftoken": CSRF},
+            headers={"X-CSRFToken": CSRF, "Accept": "application/json"},
+            timeout=10,
+        )
+
+    def escalate(self, problem: str) -> tuple[httpx2.Response, float]:
+        session = Session.objects.create(
+            account=self.tess.account, owner=self.tess, problem=problem
+        )
+        started = time.monotonic()
+        response = self.client.post(
+            f"/flowpilot/sessions/{session.pk}/escalate",
+            json={"reason": "Tried the usual; still broken", "urgency": "high"},
+        )
+        return response, time.monotonic() - started
+
+
+def wait_until(condition, timeout: float, message) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(message() if callable(message) else message)
+        time.sleep(0.1)
+
+
+def test_escalations_survive_a_paused_and_a_dead_redis(rig, tess, sam, sky, ada):
+    rig.smtp.start()
+    rig.start_worker(supervised=True)  # restarted if it exits, as systemd would
+    watch, escalate_on = rig.start_web(), rig.start_web()
+    bell = SseStream(watch.url, "/notifications/events/", cookies=session_cookie(sam))
+    queue = SseStream(watch.url, "/escalations/events/", cookies=session_cookie(sam))
+    tess_client = Escalator(escalate_on, tess)
+    try:
+        bell.wait_open()
+        queue.wait_open()
+
+        def arrives(stream, event_type, handoff_id, timeout):
+            return stream.wait_for(
+                event_type, timeout=timeout, where=lambda data: data["handoff"] == handoff_id
+            )
+
+        # Healthy: from one web process to a browser on another, within a second or so.
+        response, elapsed = tess_client.escalate("Healthy: scanner offline")
+        assert response.status_code == 201, response.text
+        healthy = response.json()["handoff"]
+        arrives(queue, "handoff-escalated", healthy, 3)
+        arrives(bell, "notification", healthy, 3)
+
+        # Paused (SIGSTOP): connections hang instead of failing.
+        rig.redis.pause()
+        response, elapsed = tess_client.escalate("Paused: VPN drops every hour")
+        paused_at = time.monotonic()
+        assert response.status_code == 201, response.text
+        assert elapsed < 2, f"the escalation took {elapsed:.2f} s with Redis paused"
+        paused = response.json()["handoff"]
+        assert Handoff.objects.filter(pk=paused).exists()
+        time.sleep(1)
+        rig.redis.resume()
+        arrives(queue, "handoff-escalated", paused, 15)
+        arrives(bell, "notification", paused, 15)
+
+        # Down (killed): connections are refused. Let B's breaker close first, so this
+        # really tries Redis.
+        time.sleep(max(0, BREAKER_SECONDS + 0.5 - (time.monotonic() - paused_at)))
+        rig.redis.stop()
+        response, elapsed = tess_client.escalate("Down: Outlook asks for a password")
+        assert response.status_code == 201, response.text
+        assert elapsed < 2, f"the escalation took {elapsed:.2f} s with Redis down"
+        down = response.json()["handoff"]
+        assert Handoff.objects.filter(pk=down).exists()
+        # Nothing can reach sam while Redis is down (the escalation ran on another process).
+        assert not [e for e in queue.drain(quiet=1.0) if e.json and e.json["handoff"] == down]
+        rig.redis.start()  # same port, empty: whatever was queued in it is gone
+        arrives(queue, "handoff-escalated", down, 20)
+        arrives(bell, "notification", down, 20)
+
+        # Every email: one per senior per escalation, none twice.
+        expected = sorted(["ada@acme.example", "sam@acme.example", "sky@acme.example"] * 3)
+        assert rig.smtp.wait_for_count(9, timeout=40) == expected, rig.logs()
+        assert set(EmailDelivery.objects.values_list("state", flat=True)) == {EmailState.SENT}
+        wait_until(
+            lambda: not OutboxEvent.objects.filter(published_at=None).exists(),
+            15,
+            "the outbox still holds unpublished events",
+        )
+        time.sleep(1)
+        assert len(rig.smtp.addresses()) == 9
+    finally:
+        bell.close()
+        queue.close()
+        tess_client.client.close()

@@ -1,0 +1,341 @@
+"""The event streams through a real ASGI server (uvicorn) and a real HTTP client.
+
+Arrival, replay by Last-Event-ID, stream-reset, every refusal, and the Redis relay that
+survives a restarted or paused Redis. The server runs in a thread of the test process, so
+it shares the test database: every test here is transaction=True.
+"""
+
+import json
+import time
+
+import httpx2
+import pytest
+from django.test import override_settings
+from django_eventstream.models import Event as StoredEvent
+from django_eventstream.utils import get_storage
+from django_eventstream.views import get_listener_manager
+
+from escalations import actions
+from escalations.channels import handoff_channel, queue_channel, user_channel
+from flowpilot.models import Session
+from resolutionflow import eventstream_redis
+from resolutionflow.events import breaker
+from resolutionflow.models import Role, User
+from tests.asgi import AsgiServer, SseStream, session_cookie
+from tests.services import RedisServer
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(scope="module")
+def server(django_db_setup, django_db_blocker):
+    with django_db_blocker.unblock():
+        server = AsgiServer()
+        server.start()
+        yield server
+        server.stop()
+
+
+@pytest.fixture
+def streams(server):
+    """open(user, path, headers=None) → an SseStream; all are closed after the test."""
+    opened = []
+
+    def open_stream(user, path, headers=None) -> SseStream:
+        cookies = session_cookie(user) if user is not None else {}
+        stream = SseStream(server.url, path, cookies=cookies, headers=headers)
+        opened.append(stream)
+        return stream
+
+    yield open_stream
+    for stream in opened:
+        stream.close()
+
+
+def escalate(user, problem="Printer queue stuck on every PC", urgency="normal"):
+    session = Session.objects.create(account=user.account, owner=user, problem=problem)
+    return actions.escalate(
+        session=session, user=user, reason="Restarted the spooler, still stuck", urgency=urgency
+    ).handoff
+
+
+def get(server, user, path, **kwargs) -> httpx2.Response:
+    cookies = session_cookie(user) if user is not None else {}
+    with httpx2.Client(base_url=server.url, cookies=cookies, timeout=5) as client:
+        return client.get(path, **kwargs)
+
+
+# -- arrival --------------------------------------------------------------------------------
+
+
+def test_an_escalation_arrives_on_every_seniors_queue_stream(streams, tess, sam, ada):
+    sam_queue = streams(sam, "/escalations/events/").wait_open()
+    ada_queue = streams(ada, "/escalations/events/").wait_open()
+
+    handoff = escalate(tess)
+
+    for stream in (sam_queue, ada_queue):
+        event = stream.wait_for("handoff-escalated", timeout=3)
+        assert event.json["handoff"] == str(handoff.pk)
+        assert event.id.startswith(f"{queue_channel(tess.account_id)}:")
+
+
+def test_notifications_reach_only_their_recipients(streams, tess, sam, gwen):
+    sam_bell = streams(sam, "/notifications/events/").wait_open()
+    tess_bell = streams(tess, "/notifications/events/").wait_open()
+    gwen_bell = streams(gwen, "/notifications/events/").wait_open()
+
+    handoff = escalate(tess)
+
+    arrived = sam_bell.wait_for("notification", timeout=3)
+    assert arrived.json["handoff"] == str(handoff.pk)
+    assert arrived.json["kind"] == "escalation_arrived"
+    assert "Tess Tran escalated" in arrived.json["text"]
+    assert arrived.id.startswith(f"{user_channel(sam.pk)}:")
+
+    actions.claim_handoff(handoff_id=handoff.pk, user=sam)
+    claimed = tess_bell.wait_for("notification", timeout=3)
+    assert claimed.json == claimed.json | {"handoff": str(handoff.pk), "kind": "escalation_claimed"}
+    # Another account hears nothing at all.
+    assert [e.event for e in gwen_bell.drain(quiet=0.5)] == []
+
+
+def test_the_handoff_stream_carries_its_updates_to_the_escalator(streams, tess, sam):
+    handoff = escalate(tess)
+    watching = streams(tess, f"/handoffs/{handoff.pk}/events/").wait_open()
+
+    actions.claim_handoff(handoff_id=handoff.pk, user=sam)
+
+    event = watching.wait_for("handoff-claimed", timeout=3)
+    assert event.json["handoff"] == str(handoff.pk)
+    assert event.id.startswith(f"{handoff_channel(handoff.pk)}:")
+
+
+# -- replay ---------------------------------------------------------------------------------
+
+
+def test_a_reconnect_with_last_event_id_replays_what_was_missed(streams, tess, sam):
+    first_connection = streams(sam, "/escalations/events/").wait_open()
+    first = escalate(tess, "VPN drops every hour")
+    seen = first_connection.wait_for("handoff-escalated", timeout=3)
+    assert seen.json["handoff"] == str(first.pk)
+    first_connection.close()
+
+    missed = [escalate(tess, "Outlook asks for a password"), escalate(tess, "Scanner offline")]
+
+    by_header = streams(sam, "/escalations/events/", headers={"Last-Event-ID": seen.id})
+    by_header.wait_open()
+    replayed = [by_header.wait_for("handoff-escalated", timeout=3) for _ in missed]
+    assert [e.json["handoff"] for e in replayed] == [str(h.pk) for h in missed]
+
+    # EventSource polyfills send it as a query parameter: the same replay.
+    by_query = streams(sam, f"/escalations/events/?lastEventId={seen.id}").wait_open()
+    replayed = [by_query.wait_for("handoff-escalated", timeout=3) for _ in missed]
+    assert [e.json["handoff"] for e in replayed] == [str(h.pk) for h in missed]
+
+
+def test_a_last_event_id_the_storage_no_longer_has_resets_the_stream(streams, tess, sam):
+    channel = queue_channel(tess.account_id)
+    connection = streams(sam, "/escalations/events/").wait_open()
+    escalate(tess)
+    seen = connection.wait_for("handoff-escalated", timeout=3)
+    connection.close()
+    escalate(tess, "Scanner offline")
+    # The storage is trimmed (django-eventstream keeps a day): the id is gone.
+    StoredEvent.objects.filter(channel=channel, eid__lte=int(seen.id.split(":")[1])).delete()
+
+    expired = streams(sam, "/escalations/events/", headers={"Last-Event-ID": seen.id})
+    reset = expired.wait_open().next(timeout=3)
+    assert reset.event == "stream-reset"
+    assert reset.json == {"channels": [channel]}
+
+    # An id from the future (made up) is no better: a reset, never an error.
+    future = streams(sam, "/escalations/events/", headers={"Last-Event-ID": f"{channel}:99999"})
+    assert future.wait_open().next(timeout=3).event == "stream-reset"
+
+
+# -- refusals -------------------------------------------------------------------------------
+
+
+def test_a_technician_gets_403_on_the_queue_stream(server, tess):
+    response = get(server, tess, "/escalations/events/")
+    assert response.status_code == 403
+    assert b"event:" not in response.content
+
+
+def test_anonymous_readers_get_403_not_a_sign_in_redirect(server, tess):
+    handoff = escalate(tess)
+    for path in (
+        "/escalations/events/",
+        "/notifications/events/",
+        f"/handoffs/{handoff.pk}/events/",
+    ):
+        response = get(server, None, path)
+        assert response.status_code == 403, path
+        assert b"event:" not in response.content
+
+
+def test_another_account_cannot_read_a_handoff_stream(server, tess, gwen, sam):
+    handoff = escalate(tess)
+    assert get(server, gwen, f"/handoffs/{handoff.pk}/events/").status_code == 403
+    # Another technician of the same account neither: it is tess's escalation.
+    other_technician = User.objects.create_user(
+        "toby", "toby@acme.example", "x", account=tess.account, role=Role.TECHNICIAN
+    )
+    assert get(server, other_technician, f"/handoffs/{handoff.pk}/events/").status_code == 403
+
+
+def test_the_escalator_and_seniors_may_read_a_handoff_stream(streams, tess, sam):
+    handoff = escalate(tess)
+    streams(tess, f"/handoffs/{handoff.pk}/events/").wait_open()
+    streams(sam, f"/handoffs/{handoff.pk}/events/").wait_open()
+
+
+def test_an_unknown_handoff_stream_is_403(server, sam):
+    assert (
+        get(server, sam, "/handoffs/7d0c7f0e-3f0e-4f43-9d47-4d8a0c1d2e3f/events/").status_code
+        == 403
+    )
+
+
+GARBAGE_IDS = ["garbage", "queue-1:-5", "error", "queue-1:1:2", "queue-1:" + "9" * 30, "queue 1:3"]
+
+
+def test_a_garbage_or_negative_last_event_id_is_400(server, sam):
+    for last_event_id in GARBAGE_IDS:
+        response = get(
+            server, sam, "/escalations/events/", headers={"Last-Event-ID": last_event_id}
+        )
+        assert response.status_code == 400, last_event_id
+        assert b"event:" not in response.content
+
+
+def test_every_last_event_id_parameter_is_checked(server, sam):
+    # The library would take the last non-empty one: a garbage one hidden before an empty one.
+    response = get(server, sam, "/escalations/events/?lastEventId=garbage&lastEventId=")
+    assert response.status_code == 400
+
+
+def test_grip_parameters_are_refused(server, sam):
+    # A signed channel list and Pushpin's recovery: never a way around the server's channel.
+    for query in ("es-meta=eyJhbGciOiJIUzI1NiJ9.e30.x", "recover=true", "link=next"):
+        assert get(server, sam, f"/escalations/events/?{query}").status_code == 400, query
+
+
+def test_a_foreign_last_event_id_never_reaches_another_accounts_events(streams, tess, sam, gil):
+    globex = queue_channel(gil.account_id)
+    escalate(gil, "Globex: the NAS is read-only")
+    # sam claims to have read Globex's queue up to its first event.
+    stream = streams(sam, "/escalations/events/", headers={"Last-Event-ID": f"{globex}:0"})
+    stream.wait_open()
+    escalate(gil, "Globex: the wifi drops")
+    mine = escalate(tess)
+
+    events = [e for e in stream.drain(quiet=1.0) if e.event != "keep-alive"]
+    assert [e.json["handoff"] for e in events] == [str(mine.pk)]
+    assert all(e.id.startswith(f"{queue_channel(tess.account_id)}:") for e in events)
+
+
+def test_streams_answer_only_get(server, sam):
+    token = "a" * 32  # a valid CSRF secret, so the request reaches the view
+    cookies = session_cookie(sam) | {"csrftoken": token}
+    headers = {"X-CSRFToken": token}
+    with httpx2.Client(base_url=server.url, cookies=cookies, headers=headers, timeout=5) as client:
+        assert client.post("/escalations/events/").status_code == 405
+        assert client.request("DELETE", "/notifications/events/").status_code == 405
+
+
+# -- catching up ----------------------------------------------------------------------------
+
+
+def test_a_gap_in_event_ids_makes_clients_reread_storage(streams, tess, sam):
+    channel = queue_channel(tess.account_id)
+    stream = streams(sam, "/escalations/events/").wait_open()
+    escalate(tess)
+    stream.wait_for("handoff-escalated", timeout=3)
+
+    # Another process stored two events; only the second one's announcement got here.
+    storage = get_storage()
+    lost = storage.append_event(channel, "handoff-escalated", json.dumps({"handoff": "lost"}))
+    late = storage.append_event(channel, "handoff-escalated", json.dumps({"handoff": "late"}))
+    eventstream_redis.deliver_locally(late)
+
+    got = [stream.wait_for("handoff-escalated", timeout=3) for _ in range(2)]
+    assert [e.json["handoff"] for e in got] == ["lost", "late"]
+    assert [e.id for e in got] == [f"{channel}:{lost.id}", f"{channel}:{late.id}"]
+
+
+@pytest.fixture
+def private_redis(tmp_path):
+    """Events relayed through a redis-server of this test's own (never the shared one)."""
+    redis = RedisServer(tmp_path).start()
+    relay = get_listener_manager().relay
+    with override_settings(EVENTSTREAM_REDIS=redis.settings()):
+        relay.stop()
+        yield redis
+        relay.stop()
+    redis.stop()
+    breaker.reset()  # this test's outages must not make later tests skip Redis
+
+
+def wait_until(condition, timeout: float, message: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(message)
+        time.sleep(0.05)
+
+
+def test_the_relay_survives_a_redis_restart_and_clients_catch_up(private_redis, streams, tess, sam):
+    relay = get_listener_manager().relay
+    stream = streams(sam, "/escalations/events/").wait_open()
+    wait_until(relay.connected.is_set, 5, "the relay never subscribed")
+    handoff = escalate(tess)
+    assert stream.wait_for("handoff-escalated", timeout=3).json["handoff"] == str(handoff.pk)
+
+    private_redis.stop()
+    wait_until(lambda: not relay.connected.is_set(), 5, "the relay did not notice")
+    # Meanwhile a worker stored an event; its announcement went nowhere.
+    channel = queue_channel(tess.account_id)
+    payload = json.dumps({"handoff": "while-redis-was-down"})
+    get_storage().append_event(channel, "handoff-escalated", payload)
+    assert [e.event for e in stream.drain(quiet=0.5)] == []
+
+    private_redis.start()  # same port
+    event = stream.wait_for("handoff-escalated", timeout=10)
+    assert event.json["handoff"] == "while-redis-was-down"
+    assert relay.reconnects >= 1
+
+    # And live relaying works again.
+    after = escalate(tess, "Scanner offline")
+    assert stream.wait_for("handoff-escalated", timeout=3).json["handoff"] == str(after.pk)
+
+
+def test_with_redis_down_this_processs_clients_still_get_events_at_once(
+    private_redis, streams, tess, sam
+):
+    relay = get_listener_manager().relay
+    stream = streams(sam, "/escalations/events/").wait_open()
+    wait_until(relay.connected.is_set, 5, "the relay never subscribed")
+    private_redis.stop()
+
+    handoff = escalate(tess)  # the publish fails; the event was stored, and is handed over
+
+    assert stream.wait_for("handoff-escalated", timeout=3).json["handoff"] == str(handoff.pk)
+    assert breaker.is_open()
+
+
+def test_the_relay_notices_a_paused_redis(private_redis, streams, tess, sam, monkeypatch):
+    monkeypatch.setattr(eventstream_redis, "PING_EVERY", 0.5)
+    monkeypatch.setattr(eventstream_redis, "PONG_WITHIN", 0.5)
+    relay = get_listener_manager().relay
+    stream = streams(sam, "/escalations/events/").wait_open()
+    wait_until(relay.connected.is_set, 5, "the relay never subscribed")
+
+    private_redis.pause()
+    wait_until(lambda: not relay.connected.is_set(), 5, "the relay did not notice the pause")
+    channel = queue_channel(tess.account_id)
+    get_storage().append_event(channel, "handoff-escalated", json.dumps({"handoff": "paused"}))
+    private_redis.resume()
+
+    assert stream.wait_for("handoff-escalated", timeout=10).json["handoff"] == "paused"

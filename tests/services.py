@@ -1,0 +1,291 @@
+"""Real services a test owns: its own redis-server, an SMTP server, a Celery worker.
+
+Never the shared Redis on 6379: a test that stops or pauses Redis starts its own on a free
+port. The SMTP server is aiosmtpd on loopback; it records every accepted message and can
+hold the next one (to kill a worker in the middle of a send) or be stopped and started
+again on the same port (a mail server outage).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.asgi import ROOT, UvicornProcess, free_port, subprocess_env, wait_for_port
+from tests.conftest import service_missing
+
+
+class RedisServer:
+    """A private redis-server (no persistence) that a test may stop, restart and pause."""
+
+    def __init__(self, directory: Path) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            service_missing("redis-server is not installed (apt-get install redis-server)")
+        self.binary = binary
+        self.directory = directory
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen | None = None
+        self.paused = False
+
+    def start(self) -> RedisServer:
+        command = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1"]
+        command += ["--save", "", "--appendonly", "no", "--dir", str(self.directory)]
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        wait_for_port(self.port, process=self.process)
+        return self
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.resume()
+        self.process.kill()
+        self.process.wait(timeout=5)
+        self.process = None
+
+    def pause(self) -> None:
+        """SIGSTOP: connections are accepted by the kernel, nothing is ever answered."""
+        os.kill(self.process.pid, signal.SIGSTOP)
+        self.paused = True
+
+    def resume(self) -> None:
+        if self.paused and self.process is not None:
+            os.kill(self.process.pid, signal.SIGCONT)
+        self.paused = False
+
+    def settings(self) -> dict:
+        """EVENTSTREAM_REDIS as settings.py would build it for this server."""
+        return {
+            "host": "127.0.0.1",
+            "port": self.port,
+            "db": 0,
+            "socket_connect_timeout": 1.0,
+            "socket_timeout": 1.0,
+        }
+
+
+@dataclass
+class ReceivedMail:
+    to: list[str]
+    message: email.message.Message
+
+    @property
+    def subject(self) -> str:
+        return self.message["Subject"]
+
+    def part(self, content_type: str) -> str:
+        for part in self.message.walk():
+            if part.get_content_type() == content_type:
+                return part.get_payload(decode=True).decode(part.get_content_charset() or "utf-8")
+        raise LookupError(content_type)
+
+
+class SmtpSink:
+    """aiosmtpd on loopback recording what it accepts; can hold a message or go down."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.received: list[ReceivedMail] = []
+        self.lock = threading.Lock()
+        self.hold_next = False
+        self.holding = threading.Event()
+        self.release = threading.Event()
+        self.controller = None
+
+    @property
+    def url(self) -> str:
+        # A short timeout keeps the lease (3 × timeout + 5 s) short in tests.
+        return f"smtp://127.0.0.1:{self.port}/?timeout=2"
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
+        if self.hold_next:
+            self.hold_next = False
+            self.holding.set()
+            # Cancelled by aiosmtpd when the client goes away: the message is never accepted.
+            while not self.release.is_set():
+                await asyncio.sleep(0.05)
+        message = email.message_from_bytes(envelope.original_content or envelope.content)
+        with self.lock:
+            self.received.append(ReceivedMail(list(envelope.rcpt_tos), message))
+        return "250 Message accepted for delivery"
+
+    def start(self) -> SmtpSink:
+        from aiosmtpd.controller import Controller
+
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+        return self
+
+    def stop(self) -> None:
+        if self.controller is not None:
+            self.release.set()
+            self.controller.stop()
+            self.controller = None
+
+    def addresses(self) -> list[str]:
+        with self.lock:
+            return sorted(address for mail in self.received for address in mail.to)
+
+    def wait_for_count(self, count: int, *, timeout: float) -> list[str]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if len(self.addresses()) >= count:
+                break
+            time.sleep(0.1)
+        return self.addresses()
+
+
+class CeleryWorker:
+    """``celery -A resolutionflow worker --beat`` in its own process group.
+
+    ``supervise()`` restarts it whenever it exits, as systemd's ``Restart=always`` does in
+    production: Celery's worker may exit when its Redis goes away (kombu fails restoring
+    unacknowledged messages on the lost connection), and the design relies on a restart.
+    """
+
+    def __init__(self, env: dict[str, str], directory: Path, *, name: str = "worker") -> None:
+        self.env = env
+        self.directory = directory
+        self.name = f"{name}-{uuid.uuid4().hex[:6]}"
+        self.log_path = directory / f"{self.name}.log"
+        self.process: subprocess.Popen | None = None
+        self.restarts = 0
+        self._supervising = threading.Event()
+        self._supervisor: threading.Thread | None = None
+
+    def supervise(self) -> CeleryWorker:
+        self._supervising.set()
+        self._supervisor = threading.Thread(target=self._watch, daemon=True)
+        self._supervisor.start()
+        return self
+
+    def _watch(self) -> None:
+        while self._supervising.is_set():
+            if self.process is not None and self.process.poll() is not None:
+                time.sleep(1)  # RestartSec=1
+                if not self._supervising.is_set():
+                    return
+                self.log.close()
+                self.restarts += 1
+                self.start()
+            time.sleep(0.2)
+
+    def start(self, *, timeout: float = 30.0) -> CeleryWorker:
+        command = [sys.executable, "-m", "celery", "-A", "resolutionflow", "worker"]
+        command += ["--pool", "threads", "--concurrency", "4", "--loglevel", "INFO"]
+        command += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
+        command += ["--hostname", f"{self.name}@%h", "--beat"]
+        command += ["--schedule", str(self.directory / f"{self.name}-beat")]
+        self.log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while b" ready." not in self.log_path.read_bytes():
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the worker exited:\n{self.output()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the worker was not ready in {timeout} s:\n{self.output()}")
+            time.sleep(0.1)
+        return self
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")[-6000:]
+
+    def kill(self) -> None:
+        """SIGKILL the whole worker (its beat too): no cleanup, no acks."""
+        self._supervising.clear()
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=5)
+
+    def stop(self) -> None:
+        self._supervising.clear()
+        if self._supervisor is not None:
+            self._supervisor.join(timeout=40)
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=5)
+        self.log.close()
+
+
+@contextmanager
+def celery_broker(url: str):
+    """Make this process's Celery app publish to ``url`` (not inline) for a while."""
+    from resolutionflow.celery import app
+
+    saved = app.conf.broker_url, app.conf.task_always_eager
+    app.conf.broker_url, app.conf.task_always_eager = url, False
+    _forget_connections(app)
+    try:
+        yield app
+    finally:
+        app.conf.broker_url, app.conf.task_always_eager = saved
+        _forget_connections(app)
+
+
+def _forget_connections(app) -> None:
+    app._pool = None
+    app.amqp._producer_pool = None
+
+
+class Rig:
+    """The services of one test, stopped in reverse order afterwards."""
+
+    def __init__(self, directory) -> None:
+        self.directory = directory
+        self.redis = RedisServer(directory).start()
+        self.smtp = SmtpSink()
+        self.workers: list[CeleryWorker] = []
+        self.webs: list[UvicornProcess] = []
+
+    def env(self) -> dict[str, str]:
+        return subprocess_env(
+            REDIS_URL=self.redis.url, EMAIL_URL=self.smtp.url, SITE_URL="https://rf.example"
+        )
+
+    def start_worker(self, *, supervised: bool = False) -> CeleryWorker:
+        worker = CeleryWorker(self.env(), self.directory, name=f"w{len(self.workers)}").start()
+        self.workers.append(worker)
+        return worker.supervise() if supervised else worker
+
+    def start_web(self) -> UvicornProcess:
+        web = UvicornProcess(self.env(), log_path=self.directory / f"web{len(self.webs)}.log")
+        self.webs.append(web.start())
+        return web
+
+    def stop(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+        for web in self.webs:
+            web.stop()
+        self.smtp.stop()
+        self.redis.stop()
+
+    def logs(self) -> str:
+        return "\n".join(worker.output() for worker in self.workers)
