@@ -1,8 +1,548 @@
-"""The handoff manager: escalate, claim, release, resolve, record_first_action."""
+"""The handoff manager: escalate, claim, release, resolve, record the first action.
 
-from django.db import transaction
+Every change of a handoff goes through one function here, in one transaction that writes
+the handoff, its HandoffEvent, the session's escalation state, the notifications and the
+outbox events; everything that leaves the database (events, tasks) leaves after commit.
+
+Races are settled by the database, never by reading first:
+- a claim is one conditional ``UPDATE ... WHERE state = 'open' AND claimed_by IS NULL``;
+  the row count says who won;
+- escalate locks the session row, and the partial unique constraint
+  ``one_live_handoff_per_session`` backs it up: a concurrent duplicate becomes
+  ``AlreadyEscalated``, never an IntegrityError.
+
+Refusals are typed errors (``HandoffError`` subclasses) that views map to 403 / 409.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from escalations import notifications
+from escalations.assessment import start_assessment_on_commit
+from escalations.channels import handoff_channel, queue_channel
+from escalations.models import (
+    Handoff,
+    HandoffEvent,
+    HandoffEventKind,
+    HandoffState,
+    HandoffView,
+    Notification,
+    Urgency,
+)
+from flowpilot.models import Message, MessageRole, Session, SessionStatus, Task, TaskStatus
+from resolutionflow.events import send_event_on_commit, send_events_on_commit
+from resolutionflow.models import User
+
+REASON_MAX_LENGTH = 2000
+RESOLUTION_NOTE_MAX_LENGTH = 4000
+# How much of the chat travels in the escalation package.
+PACKAGE_MESSAGES = 12
+PACKAGE_MESSAGE_CHARS = 2000
+
+
+class HandoffError(Exception):
+    """A refused handoff change. ``code`` is the machine-readable reason for API clients."""
+
+    code = "handoff_error"
+    status = 409
+
+    def __init__(self, message: str = "", *, handoff: Handoff | None = None) -> None:
+        super().__init__(message or self.code)
+        self.handoff = handoff
+
+    @property
+    def state(self) -> str | None:
+        return self.handoff.state if self.handoff is not None else None
+
+
+class HandoffForbidden(HandoffError):
+    """The user may not do this to this handoff (403)."""
+
+    status = 403
+
+    def __init__(self, code: str, message: str = "", *, handoff: Handoff | None = None) -> None:
+        self.code = code
+        super().__init__(message or code, handoff=handoff)
+
+
+class AlreadyEscalated(HandoffError):
+    """The session already has a live (open or claimed) handoff: ``handoff``."""
+
+    code = "already_escalated"
+
+
+class SessionResolved(HandoffError):
+    """A resolved session is closed; a new problem gets a new session."""
+
+    code = "session_resolved"
+
+
+class AlreadyClaimed(HandoffError):
+    """Someone else claimed it first: ``handoff.claimed_by``."""
+
+    code = "already_claimed"
+
+
+class NotOpen(HandoffError):
+    """Only an open handoff can be claimed (this one was released or resolved)."""
+
+    code = "not_open"
+
+
+class NotClaimed(HandoffError):
+    """Only a claimed handoff can be released."""
+
+    code = "not_claimed"
+
+
+class HandoffClosed(HandoffError):
+    """A released or resolved handoff cannot be resolved again."""
+
+    code = "closed"
+
+
+@dataclass(frozen=True)
+class Escalation:
+    handoff: Handoff
+    notified: int
+
+
+# --- escalate ------------------------------------------------------------------------------
 
 
 @transaction.atomic
-def record_first_action(*, session, user, kind: str) -> None:
-    """Placeholder replaced by the escalation core."""
+def escalate(
+    *, session: Session, user: User, reason: str, urgency: str = Urgency.NORMAL
+) -> Escalation:
+    """Put ``session`` in its account's queue: the one way to escalate, whatever the button.
+
+    Only the session's owner escalates it. Raises AlreadyEscalated while a handoff of the
+    session is live, SessionResolved for a resolved session.
+    """
+    reason = _clean_reason(reason)
+    if urgency not in Urgency.values:
+        raise ValueError(f"unknown urgency {urgency!r}")
+    if user.account_id is None or session.account_id != user.account_id:
+        raise HandoffForbidden("not_owner", "Only the session's owner can escalate it.")
+    if session.owner_id != user.pk:
+        raise HandoffForbidden("not_owner", "Only the session's owner can escalate it.")
+
+    # Serialises escalations (and releases) of one session; SQLite's IMMEDIATE
+    # transactions serialise every writer anyway.
+    session = Session.objects.select_for_update().get(pk=session.pk)
+    if session.status == SessionStatus.RESOLVED:
+        raise SessionResolved("This session is resolved.")
+    live = _live_handoff_of(session.pk)
+    if live is not None:
+        raise AlreadyEscalated("This session is already escalated.", handoff=live)
+
+    now = timezone.now()
+    handoff = Handoff(
+        id=uuid.uuid4(),
+        account_id=session.account_id,
+        session=session,
+        escalated_by=user,
+        reason=reason,
+        urgency=urgency,
+        created_at=now,
+    )
+    handoff.escalation_package = build_escalation_package(handoff)
+    _insert_live_handoff(handoff)
+    HandoffEvent.objects.create(
+        handoff=handoff,
+        kind=HandoffEventKind.ESCALATED,
+        actor=user,
+        created_at=now,
+        detail={"urgency": urgency},
+    )
+    Session.objects.filter(pk=session.pk).update(
+        status=SessionStatus.ESCALATED, escalated_to=None, updated_at=now
+    )
+    session.status, session.escalated_to = SessionStatus.ESCALATED, None
+
+    notified = notifications.escalation_arrived(handoff)
+    send_event_on_commit(
+        queue_channel(handoff.account_id), "handoff-escalated", _queue_event_data(handoff)
+    )
+    _start_assessment(handoff)
+    return Escalation(handoff=handoff, notified=notified)
+
+
+def _clean_reason(reason: str) -> str:
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValueError("a reason is required")
+    if len(reason) > REASON_MAX_LENGTH:
+        raise ValueError(f"the reason is longer than {REASON_MAX_LENGTH} characters")
+    return reason
+
+
+def _live_handoff_of(session_id: int) -> Handoff | None:
+    return (
+        Handoff.objects.live()
+        .filter(session_id=session_id)
+        .select_related("claimed_by", "escalated_by")
+        .first()
+    )
+
+
+def _insert_live_handoff(handoff: Handoff) -> None:
+    """Insert a new open handoff; a concurrent one for the session → AlreadyEscalated."""
+    try:
+        with transaction.atomic():  # a savepoint: the outer transaction stays usable
+            handoff.save(force_insert=True)
+    except IntegrityError:
+        live = _live_handoff_of(handoff.session_id)
+        if live is None:
+            raise
+        raise AlreadyEscalated("This session is already escalated.", handoff=live) from None
+
+
+def build_escalation_package(handoff: Handoff) -> dict:
+    """The compatibility payload: a JSON snapshot of the session as it was escalated.
+
+    Carries the handoff's own id, so the handoff must have its UUID before it is written.
+    """
+    session = handoff.session
+    tried = [
+        {
+            "title": task.title,
+            "status": task.status,
+            "outcome": task.outcome,
+            "command": task.command,
+        }
+        for task in Task.objects.filter(session=session).exclude(status=TaskStatus.TODO)
+    ]
+    recent = list(
+        Message.objects.filter(session=session)
+        .exclude(role=MessageRole.SYSTEM)
+        .select_related("author")
+        .order_by("-created_at", "-id")[:PACKAGE_MESSAGES]
+    )
+    messages = [
+        {
+            "role": message.role,
+            "author": message.author.name if message.author else None,
+            "body": message.body[:PACKAGE_MESSAGE_CHARS],
+            "at": message.created_at.isoformat(),
+        }
+        for message in reversed(recent)
+    ]
+    return {
+        "version": 1,
+        "handoff": str(handoff.pk),
+        "session": session.pk,
+        "reopened_from": str(handoff.reopened_from_id) if handoff.reopened_from_id else None,
+        "escalated_by": {
+            "id": handoff.escalated_by.pk,
+            "username": handoff.escalated_by.username,
+            "name": handoff.escalated_by.name,
+        },
+        "escalated_at": handoff.created_at.isoformat(),
+        "reason": handoff.reason,
+        "urgency": handoff.urgency,
+        "problem": session.problem,
+        "customer": session.customer,
+        "device": session.device,
+        "steps_tried": tried,
+        "last_messages": messages,
+    }
+
+
+def _start_assessment(handoff: Handoff) -> None:
+    """Store the offline assessment now and ask the AI engine after commit."""
+    start_assessment_on_commit(handoff)
+
+
+# --- claim ---------------------------------------------------------------------------------
+
+
+def claim_handoff(*, handoff_id: uuid.UUID | str, user: User) -> Handoff:
+    """Make ``user`` the one senior working ``handoff_id``: exactly one concurrent claimer wins.
+
+    Raises HandoffForbidden ("role" for technicians, "own_handoff" for its escalator),
+    AlreadyClaimed (with the winner) or NotOpen (released / resolved). Handoffs of other
+    accounts raise Handoff.DoesNotExist. A lost claim is recorded (HandoffEvent claim_lost)
+    even though the call raises.
+    """
+    if user.account_id is None or not user.is_senior:
+        raise HandoffForbidden("role", "Only engineers and admins can claim escalations.")
+    handoff, refusal = _claim(handoff_id, user)
+    if refusal is not None:
+        raise refusal
+    return handoff
+
+
+@transaction.atomic
+def _claim(handoff_id, user: User) -> tuple[Handoff, HandoffError | None]:
+    now = timezone.now()
+    won = (
+        Handoff.objects.filter(
+            pk=handoff_id,
+            account_id=user.account_id,
+            state=HandoffState.OPEN,
+            claimed_by__isnull=True,
+        )
+        .exclude(escalated_by=user)
+        .update(state=HandoffState.CLAIMED, claimed_by=user, claimed_at=now)
+    )
+    # Read after the UPDATE, never before: a loser sees the winner's committed claim.
+    handoff = (
+        Handoff.objects.select_related("session", "escalated_by", "claimed_by")
+        .defer("escalation_package", "assessment")
+        .get(pk=handoff_id, account_id=user.account_id)
+    )
+    if not won:
+        return handoff, _claim_refusal(handoff, user)
+
+    HandoffEvent.objects.create(
+        handoff=handoff, kind=HandoffEventKind.CLAIMED, actor=user, created_at=now
+    )
+    Session.objects.filter(pk=handoff.session_id).update(escalated_to=user, updated_at=now)
+    handoff.session.escalated_to = user
+    notifications.escalation_claimed(handoff)
+    data = _queue_event_data(handoff) | {"claimed_by": _person(user)}
+    send_events_on_commit(
+        [
+            (queue_channel(handoff.account_id), "handoff-claimed", data),
+            (handoff_channel(handoff.pk), "handoff-claimed", data),
+        ]
+    )
+    return handoff, None
+
+
+def _claim_refusal(handoff: Handoff, user: User) -> HandoffError:
+    if handoff.escalated_by_id == user.pk:
+        return HandoffForbidden(
+            "own_handoff", "You escalated this one; someone else picks it up.", handoff=handoff
+        )
+    if handoff.state == HandoffState.CLAIMED:
+        HandoffEvent.objects.create(
+            handoff=handoff,
+            kind=HandoffEventKind.CLAIM_LOST,
+            actor=user,
+            detail={"claimed_by": handoff.claimed_by_id},
+        )
+        return AlreadyClaimed(f"Already picked up by {handoff.claimed_by.name}", handoff=handoff)
+    return NotOpen(f"This handoff is {handoff.get_state_display().lower()}.", handoff=handoff)
+
+
+# --- release and resolve -------------------------------------------------------------------
+
+
+@transaction.atomic
+def release_handoff(*, handoff_id: uuid.UUID | str, user: User) -> Handoff:
+    """Give a claimed handoff back: it closes as released and the session goes back to the
+    queue as a new open handoff (same escalator, reason and urgency). Returns the new one.
+
+    Allowed to the claimer and the account's admins.
+    """
+    handoff = _lock_for_change(handoff_id, user)
+    if handoff.state != HandoffState.CLAIMED:
+        raise NotClaimed(f"This handoff is {handoff.get_state_display().lower()}.", handoff=handoff)
+
+    now = timezone.now()
+    handoff.state, handoff.released_at = HandoffState.RELEASED, now
+    handoff.save(update_fields=["state", "released_at"])
+    HandoffEvent.objects.create(
+        handoff=handoff, kind=HandoffEventKind.RELEASED, actor=user, created_at=now
+    )
+
+    session = Session.objects.select_for_update().get(pk=handoff.session_id)
+    reopened = Handoff(
+        id=uuid.uuid4(),
+        account_id=handoff.account_id,
+        session=session,
+        escalated_by=handoff.escalated_by,
+        reason=handoff.reason,
+        urgency=handoff.urgency,
+        reopened_from=handoff,
+        created_at=now,
+    )
+    reopened.escalation_package = build_escalation_package(reopened)
+    _insert_live_handoff(reopened)
+    HandoffEvent.objects.create(
+        handoff=reopened,
+        kind=HandoffEventKind.ESCALATED,
+        actor=user,
+        created_at=now,
+        detail={"reopened_from": str(handoff.pk), "urgency": reopened.urgency},
+    )
+    Session.objects.filter(pk=session.pk).update(
+        status=SessionStatus.ESCALATED, escalated_to=None, updated_at=now
+    )
+
+    notifications.handoff_released(reopened, released_by=user)
+    data = _queue_event_data(reopened) | {"released": str(handoff.pk)}
+    send_events_on_commit(
+        [
+            (queue_channel(handoff.account_id), "handoff-released", data),
+            (
+                handoff_channel(handoff.pk),
+                "handoff-released",
+                {"handoff": str(handoff.pk), "reopened_as": str(reopened.pk)},
+            ),
+        ]
+    )
+    _start_assessment(reopened)
+    return reopened
+
+
+@transaction.atomic
+def resolve_handoff(*, handoff_id: uuid.UUID | str, user: User, note: str = "") -> Handoff:
+    """Close a live handoff as resolved and mark its session resolved.
+
+    Allowed to the claimer and the account's admins (an admin may close an unclaimed one).
+    """
+    note = (note or "").strip()
+    if len(note) > RESOLUTION_NOTE_MAX_LENGTH:
+        raise ValueError(f"the note is longer than {RESOLUTION_NOTE_MAX_LENGTH} characters")
+    handoff = _lock_for_change(handoff_id, user)
+    if not handoff.is_live:
+        raise HandoffClosed(
+            f"This handoff is {handoff.get_state_display().lower()}.", handoff=handoff
+        )
+
+    now = timezone.now()
+    handoff.state, handoff.resolved_at, handoff.resolution_note = (
+        HandoffState.RESOLVED,
+        now,
+        note,
+    )
+    handoff.save(update_fields=["state", "resolved_at", "resolution_note"])
+    HandoffEvent.objects.create(
+        handoff=handoff,
+        kind=HandoffEventKind.RESOLVED,
+        actor=user,
+        created_at=now,
+        detail={"note": note} if note else {},
+    )
+    Session.objects.filter(pk=handoff.session_id).update(
+        status=SessionStatus.RESOLVED, updated_at=now
+    )
+    data = _queue_event_data(handoff) | {"resolved_by": _person(user)}
+    send_events_on_commit(
+        [
+            (queue_channel(handoff.account_id), "handoff-resolved", data),
+            (handoff_channel(handoff.pk), "handoff-resolved", data),
+        ]
+    )
+    return handoff
+
+
+def _lock_for_change(handoff_id, user: User) -> Handoff:
+    """The handoff, row-locked, if ``user`` may release or resolve it."""
+    if user.account_id is None or not user.is_senior:
+        raise HandoffForbidden("role", "Only engineers and admins can do this.")
+    handoff = (
+        Handoff.objects.select_for_update(of=("self",))
+        .select_related("session", "escalated_by", "claimed_by")
+        .get(pk=handoff_id, account_id=user.account_id)
+    )
+    if not can_close(handoff, user):
+        raise HandoffForbidden(
+            "not_claimer", "Only whoever claimed it, or an admin, can do this.", handoff=handoff
+        )
+    return handoff
+
+
+def can_close(handoff: Handoff, user: User) -> bool:
+    """Release and resolve belong to the claimer and to the account's admins."""
+    if user.account_id != handoff.account_id:
+        return False
+    return user.is_account_admin or (
+        handoff.claimed_by_id is not None and handoff.claimed_by_id == user.pk
+    )
+
+
+# --- first action and views ------------------------------------------------------------------
+
+
+@transaction.atomic
+def record_first_action(*, session: Session, user: User, kind: str) -> bool:
+    """Stamp the claimer's first action in ``session`` (message, task change, analysis).
+
+    Set exactly once, by one conditional UPDATE: activity of anyone else, of a session with
+    no claimed handoff, or after the first action changes nothing. Returns whether it stamped.
+    Called from flowpilot's ``session_activity`` signal, inside flowpilot's transaction.
+    """
+    if user is None or not getattr(user, "pk", None):
+        return False
+    now = timezone.now()
+    stamped = Handoff.objects.filter(
+        session_id=session.pk,
+        state=HandoffState.CLAIMED,
+        claimed_by=user,
+        first_action_at__isnull=True,
+    ).update(first_action_at=now, first_action_kind=kind[:30])
+    if not stamped:
+        return False
+    handoff = Handoff.objects.get(session_id=session.pk, state=HandoffState.CLAIMED)
+    HandoffEvent.objects.create(
+        handoff=handoff,
+        kind=HandoffEventKind.FIRST_ACTION,
+        actor=user,
+        created_at=now,
+        detail={"kind": kind},
+    )
+    data = {
+        "handoff": str(handoff.pk),
+        "session": handoff.session_id,
+        "kind": kind,
+        "seconds": round((now - handoff.claimed_at).total_seconds(), 1),
+    }
+    send_events_on_commit(
+        [
+            (handoff_channel(handoff.pk), "first-action", data),
+            (queue_channel(handoff.account_id), "first-action", data),
+        ]
+    )
+    return True
+
+
+def mark_handoff_seen(*, handoff: Handoff, user: User) -> None:
+    """Remember that ``user`` opened or previewed ``handoff`` (clears the queue's unread dot).
+
+    Idempotent and race-free: one INSERT that ignores the existing row.
+    """
+    if not user.is_senior or handoff.escalated_by_id == user.pk:
+        return
+    HandoffView.objects.bulk_create(
+        [HandoffView(handoff=handoff, user=user)], ignore_conflicts=True
+    )
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def mark_notifications_read(*, user: User, notification_id: int | None = None) -> int:
+    """Mark one of ``user``'s notifications read, or all of them; return how many changed.
+
+    Only the user's own unread rows are touched, whatever id is asked for.
+    """
+    unread = Notification.objects.filter(
+        recipient=user, account_id=user.account_id, read_at__isnull=True
+    )
+    if notification_id is not None:
+        unread = unread.filter(pk=notification_id)
+    return unread.update(read_at=timezone.now())
+
+
+def _person(user: User) -> dict:
+    return {"id": user.pk, "username": user.username, "name": user.name}
+
+
+def _queue_event_data(handoff: Handoff) -> dict:
+    """What every queue event says: enough to apply it idempotently by handoff id."""
+    return {
+        "handoff": str(handoff.pk),
+        "session": handoff.session_id,
+        "state": handoff.state,
+        "urgency": handoff.urgency,
+        "escalated_by": handoff.escalated_by_id,
+    }

@@ -21,6 +21,13 @@ class HandoffAdmin(admin.ModelAdmin):
     readonly_fields = [f.name for f in Handoff._meta.fields]
     inlines = [HandoffEventInline]
 
+    # Handoffs are born and change only through the handoff manager (escalations.actions).
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
 
 @admin.register(HandoffEvent)
 class HandoffEventAdmin(admin.ModelAdmin):
@@ -28,6 +35,13 @@ class HandoffEventAdmin(admin.ModelAdmin):
     list_filter = ["kind", "handoff__account"]
     list_select_related = ["handoff__account", "actor"]
     readonly_fields = ["handoff", "kind", "actor", "created_at", "detail"]
+
+    # The transition history is written by the handoff manager only.
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
 
     @admin.display(description="Account")
     def account(self, obj: HandoffEvent) -> str:

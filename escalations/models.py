@@ -45,6 +45,10 @@ class HandoffQuerySet(models.QuerySet):
         """In the queue: open and unclaimed."""
         return self.filter(state=HandoffState.OPEN)
 
+    def open(self) -> "HandoffQuerySet":
+        """The same as ``waiting``: open handoffs are unclaimed (a constraint says so)."""
+        return self.waiting()
+
 
 class Handoff(models.Model):
     """One escalation of a session, from the technician who raised it to the senior who
@@ -100,6 +104,27 @@ class Handoff(models.Model):
                 condition=~Q(claimed_by=models.F("escalated_by")),
                 name="claimer_is_not_escalator",
             ),
+            # The state and the claim columns never disagree, whatever writes them.
+            models.CheckConstraint(
+                condition=~Q(state="open") | Q(claimed_by__isnull=True, claimed_at__isnull=True),
+                name="open_handoff_is_unclaimed",
+            ),
+            models.CheckConstraint(
+                condition=~Q(state="claimed")
+                | Q(claimed_by__isnull=False, claimed_at__isnull=False),
+                name="claimed_handoff_has_claimer",
+            ),
+            models.CheckConstraint(
+                condition=Q(first_action_at__isnull=True) | Q(claimed_at__isnull=False),
+                name="first_action_after_claim",
+            ),
+            models.CheckConstraint(
+                condition=Q(urgency__in=["low", "normal", "high"]), name="handoff_urgency_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(state__in=["open", "claimed", "released", "resolved"]),
+                name="handoff_state_valid",
+            ),
         ]
         indexes = [
             models.Index(fields=["account", "state", "created_at"]),
@@ -113,6 +138,19 @@ class Handoff(models.Model):
     @property
     def is_live(self) -> bool:
         return self.state in LIVE_STATES
+
+    @property
+    def is_open(self) -> bool:
+        return self.state == HandoffState.OPEN
+
+    @property
+    def is_claimed(self) -> bool:
+        return self.state == HandoffState.CLAIMED
+
+    @property
+    def urgency_rank(self) -> int:
+        """High first: the queue's sort key, also used by the live queue to place new cards."""
+        return URGENCY_RANK.get(self.urgency, 1)
 
 
 class HandoffEventKind(models.TextChoices):
@@ -195,6 +233,7 @@ class Notification(models.Model):
 
 class EmailState(models.TextChoices):
     PENDING = "pending", "Pending"
+    SENDING = "sending", "Sending"
     SENT = "sent", "Sent"
     FAILED = "failed", "Failed"
     REFUSED = "refused", "Refused (bad address)"

@@ -1,11 +1,32 @@
 from django.urls import path
 
-from escalations import streams, views
+from escalations import bell, streams, takeover, views
 
 app_name = "escalations"
 urlpatterns = [
     path("escalations/", views.queue, name="queue"),
+    path("escalations/recent/", views.recent, name="queue_recent"),
     path("escalations/events/", streams.queue_events, name="queue_events"),
     path("notifications/events/", streams.notification_events, name="notification_events"),
+    path("handoffs/<uuid:handoff_id>/", views.handoff, name="handoff"),
+    path("handoffs/<uuid:handoff_id>/card", views.card, name="card"),
+    path("handoffs/<uuid:handoff_id>/preview", views.preview, name="preview"),
+    path("handoffs/<uuid:handoff_id>/claim", views.claim, name="claim"),
+    path("handoffs/<uuid:handoff_id>/release", views.release, name="release"),
+    path("handoffs/<uuid:handoff_id>/resolve", views.resolve, name="resolve"),
     path("handoffs/<uuid:handoff_id>/events/", streams.handoff_events, name="handoff_events"),
+    # Issue 6, taking a handoff over (escalations/takeover.py).
+    path("handoffs/<uuid:handoff_id>/assessment", takeover.assessment, name="assessment"),
+    path(
+        "handoffs/<uuid:handoff_id>/assessment/refresh",
+        takeover.refresh_assessment,
+        name="refresh_assessment",
+    ),
+    path("handoffs/<uuid:handoff_id>/take-over", takeover.take_over, name="take_over"),
+    path("handoffs/<uuid:handoff_id>/steps/open", takeover.open_step, name="open_step"),
+    path("handoffs/sessions/<int:session_id>/panel", takeover.session_panel, name="session_panel"),
+    # Issue 5, the bell (escalations/bell.py).
+    path("notifications/", bell.bell, name="bell"),
+    path("notifications/<int:notification_id>/read/", bell.mark_read, name="notification_read"),
+    path("notifications/read-all/", bell.mark_all_read, name="notifications_read_all"),
 ]

@@ -1,13 +1,370 @@
-"""Escalation pages."""
+"""Escalation pages and their JSON API: escalate, the queue, the handoff screen, and
+claim / release / resolve.
 
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+Each view: decorators (method, role) → access getter (404 outside the account) → form →
+one action of the handoff manager → a page, an htmx fragment, a redirect or JSON.
+API clients ask for JSON with ``Accept: application/json`` (see docs/API.md).
+"""
 
-from resolutionflow.permissions import senior_required
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from functools import wraps
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    JsonResponse,
+    QueryDict,
+)
+from django.shortcuts import get_object_or_404, render
+from django.template.defaultfilters import pluralize
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+from django_eventstream import get_current_event_id
+from django_htmx.http import HttpResponseClientRedirect
+
+from escalations import actions, queries, takeover
+from escalations.actions import (
+    AlreadyClaimed,
+    AlreadyEscalated,
+    HandoffError,
+    HandoffForbidden,
+)
+from escalations.channels import queue_channel
+from escalations.forms import EscalateForm, ResolveForm
+from escalations.models import Handoff, Urgency
+from flowpilot.models import Session
+from resolutionflow.permissions import any_member_required, senior_required
+
+# The chat page's escalate form (a partial the FlowPilot page defines), then our own.
+ESCALATE_FORM_TEMPLATES = [
+    "flowpilot/session.html#escalate-form",
+    "escalations/escalate.html#escalate-form",
+]
+
+
+# --- request and response helpers ------------------------------------------------------------
+
+
+def wants_json(request: HttpRequest) -> bool:
+    """An API client: it asked for JSON first (htmx and browsers ask for HTML or */*)."""
+    if getattr(request, "htmx", False):
+        return False
+    preferred = request.get_preferred_type(["text/html", "application/json"])
+    return preferred == "application/json"
+
+
+def _submitted_data(request: HttpRequest) -> QueryDict | dict | None:
+    """The POSTed fields: form-encoded, or a JSON object from an API client (None if bad)."""
+    if request.content_type == "application/json":
+        try:
+            data = json.loads(request.body or b"{}")
+        except ValueError:
+            return None
+        return data if isinstance(data, dict) else None
+    return request.POST
+
+
+def _redirect(request: HttpRequest, url: str) -> HttpResponse:
+    """Navigate: HX-Redirect for htmx (so toasts follow), a 302 for a plain form post."""
+    if request.htmx:
+        return HttpResponseClientRedirect(url)
+    return HttpResponseRedirect(url)
+
+
+def _refusal_json(refusal: HandoffError) -> JsonResponse:
+    body: dict = {"error": refusal.code}
+    handoff = refusal.handoff
+    if isinstance(refusal, AlreadyEscalated):
+        body["handoff"] = str(handoff.pk)
+        body["url"] = reverse("escalations:handoff", args=[handoff.pk])
+    elif isinstance(refusal, AlreadyClaimed):
+        body["handoff"] = str(handoff.pk)
+        body["claimed_by"] = queries.person_json(handoff.claimed_by)
+    elif handoff is not None and not isinstance(refusal, HandoffForbidden):
+        body["handoff"] = str(handoff.pk)
+        body["state"] = handoff.state
+    return JsonResponse(body, status=refusal.status)
+
+
+def api_errors(view: Callable) -> Callable:
+    """Give API clients JSON for a 404 and a role refusal; pages keep the HTML ones."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        try:
+            return view(request, *args, **kwargs)
+        except (Http404, Handoff.DoesNotExist):
+            if wants_json(request):
+                return JsonResponse({"error": "not_found"}, status=404)
+            raise Http404("No such handoff") from None
+        except PermissionDenied:
+            if wants_json(request):
+                return JsonResponse({"error": "role"}, status=403)
+            raise
+
+    return wrapper
+
+
+# --- escalate ------------------------------------------------------------------------------
+
+
+@require_POST
+@api_errors
+@any_member_required
+def escalate(request: HttpRequest, session_id: int) -> HttpResponse:
+    """Escalate a FlowPilot session with a reason and an urgency (the chat's Escalate form)."""
+    session = get_object_or_404(Session.objects.visible_to(request.user), pk=session_id)
+    data = _submitted_data(request)
+    if data is None:
+        return JsonResponse({"errors": {"__all__": ["Send a JSON object."]}}, status=400)
+    form = EscalateForm(data)
+    if not form.is_valid():
+        return _escalate_form_invalid(request, session, form)
+    try:
+        escalation = actions.escalate(
+            session=session,
+            user=request.user,
+            reason=form.cleaned_data["reason"],
+            urgency=form.cleaned_data["urgency"],
+        )
+    except HandoffForbidden as refusal:
+        if wants_json(request):
+            return _refusal_json(refusal)
+        raise PermissionDenied(str(refusal)) from None
+    except AlreadyEscalated as refusal:
+        if wants_json(request):
+            return _refusal_json(refusal)
+        messages.info(request, "This session is already escalated: here is its open handoff.")
+        return _redirect(request, reverse("escalations:handoff", args=[refusal.handoff.pk]))
+    except HandoffError as refusal:  # SessionResolved
+        if wants_json(request):
+            return _refusal_json(refusal)
+        form.add_error(None, "This session is resolved. Start a new session for a new problem.")
+        return _escalate_form_invalid(request, session, form, status=409)
+
+    handoff, notified = escalation.handoff, escalation.notified
+    if wants_json(request):
+        return JsonResponse(
+            {"handoff": str(handoff.pk), "session": session.pk, "notified": notified}, status=201
+        )
+    messages.success(request, f"Escalated — {notified} senior{pluralize(notified)} notified")
+    return _redirect(request, reverse("flowpilot:sessions"))
+
+
+def _escalate_form_invalid(
+    request: HttpRequest, session: Session, form: EscalateForm, *, status: int = 400
+) -> HttpResponse:
+    errors = {field: list(messages_) for field, messages_ in form.errors.items()}
+    if wants_json(request):
+        return JsonResponse({"errors": errors}, status=status)
+    context = {
+        "session": session,
+        # Templates cannot read "__all__": errors of the whole form are under "form".
+        "escalate_errors": {
+            ("form" if field == "__all__" else field): errs for field, errs in errors.items()
+        },
+        "escalate_values": {
+            "reason": form.data.get("reason", ""),
+            "urgency": form.data.get("urgency", "") or Urgency.NORMAL,
+        },
+        "urgency_choices": Urgency.choices,
+    }
+    if request.htmx:
+        # htmx 2 does not swap 4xx answers: the re-rendered form comes with a 200.
+        return render(request, ESCALATE_FORM_TEMPLATES, context)
+    return render(request, "escalations/escalate.html", context, status=status)
+
+
+# --- the queue -----------------------------------------------------------------------------
+
+
+@require_GET
+@api_errors
+@senior_required
+def queue(request: HttpRequest) -> HttpResponse:
+    """The account's waiting handoffs and its recent claims, as the caller sees them."""
+    user = request.user
+    now = timezone.now()
+    waiting = queries.waiting_queue(user)
+    recent = queries.recently_claimed(user)
+    if wants_json(request):
+        return JsonResponse(
+            {
+                "waiting": [queries.card_json(handoff, now=now) for handoff in waiting],
+                "recently_claimed": [queries.card_json(handoff, now=now) for handoff in recent],
+            }
+        )
+    context = {"waiting": waiting, "recent": recent, "now": now}
+    if request.htmx:
+        # The live queue refetches itself after a stream reset.
+        return render(request, "escalations/queue.html#queue-body", context)
+    # The live queue resumes from this event id: nothing published between this render
+    # and the stream's connection is missed.
+    context["stream_from"] = get_current_event_id([queue_channel(user.account_id)])
+    return render(request, "escalations/queue.html", context)
 
 
 @require_GET
 @senior_required
-def queue(request: HttpRequest) -> HttpResponse:
-    return render(request, "escalations/queue.html", {})
+def recent(request: HttpRequest) -> HttpResponse:
+    """The "Recently claimed" list alone, refreshed by the live queue."""
+    context = {"recent": queries.recently_claimed(request.user), "now": timezone.now()}
+    return render(request, "escalations/queue.html#recent-list", context)
+
+
+@require_GET
+@senior_required
+def card(request: HttpRequest, handoff_id) -> HttpResponse:
+    """One queue card, fetched by the live queue; 204 for the handoff's own escalator."""
+    handoff = queries.card_for_user(request.user, handoff_id)
+    if handoff is None:
+        return HttpResponse(status=204)
+    return render(request, "escalations/_card.html", {"handoff": handoff, "now": timezone.now()})
+
+
+# --- the handoff screen --------------------------------------------------------------------
+
+
+@require_GET
+@api_errors
+@any_member_required
+def handoff(request: HttpRequest, handoff_id) -> HttpResponse:
+    """The handoff screen: who escalated what and why, what was tried, the last messages."""
+    handoff = queries.get_handoff_for_user(request.user, handoff_id)
+    actions.mark_handoff_seen(handoff=handoff, user=request.user)
+    if wants_json(request):
+        return JsonResponse(queries.handoff_json(handoff))
+    return render(request, "escalations/handoff.html", _handoff_context(request, handoff))
+
+
+@require_GET
+@senior_required
+def preview(request: HttpRequest, handoff_id) -> HttpResponse:
+    """The handoff's essentials inline in the queue (counts as opening it)."""
+    handoff = queries.get_handoff_for_user(request.user, handoff_id)
+    actions.mark_handoff_seen(handoff=handoff, user=request.user)
+    return render(request, "escalations/handoff.html#preview", _handoff_context(request, handoff))
+
+
+def _handoff_context(request: HttpRequest, handoff: Handoff) -> dict:
+    user = request.user
+    is_escalator = handoff.escalated_by_id == user.pk
+    return {
+        "handoff": handoff,
+        "session": handoff.session,
+        "tried": queries.tried_tasks(handoff),
+        "last_messages": queries.last_messages(handoff),
+        "history": queries.history(handoff),
+        "is_escalator": is_escalator,
+        "can_claim": user.is_senior and not is_escalator and handoff.is_open,
+        "can_close": handoff.is_live and actions.can_close(handoff, user),
+        "resolve_form": ResolveForm(),
+        # Issue 6: the assessment card and the two ways to take over (escalations/takeover.py).
+        **takeover.takeover_context(handoff, user),
+    }
+
+
+# --- claim, release, resolve ---------------------------------------------------------------
+
+
+@require_POST
+@api_errors
+@senior_required
+def claim(request: HttpRequest, handoff_id) -> HttpResponse:
+    """Claim a handoff: the winner lands on the handoff screen, a loser learns who won."""
+    try:
+        handoff = actions.claim_handoff(handoff_id=handoff_id, user=request.user)
+    except HandoffError as refusal:
+        return _claim_refused(request, refusal)
+    if wants_json(request):
+        return JsonResponse(
+            {
+                "status": "claimed",
+                "handoff": str(handoff.pk),
+                "claimed_by": queries.person_json(request.user),
+            }
+        )
+    messages.success(request, f"It's yours. {handoff.escalated_by.name} has been told.")
+    return _redirect(request, reverse("escalations:handoff", args=[handoff.pk]))
+
+
+def _claim_refused(request: HttpRequest, refusal: HandoffError) -> HttpResponse:
+    if wants_json(request):
+        return _refusal_json(refusal)
+    if isinstance(refusal, HandoffForbidden):
+        if not request.htmx:
+            raise PermissionDenied(str(refusal))
+        messages.error(request, str(refusal))
+    else:
+        messages.warning(request, str(refusal))
+    handoff = refusal.handoff
+    if not request.htmx:
+        return _redirect(request, reverse("escalations:handoff", args=[handoff.pk]))
+    # htmx 2 swaps only 2xx answers: the updated fragment comes with a 200 and a toast.
+    if request.htmx.target == "claim-box":
+        handoff = queries.get_handoff_for_user(request.user, handoff.pk)
+        context = _handoff_context(request, handoff)
+        return render(request, "escalations/handoff.html#claim-box", context)
+    card_handoff = queries.card_for_user(request.user, handoff.pk)
+    if card_handoff is None:
+        return HttpResponse("")
+    return render(request, "escalations/_card.html", {"handoff": card_handoff})
+
+
+@require_POST
+@api_errors
+@senior_required
+def release(request: HttpRequest, handoff_id) -> HttpResponse:
+    """Give a claimed handoff back to the queue (the claimer or an admin)."""
+    try:
+        reopened = actions.release_handoff(handoff_id=handoff_id, user=request.user)
+    except HandoffError as refusal:
+        return _change_refused(request, refusal)
+    if wants_json(request):
+        return JsonResponse(
+            {"status": "released", "handoff": str(handoff_id), "reopened_as": str(reopened.pk)}
+        )
+    messages.success(request, "Released: it is back in the queue for someone else.")
+    return _redirect(request, reverse("escalations:queue"))
+
+
+@require_POST
+@api_errors
+@senior_required
+def resolve(request: HttpRequest, handoff_id) -> HttpResponse:
+    """Close a handoff as resolved, with an optional note (the claimer or an admin)."""
+    data = _submitted_data(request)
+    form = ResolveForm(data if data is not None else {})
+    if data is None or not form.is_valid():
+        errors = {field: list(errs) for field, errs in form.errors.items()}
+        if wants_json(request):
+            return JsonResponse({"errors": errors or {"__all__": ["Bad input."]}}, status=400)
+        messages.error(request, "The note is too long (4000 characters at most).")
+        return _redirect(request, reverse("escalations:handoff", args=[handoff_id]))
+    try:
+        handoff = actions.resolve_handoff(
+            handoff_id=handoff_id, user=request.user, note=form.cleaned_data["note"]
+        )
+    except HandoffError as refusal:
+        return _change_refused(request, refusal)
+    if wants_json(request):
+        return JsonResponse({"status": "resolved", "handoff": str(handoff.pk)})
+    messages.success(request, "Resolved. The session is closed.")
+    return _redirect(request, reverse("escalations:handoff", args=[handoff.pk]))
+
+
+def _change_refused(request: HttpRequest, refusal: HandoffError) -> HttpResponse:
+    if wants_json(request):
+        return _refusal_json(refusal)
+    if isinstance(refusal, HandoffForbidden):
+        raise PermissionDenied(str(refusal))
+    messages.warning(request, str(refusal))
+    return _redirect(request, reverse("escalations:handoff", args=[refusal.handoff.pk]))

@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path
 
+import escalations.views
 from resolutionflow import views
 
 urlpatterns = [
@@ -10,6 +11,12 @@ urlpatterns = [
     path("accounts/login/", login_not_required(views.LoginView.as_view()), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
+    # Escalation has one entry point, the handoff manager's, under the session it escalates.
+    path(
+        "flowpilot/sessions/<int:session_id>/escalate",
+        escalations.views.escalate,
+        name="escalate",
+    ),
     path("flowpilot/", include("flowpilot.urls")),
     path("", include("escalations.urls")),
     path("analytics/", include("analytics.urls")),

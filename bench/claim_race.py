@@ -1,0 +1,404 @@
+"""Claim race over HTTP: concurrent claimers against a real ASGI server on PostgreSQL.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres \
+        .venv/bin/python bench/claim_race.py [--claimers 50] [--rounds 20] [--sequential 300]
+
+Creates and migrates its own database (``resolutionflow_bench_claim``, or ``--db NAME``) on
+the server of DATABASE_URL, adds ``--claimers`` engineers and fresh open handoffs, starts
+uvicorn in a subprocess (``bench.claim_settings``: the app plus a bench-only floor view),
+then measures over keep-alive HTTP connections with session cookies and CSRF, as a browser
+would:
+
+- one claimer at a time (``--sequential`` claims of fresh handoffs);
+- bursts: ``--claimers`` threads released together by a Barrier on the same handoff,
+  ``--rounds`` times: winners, 409s and errors per round, and every latency;
+
+each for POST /handoffs/<id>/claim (the whole action: conditional UPDATE, event row,
+session, bell notification, outbox events published after commit) and for the floor,
+POST /bench/floor/<id>/claim (a bare view doing only the conditional UPDATE, on the same
+server and middleware). Prints p50 / p95 / p99 / max latency for each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import platform
+import secrets
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+BURST_DEADLINE_MS = 500
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", default="resolutionflow_bench_claim")
+    parser.add_argument("--claimers", type=int, default=50, help="claimers per burst")
+    parser.add_argument("--rounds", type=int, default=20, help="bursts per endpoint")
+    parser.add_argument("--sequential", type=int, default=300, help="one-at-a-time claims")
+    parser.add_argument("--warmup", type=int, default=30)
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument(
+        "--defer-publish",
+        action="store_true",
+        help="leave events in the outbox (no after-commit publishing): shows its share",
+    )
+    return parser.parse_args()
+
+
+# --- the database ----------------------------------------------------------------------------
+
+
+def database_url(name: str) -> str:
+    base = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+    if not base.startswith("postgres"):
+        sys.exit("DATABASE_URL must point at PostgreSQL (this bench is about PostgreSQL).")
+    return urlunsplit(urlsplit(base)._replace(path=f"/{name}"))
+
+
+def ensure_database(url: str, name: str) -> None:
+    import psycopg
+
+    admin = urlunsplit(urlsplit(url)._replace(path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def bench_env(url: str, *, defer_publish: bool = False) -> dict[str, str]:
+    return {
+        **os.environ,
+        "RF_BENCH_DEFER_PUBLISH": "1" if defer_publish else "0",
+        "DATABASE_URL": url,
+        "DJANGO_SETTINGS_MODULE": "bench.claim_settings",
+        "LOG_LEVEL": "ERROR",  # 409s are the point here, not warnings
+        "PYTHONPATH": str(ROOT),
+    }
+
+
+def migrate(url: str) -> None:
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--verbosity", "0"],
+        cwd=ROOT,
+        env=bench_env(url),
+        check=True,
+    )
+
+
+@dataclass
+class Fixture:
+    cookies: list[str]  # one signed-in engineer per claimer: "sessionid=...; csrftoken=..."
+    csrf: str
+    handoffs: dict[str, list[str]] = field(default_factory=dict)
+
+
+def prepare(url: str, args: argparse.Namespace) -> Fixture:
+    """Engineers with sessions, and fresh open handoffs for every measurement."""
+    os.environ.update(bench_env(url))
+    import django
+
+    django.setup()
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+    from django.contrib.sessions.backends.db import SessionStore
+
+    from escalations.models import Handoff
+    from flowpilot.models import Session, SessionStatus
+    from resolutionflow.management.commands.seed_demo import seed_people
+    from resolutionflow.models import Role, User
+
+    people = seed_people()
+    tess = people["tess"]
+    engineers = []
+    for index in range(args.claimers):
+        engineer, _ = User.objects.get_or_create(
+            username=f"bench-engineer-{index}",
+            defaults={
+                "account_id": tess.account_id,
+                "role": Role.ENGINEER,
+                "display_name": f"Bench Engineer {index}",
+            },
+        )
+        engineers.append(engineer)
+
+    cookies = []
+    csrf = secrets.token_hex(16)  # 32 characters: Django accepts it as a cookie token
+    for engineer in engineers:
+        store = SessionStore()
+        store[SESSION_KEY] = str(engineer.pk)
+        store[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+        store[HASH_SESSION_KEY] = engineer.get_session_auth_hash()
+        store.create()
+        cookies.append(f"sessionid={store.session_key}; csrftoken={csrf}")
+
+    needs = {
+        "claim-sequential": args.warmup + args.sequential,
+        "floor-sequential": args.warmup + args.sequential,
+        "claim-burst": args.rounds,
+        "floor-burst": args.rounds,
+    }
+    fixture = Fixture(cookies=cookies, csrf=csrf)
+    for purpose, count in needs.items():
+        sessions = Session.objects.bulk_create(
+            [
+                Session(
+                    account_id=tess.account_id,
+                    owner=tess,
+                    problem=f"Bench {purpose} {index}: the printer is offline",
+                    status=SessionStatus.ESCALATED,
+                )
+                for index in range(count)
+            ]
+        )
+        handoffs = Handoff.objects.bulk_create(
+            [
+                Handoff(
+                    id=uuid.uuid4(),
+                    account_id=tess.account_id,
+                    session=session,
+                    escalated_by=tess,
+                    reason="Bench",
+                    escalation_package={"version": 1},
+                )
+                for session in sessions
+            ]
+        )
+        fixture.handoffs[purpose] = [str(handoff.pk) for handoff in handoffs]
+    from django.db import connections
+
+    connections.close_all()
+    return fixture
+
+
+# --- the server ------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(url: str, port: int, workers: int, defer_publish: bool) -> subprocess.Popen:
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "resolutionflow.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+            "--timeout-graceful-shutdown",
+            "1",
+        ],
+        cwd=ROOT,
+        env=bench_env(url, defer_publish=defer_publish),
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+            connection.request("GET", "/accounts/login/")
+            if connection.getresponse().status == 200:
+                return server
+        except OSError:
+            time.sleep(0.1)
+    stop_server(server)
+    sys.exit("uvicorn did not answer within 20 s")
+
+
+def stop_server(server: subprocess.Popen) -> None:
+    if server.poll() is None:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+
+
+# --- the clients ----------------------------------------------------------------------------
+
+
+class Claimer:
+    """One signed-in engineer on one keep-alive connection."""
+
+    def __init__(self, port: int, cookie: str, csrf: str) -> None:
+        self.port = port
+        self.headers = {
+            "Cookie": cookie,
+            "X-CSRFToken": csrf,
+            "Accept": "application/json",
+            "Content-Length": "0",
+        }
+        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+
+    def post(self, path: str) -> tuple[int, float]:
+        """(status, milliseconds); status 0 for a transport error."""
+        started = time.perf_counter()
+        try:
+            self.connection.request("POST", path, headers=self.headers)
+            response = self.connection.getresponse()
+            response.read()
+            status = response.status
+        except OSError:
+            self.connection.close()
+            self.connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+            status = 0
+        return status, (time.perf_counter() - started) * 1000
+
+
+def claim_path(kind: str, handoff_id: str) -> str:
+    return (
+        f"/handoffs/{handoff_id}/claim" if kind == "claim" else f"/bench/floor/{handoff_id}/claim"
+    )
+
+
+def sequential(port: int, fixture: Fixture, kind: str, warmup: int) -> list[float]:
+    claimer = Claimer(port, fixture.cookies[0], fixture.csrf)
+    handoffs = fixture.handoffs[f"{kind}-sequential"]
+    latencies = []
+    for index, handoff_id in enumerate(handoffs):
+        status, ms = claimer.post(claim_path(kind, handoff_id))
+        if status != 200:
+            sys.exit(f"sequential {kind}: HTTP {status} for a fresh handoff")
+        if index >= warmup:
+            latencies.append(ms)
+    return latencies
+
+
+@dataclass
+class BurstResult:
+    latencies: list[float] = field(default_factory=list)
+    winners_per_round: list[int] = field(default_factory=list)
+    conflicts: int = 0
+    errors: int = 0
+    slowest_per_round: list[float] = field(default_factory=list)
+
+
+def bursts(port: int, fixture: Fixture, kind: str, claimers: int) -> BurstResult:
+    handoffs = fixture.handoffs[f"{kind}-burst"]
+    people = [Claimer(port, fixture.cookies[i], fixture.csrf) for i in range(claimers)]
+    # Open every connection (and warm the server's threads) before the first burst.
+    for claimer in people:
+        claimer.connection.request("GET", "/accounts/login/", headers=claimer.headers)
+        claimer.connection.getresponse().read()
+    barrier = threading.Barrier(claimers + 1)
+    outcomes: list[list[tuple[int, float]]] = [[] for _ in handoffs]
+
+    def run(claimer: Claimer) -> None:
+        for round_index, handoff_id in enumerate(handoffs):
+            barrier.wait()
+            outcomes[round_index].append(claimer.post(claim_path(kind, handoff_id)))
+            barrier.wait()
+
+    threads = [threading.Thread(target=run, args=(claimer,)) for claimer in people]
+    for thread in threads:
+        thread.start()
+    for _ in handoffs:
+        barrier.wait()  # release the burst
+        barrier.wait()  # every answer is in
+        time.sleep(0.05)  # let the winner's after-commit publishing finish
+    for thread in threads:
+        thread.join()
+
+    result = BurstResult()
+    for round_outcomes in outcomes:
+        statuses = [status for status, _ms in round_outcomes]
+        result.winners_per_round.append(statuses.count(200))
+        result.conflicts += statuses.count(409)
+        result.errors += sum(1 for status in statuses if status not in (200, 409))
+        result.latencies.extend(ms for _status, ms in round_outcomes)
+        result.slowest_per_round.append(max(ms for _status, ms in round_outcomes))
+    return result
+
+
+# --- report ----------------------------------------------------------------------------------
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def row(label: str, values: list[float]) -> str:
+    return (
+        f"| {label} | {len(values)} | {statistics.median(values):.1f} | "
+        f"{percentile(values, 95):.1f} | {percentile(values, 99):.1f} | {max(values):.1f} |"
+    )
+
+
+def main() -> None:
+    args = parse_args()
+    url = database_url(args.db)
+    ensure_database(url, args.db)
+    migrate(url)
+    fixture = prepare(url, args)
+    port = free_port()
+    server = start_server(url, port, args.workers, args.defer_publish)
+    try:
+        seq = {kind: sequential(port, fixture, kind, args.warmup) for kind in ("claim", "floor")}
+        burst = {kind: bursts(port, fixture, kind, args.claimers) for kind in ("claim", "floor")}
+    finally:
+        stop_server(server)
+
+    cpu = platform.processor() or platform.machine()
+    print(
+        f"Machine: {os.cpu_count()} CPUs ({cpu}), {platform.platform()}, Python "
+        f"{platform.python_version()}; uvicorn workers: {args.workers}; "
+        f"after-commit publishing: {'deferred to the drain' if args.defer_publish else 'on'}; "
+        f"load average before: {os.getloadavg()[0]:.2f}"
+    )
+    print(f"Date: {time.strftime('%Y-%m-%d %H:%M %Z')}")
+    print()
+    print("Latency in ms, client side, keep-alive HTTP/1.1 on loopback.")
+    print()
+    print("| measurement | requests | p50 | p95 | p99 | max |")
+    print("|---|---|---|---|---|---|")
+    print(row("claim, one at a time", seq["claim"]))
+    print(row("floor, one at a time", seq["floor"]))
+    print(row(f"claim, bursts of {args.claimers}", burst["claim"].latencies))
+    print(row(f"floor, bursts of {args.claimers}", burst["floor"].latencies))
+    print()
+    for kind in ("claim", "floor"):
+        result = burst[kind]
+        winners = result.winners_per_round
+        late = sum(1 for ms in result.latencies if ms > BURST_DEADLINE_MS)
+        print(
+            f"{kind} bursts: {len(winners)} rounds of {args.claimers}; exactly one winner in "
+            f"{winners.count(1)}/{len(winners)} (winners per round: min {min(winners)}, "
+            f"max {max(winners)}); 409s {result.conflicts}; errors {result.errors}; "
+            f"responses over {BURST_DEADLINE_MS} ms: {late}; slowest response of a round: "
+            f"median {statistics.median(result.slowest_per_round):.0f} ms, "
+            f"max {max(result.slowest_per_round):.0f} ms"
+        )
+    failed = any(
+        result.errors or any(w != 1 for w in result.winners_per_round) for result in burst.values()
+    )
+    print(json.dumps({"ok": not failed}))
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()

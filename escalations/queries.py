@@ -1,0 +1,181 @@
+"""Reads of escalation data: the queue, the handoff screen, and the access getters.
+
+Getters that check access raise Http404 for anything outside the user's account, so a
+foreign id and an unknown id look the same. Lists make a fixed number of queries however
+many handoffs they show (annotations, select_related); tests pin the counts.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db.models import Case, Count, Exists, IntegerField, OuterRef, Q, Value, When
+from django.http import Http404
+from django.utils import timezone
+
+from escalations.models import (
+    URGENCY_RANK,
+    Handoff,
+    HandoffEvent,
+    HandoffView,
+)
+from flowpilot.models import Message, MessageRole, Task, TaskStatus
+from resolutionflow.models import User
+
+RECENTLY_CLAIMED_LIMIT = 6
+LAST_MESSAGES = 6
+
+URGENCY_ORDER = Case(
+    *[When(urgency=urgency, then=Value(rank)) for urgency, rank in URGENCY_RANK.items()],
+    default=Value(1),
+    output_field=IntegerField(),
+)
+
+
+def handoffs_visible_to(user: User):
+    """Engineers and admins see their account's handoffs; a technician sees those they
+    escalated; people without an account see none."""
+    if user.account_id is None:
+        return Handoff.objects.none()
+    handoffs = Handoff.objects.filter(account_id=user.account_id)
+    return handoffs if user.is_senior else handoffs.filter(escalated_by=user)
+
+
+def get_handoff_for_user(user: User, handoff_id: uuid.UUID | str) -> Handoff:
+    """The handoff if ``user`` may see it, with its session and people; else Http404."""
+    try:
+        return (
+            handoffs_visible_to(user)
+            .select_related("session", "session__owner", "escalated_by", "claimed_by", "account")
+            .get(pk=handoff_id)
+        )
+    except (Handoff.DoesNotExist, ValueError, TypeError):
+        raise Http404("No such handoff") from None
+
+
+def _with_card_annotations(handoffs, user: User):
+    """What a queue card shows, in the same query: steps tried, unread, sort rank."""
+    return handoffs.select_related("session", "escalated_by", "claimed_by").annotate(
+        steps_tried=Count(
+            "session__tasks", filter=~Q(session__tasks__status=TaskStatus.TODO), distinct=True
+        ),
+        seen=Exists(HandoffView.objects.filter(handoff=OuterRef("pk"), user=user)),
+        urgency_order=URGENCY_ORDER,
+    )
+
+
+def waiting_queue(user: User) -> list[Handoff]:
+    """The account's open handoffs for ``user``: high urgency first, then oldest first.
+
+    Never the handoffs ``user`` escalated (nobody picks up their own).
+    """
+    handoffs = Handoff.objects.waiting().filter(account_id=user.account_id)
+    handoffs = handoffs.exclude(escalated_by=user)
+    return list(_with_card_annotations(handoffs, user).order_by("urgency_order", "created_at"))
+
+
+def recently_claimed(user: User, *, limit: int = RECENTLY_CLAIMED_LIMIT) -> list[Handoff]:
+    """The account's latest claims (who, when), newest first, not ``user``'s own handoffs."""
+    handoffs = (
+        Handoff.objects.filter(account_id=user.account_id, claimed_at__isnull=False)
+        .exclude(escalated_by=user)
+        .select_related("session", "claimed_by", "escalated_by")
+        .order_by("-claimed_at")
+    )
+    return list(handoffs[:limit])
+
+
+def card_for_user(user: User, handoff_id: uuid.UUID | str) -> Handoff | None:
+    """One queue card (the live queue fetches new ones by id); None for its own escalator.
+
+    Http404 outside the user's account.
+    """
+    handoffs = Handoff.objects.filter(account_id=user.account_id, pk=handoff_id)
+    handoff = _with_card_annotations(handoffs, user).first()
+    if handoff is None:
+        raise Http404("No such handoff")
+    if handoff.escalated_by_id == user.pk:
+        return None
+    return handoff
+
+
+def tried_tasks(handoff: Handoff) -> list[Task]:
+    """The session's task lane rows that were tried (anything but "to do"), in lane order."""
+    return list(Task.objects.filter(session_id=handoff.session_id).exclude(status=TaskStatus.TODO))
+
+
+def last_messages(handoff: Handoff, *, limit: int = LAST_MESSAGES) -> list[Message]:
+    """The chat's latest messages, oldest first."""
+    recent = (
+        Message.objects.filter(session_id=handoff.session_id)
+        .exclude(role=MessageRole.SYSTEM)
+        .select_related("author")
+        .order_by("-created_at", "-id")[:limit]
+    )
+    return list(reversed(recent))
+
+
+def history(handoff: Handoff) -> list[HandoffEvent]:
+    """Every transition of this handoff, and of the handoffs it was reopened from."""
+    chain = [handoff.pk]
+    if handoff.reopened_from_id:
+        chain.append(handoff.reopened_from_id)
+    return list(
+        HandoffEvent.objects.filter(handoff_id__in=chain)
+        .exclude(kind="claim_lost")
+        .select_related("actor")
+        .order_by("created_at", "id")
+    )
+
+
+def waiting_seconds(handoff: Handoff, *, now=None) -> int:
+    """How long it has waited for a senior: until claimed, or until now."""
+    end = handoff.claimed_at or now or timezone.now()
+    return max(0, int((end - handoff.created_at).total_seconds()))
+
+
+# --- JSON shapes -----------------------------------------------------------------------------
+
+
+def person_json(user: User | None) -> dict | None:
+    if user is None:
+        return None
+    return {"username": user.username, "name": user.name}
+
+
+def card_json(handoff: Handoff, *, now=None) -> dict:
+    return {
+        "id": str(handoff.pk),
+        "session": handoff.session_id,
+        "state": handoff.state,
+        "urgency": handoff.urgency,
+        "problem": handoff.session.title,
+        "reason": handoff.reason,
+        "customer": handoff.session.customer,
+        "device": handoff.session.device,
+        "escalated_by": person_json(handoff.escalated_by),
+        "created_at": handoff.created_at.isoformat(),
+        "waiting_seconds": waiting_seconds(handoff, now=now),
+        "steps_tried": getattr(handoff, "steps_tried", None),
+        "unread": not getattr(handoff, "seen", True),
+        "claimed_by": person_json(handoff.claimed_by),
+        "claimed_at": handoff.claimed_at.isoformat() if handoff.claimed_at else None,
+    }
+
+
+def handoff_json(handoff: Handoff) -> dict:
+    data = card_json(handoff)
+    data.update(
+        {
+            "first_action_at": handoff.first_action_at.isoformat()
+            if handoff.first_action_at
+            else None,
+            "first_action_kind": handoff.first_action_kind or None,
+            "released_at": handoff.released_at.isoformat() if handoff.released_at else None,
+            "resolved_at": handoff.resolved_at.isoformat() if handoff.resolved_at else None,
+            "resolution_note": handoff.resolution_note,
+            "reopened_from": str(handoff.reopened_from_id) if handoff.reopened_from_id else None,
+            "escalation_package": handoff.escalation_package,
+        }
+    )
+    return data

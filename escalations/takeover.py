@@ -1,0 +1,223 @@
+"""Taking a handoff over: the two ways to claim, the assessment card, Refresh, and the chips.
+
+On the handoff screen an unclaimed handoff offers two buttons, both of which claim it:
+
+- "I'll take it from here" → the chat page (``?takeover=1``) with the composer focused;
+- "Get AI analysis" → a briefing is posted to FlowPilot, which answers in the chat and puts
+  its steps in the lane → the chat page (``?analysis=1``) with the handoff overlay open.
+
+On the chat page the claimer gets a panel loaded from here (flowpilot never imports
+escalations, so the chat page fetches it by URL): the post-claim overlay (handoff context,
+offering only Close) and the suggested-step chips below the composer, each of which can put
+its step in the Tasks lane.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    HttpResponseRedirect,
+)
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.functional import SimpleLazyObject
+from django.utils.timesince import timesince
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
+
+from escalations import assessment as pipeline
+from escalations import queries
+from escalations.actions import HandoffError, HandoffForbidden, claim_handoff
+from escalations.models import Handoff, HandoffState
+from flowpilot.actions import SessionReadOnly
+from resolutionflow.permissions import any_member_required, senior_required
+
+logger = logging.getLogger(__name__)
+
+MODES = {"takeover": "takeover", "analysis": "analysis"}
+
+
+def _navigate(request: HttpRequest, url: str) -> HttpResponse:
+    """HX-Redirect for htmx (toasts follow to the next page), a 303 for a plain form post."""
+    if request.htmx:
+        return HttpResponseClientRedirect(url)
+    response = HttpResponseRedirect(url)
+    response.status_code = 303
+    return response
+
+
+def chat_url(handoff: Handoff, mode: str = "") -> str:
+    url = reverse("flowpilot:session", args=[handoff.session_id])
+    return f"{url}?{mode}=1" if mode else url
+
+
+def takeover_context(handoff: Handoff, user) -> dict:
+    """What the take-over box and the assessment card need, for the handoff screen."""
+    is_escalator = handoff.escalated_by_id == user.pk
+    is_senior = user.is_senior and user.account_id == handoff.account_id
+    return {
+        # Lazy: pages that do not show the card (the queue's preview) never compute it.
+        "assessment": SimpleLazyObject(lambda: pipeline.assessment_for_display(handoff)),
+        "can_refresh_assessment": is_senior and not is_escalator and handoff.is_live,
+    }
+
+
+# -- the handoff screen ------------------------------------------------------------------
+
+
+@require_GET
+@any_member_required
+def assessment(request: HttpRequest, handoff_id) -> HttpResponse:
+    """The assessment card alone: refetched on the handoff's ``assessment`` event."""
+    handoff = queries.get_handoff_for_user(request.user, handoff_id)
+    context = {"handoff": handoff, **takeover_context(handoff, request.user)}
+    return render(request, "escalations/handoff_assessment.html#assessment-card", context)
+
+
+@require_POST
+@senior_required
+def refresh_assessment(request: HttpRequest, handoff_id) -> HttpResponse:
+    """Regenerate the assessment; refused with a clear message when asked too often."""
+    handoff = queries.get_handoff_for_user(request.user, handoff_id)
+    if handoff.escalated_by_id == request.user.pk:
+        raise PermissionDenied("You escalated this handoff; its assessment is read-only for you.")
+    if not handoff.is_live:
+        messages.warning(request, "This handoff is closed; its assessment is final.")
+        refresh = None
+    else:
+        refresh = pipeline.request_assessment_refresh(handoff=handoff)
+        if refresh.accepted:
+            messages.info(request, "Refreshing the assessment…")
+        else:
+            messages.warning(request, _retry_message(refresh.retry_after))
+    if not request.htmx:
+        return _navigate(request, reverse("escalations:handoff", args=[handoff.pk]))
+    # Re-read: with tasks running inline the new assessment is already stored.
+    handoff = queries.get_handoff_for_user(request.user, handoff_id)
+    context = {
+        "handoff": handoff,
+        **takeover_context(handoff, request.user),
+        "refresh_refused": refresh is not None and not refresh.accepted,
+        "retry_message": _retry_message(refresh.retry_after) if refresh else "",
+    }
+    return render(request, "escalations/handoff_assessment.html#assessment-card", context)
+
+
+def _retry_message(seconds: int) -> str:
+    unit = "second" if seconds == 1 else "seconds"
+    return f"The assessment was just updated. You can refresh it again in {seconds} {unit}."
+
+
+@require_POST
+@senior_required
+def take_over(request: HttpRequest, handoff_id) -> HttpResponse:
+    """Claim the handoff, then open its chat: ready to type, or with FlowPilot briefed."""
+    mode = MODES.get(request.POST.get("mode", ""))
+    if mode is None:
+        return HttpResponseBadRequest("Choose how to take over: takeover or analysis.")
+    # The access getter first: another account's handoff is a 404, like an unknown one.
+    handoff = queries.get_handoff_for_user(request.user, handoff_id)
+    try:
+        handoff = claim_handoff(handoff_id=handoff.pk, user=request.user)
+    except HandoffForbidden as refusal:
+        raise PermissionDenied(str(refusal)) from None
+    except HandoffError as refusal:
+        # Someone was faster (or it closed): the screen says who has it now.
+        messages.warning(request, str(refusal))
+        return _navigate(request, reverse("escalations:handoff", args=[handoff.pk]))
+    if mode == "analysis":
+        try:
+            pipeline.post_analysis_briefing(handoff=handoff, user=request.user)
+        except Exception:
+            # The claim stands (it is committed): say so and open the chat ready to type.
+            logger.exception("Briefing FlowPilot on handoff %s failed", handoff.pk)
+            messages.error(
+                request, "It's yours, but FlowPilot could not be briefed. Write to it in the chat."
+            )
+            return _navigate(request, chat_url(handoff, "takeover"))
+        messages.success(
+            request, "It's yours. FlowPilot was briefed; its steps are in the Tasks lane."
+        )
+    else:
+        messages.success(request, f"It's yours. {handoff.escalated_by.name} has been told.")
+    return _navigate(request, chat_url(handoff, mode))
+
+
+# -- the chat page -------------------------------------------------------------------------
+
+
+def _claimed_handoff_of(session_id: int, user) -> Handoff | None:
+    """The session's claimed handoff if ``user`` claimed it (one query)."""
+    return (
+        Handoff.objects.filter(
+            session_id=session_id,
+            account_id=user.account_id,
+            state=HandoffState.CLAIMED,
+            claimed_by=user,
+        )
+        .select_related("session", "escalated_by")
+        .first()
+    )
+
+
+@require_GET
+@senior_required
+def session_panel(request: HttpRequest, session_id: int) -> HttpResponse:
+    """The claimer's handoff panel on the chat page: overlay and suggested-step chips.
+
+    Empty (204: htmx leaves the slot alone) for anyone but the handoff's claimer.
+    """
+    handoff = _claimed_handoff_of(session_id, request.user)
+    if handoff is None:
+        return HttpResponse(status=204)
+    context = {
+        "handoff": handoff,
+        "assessment": pipeline.assessment_for_display(handoff),
+        "waited": _waited(handoff),
+    }
+    return render(request, "escalations/takeover_panel.html", context)
+
+
+def _waited(handoff: Handoff) -> str:
+    seconds = queries.waiting_seconds(handoff)
+    if seconds < 60:
+        return "under a minute"
+    return timesince(handoff.created_at, handoff.claimed_at or timezone.now())
+
+
+@require_POST
+@senior_required
+def open_step(request: HttpRequest, handoff_id) -> HttpResponse:
+    """Open in Tasks panel: add a suggested step to the lane, or point at it if it is there."""
+    handoff = queries.get_handoff_for_user(request.user, handoff_id)
+    if handoff.state != HandoffState.CLAIMED or handoff.claimed_by_id != request.user.pk:
+        raise PermissionDenied("Only the engineer who claimed this handoff can add its steps.")
+    try:
+        task, added = pipeline.open_suggested_step(
+            handoff=handoff, user=request.user, title=request.POST.get("title", "")
+        )
+    except pipeline.StepNotSuggested:
+        # 409, not 400: the chat page swaps 400s (form errors) into the lane.
+        messages.warning(request, "That step is no longer suggested; reload the page.")
+        return HttpResponse("That step is no longer suggested.", status=409)
+    except SessionReadOnly as denied:
+        raise PermissionDenied(str(denied)) from None
+    if added:
+        messages.success(request, "Added to the Tasks lane.")
+    else:
+        messages.info(request, "Already in the Tasks lane.")
+    if not request.htmx:
+        return _navigate(request, chat_url(handoff) + f"#task-{task.pk}")
+    from flowpilot.views import render_lane
+
+    response = render_lane(request, handoff.session, added_task_ids={task.pk} if added else set())
+    return trigger_client_event(
+        response, "rf:task-opened", {"task": task.pk, "added": added}, after="settle"
+    )

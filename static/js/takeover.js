@@ -1,0 +1,79 @@
+// Taking over a handoff, on the chat page: the post-claim overlay, the composer focus and
+// "Open in Tasks panel". The panel (overlay + chips) arrives by htmx after the page loads.
+//   ?takeover=1  ("I'll take it from here"): no overlay, the composer has focus.
+//   ?analysis=1  ("Get AI analysis"): the overlay opens over the briefed chat; Close
+//                 (or Escape) closes it and puts the focus in the composer.
+(function () {
+  "use strict";
+
+  var params = new URLSearchParams(window.location.search);
+  var arrival = params.has("analysis") ? "analysis" : params.has("takeover") ? "takeover" : "";
+  if (arrival) {
+    // One-shot flags: a reload must not reopen the overlay.
+    params.delete("analysis");
+    params.delete("takeover");
+    var query = params.toString();
+    window.history.replaceState(
+      window.history.state, "", window.location.pathname + (query ? "?" + query : "") + window.location.hash
+    );
+  }
+
+  function focusComposer() {
+    var box = document.getElementById("composer-body");
+    if (box && !box.disabled) {
+      box.focus();
+      box.setSelectionRange(box.value.length, box.value.length);
+    }
+  }
+
+  if (arrival === "takeover") focusComposer();
+
+  function setUp(root) {
+    var dialog = root.id === "handoff-overlay" ? root : root.querySelector && root.querySelector("#handoff-overlay");
+    if (!dialog || dialog.hasAttribute("data-ready")) return;
+    dialog.setAttribute("data-ready", "");
+    // The panel took room from the chat above it: keep the newest messages in view.
+    var scroller = document.getElementById("chat-scroll");
+    if (scroller) scroller.scrollTop = scroller.scrollHeight;
+    dialog.addEventListener("close", focusComposer);
+    // A click on the backdrop (outside the dialog's box) closes it too.
+    dialog.addEventListener("click", function (event) {
+      if (event.target !== dialog) return;
+      var box = dialog.getBoundingClientRect();
+      var inside = event.clientX >= box.left && event.clientX <= box.right &&
+        event.clientY >= box.top && event.clientY <= box.bottom;
+      if (!inside) dialog.close();
+    });
+    if (arrival === "analysis") {
+      var note = dialog.querySelector("[data-analysis-note]");
+      if (note) note.hidden = false;
+      dialog.showModal();
+      var close = dialog.querySelector(".takeover-close");
+      if (close) close.focus();
+    } else if (arrival === "takeover") {
+      focusComposer();
+    }
+    arrival = "";
+  }
+
+  if (window.htmx) window.htmx.onLoad(setUp);
+
+  document.addEventListener("click", function (event) {
+    var opener = event.target.closest("[data-open-handoff]");
+    if (!opener) return;
+    var dialog = document.getElementById("handoff-overlay");
+    if (dialog && !dialog.open) dialog.showModal();
+  });
+
+  // After "Open in Tasks panel" the lane is swapped in: show the step there.
+  document.body.addEventListener("rf:task-opened", function (event) {
+    var task = document.getElementById("task-" + event.detail.task);
+    if (!task) return;
+    task.scrollIntoView({ block: "nearest", behavior: "smooth" });
+    task.classList.remove("task-flash");
+    void task.offsetWidth; // restart the animation
+    task.classList.add("task-flash");
+    var chip = document.querySelector("#handoff-panel details.chip[open]");
+    if (chip) chip.open = false;
+  });
+})();

@@ -1,0 +1,232 @@
+"""Releasing a claimed handoff back to the queue, and resolving one."""
+
+import pytest
+from django.urls import reverse
+
+from escalations import actions
+from escalations.models import (
+    Handoff,
+    HandoffEvent,
+    HandoffState,
+    Notification,
+    NotificationKind,
+)
+from flowpilot.models import SessionStatus
+from resolutionflow.models import OutboxEvent
+from tests.escalations.conftest import HTMX, JSON
+
+pytestmark = pytest.mark.django_db
+
+
+def url(name, handoff):
+    return reverse(f"escalations:{name}", args=[handoff.pk])
+
+
+# --- release ---------------------------------------------------------------------------------
+
+
+def test_release_closes_the_handoff_and_reopens_the_session_as_a_new_one(claimed, sam, session):
+    reopened = actions.release_handoff(handoff_id=claimed.pk, user=sam)
+
+    claimed.refresh_from_db()
+    assert claimed.state == HandoffState.RELEASED
+    assert claimed.released_at is not None
+    assert claimed.claimed_by == sam  # history keeps who had it
+    assert reopened.pk != claimed.pk
+    assert reopened.state == HandoffState.OPEN
+    assert reopened.reopened_from_id == claimed.pk
+    assert (reopened.escalated_by, reopened.reason, reopened.urgency) == (
+        claimed.escalated_by,
+        claimed.reason,
+        claimed.urgency,
+    )
+    assert reopened.escalation_package["handoff"] == str(reopened.pk)
+    assert reopened.escalation_package["reopened_from"] == str(claimed.pk)
+    session.refresh_from_db()
+    assert session.status == SessionStatus.ESCALATED
+    assert session.escalated_to is None
+
+
+def test_release_records_both_transitions(claimed, sam):
+    reopened = actions.release_handoff(handoff_id=claimed.pk, user=sam)
+    assert list(HandoffEvent.objects.filter(handoff=claimed).values_list("kind", flat=True)) == [
+        "escalated",
+        "claimed",
+        "released",
+    ]
+    escalated = HandoffEvent.objects.get(handoff=reopened)
+    assert (escalated.kind, escalated.actor) == ("escalated", sam)
+    assert escalated.detail["reopened_from"] == str(claimed.pk)
+
+
+def test_release_tells_the_other_seniors_and_the_queue(claimed, sam):
+    reopened = actions.release_handoff(handoff_id=claimed.pk, user=sam)
+    told = set(
+        Notification.objects.filter(
+            handoff=reopened, kind=NotificationKind.HANDOFF_RELEASED
+        ).values_list("recipient__username", flat=True)
+    )
+    assert told == {"sky", "ada"}
+    event = OutboxEvent.objects.get(
+        event_type="handoff-released", channel=f"queue-{claimed.account_id}"
+    )
+    assert event.data["handoff"] == str(reopened.pk)
+    assert event.data["released"] == str(claimed.pk)
+
+
+def test_the_releaser_can_claim_the_reopened_handoff_again(claimed, sam):
+    reopened = actions.release_handoff(handoff_id=claimed.pk, user=sam)
+    assert actions.claim_handoff(handoff_id=reopened.pk, user=sam).claimed_by == sam
+
+
+def test_an_admin_may_release_someone_elses_claim(claimed, ada):
+    actions.release_handoff(handoff_id=claimed.pk, user=ada)
+    claimed.refresh_from_db()
+    assert claimed.state == HandoffState.RELEASED
+
+
+def test_another_engineer_may_not_release_it(claimed, sky):
+    with pytest.raises(actions.HandoffForbidden) as refused:
+        actions.release_handoff(handoff_id=claimed.pk, user=sky)
+    assert refused.value.code == "not_claimer"
+
+
+def test_an_open_handoff_cannot_be_released(handoff, ada):
+    with pytest.raises(actions.NotClaimed):
+        actions.release_handoff(handoff_id=handoff.pk, user=ada)
+
+
+def test_a_released_handoff_cannot_be_released_again(claimed, sam):
+    actions.release_handoff(handoff_id=claimed.pk, user=sam)
+    with pytest.raises(actions.NotClaimed) as refused:
+        actions.release_handoff(handoff_id=claimed.pk, user=sam)
+    assert refused.value.state == "released"
+
+
+# --- resolve ---------------------------------------------------------------------------------
+
+
+def test_the_claimer_resolves_with_a_note(claimed, sam, session):
+    actions.resolve_handoff(handoff_id=claimed.pk, user=sam, note="  Reset the MFA token. ")
+    claimed.refresh_from_db()
+    assert claimed.state == HandoffState.RESOLVED
+    assert claimed.resolved_at is not None
+    assert claimed.resolution_note == "Reset the MFA token."
+    session.refresh_from_db()
+    assert session.status == SessionStatus.RESOLVED
+    event = HandoffEvent.objects.get(handoff=claimed, kind="resolved")
+    assert (event.actor, event.detail) == (sam, {"note": "Reset the MFA token."})
+    assert OutboxEvent.objects.filter(
+        event_type="handoff-resolved", channel=f"queue-{claimed.account_id}"
+    ).exists()
+
+
+def test_an_admin_may_resolve_an_unclaimed_handoff(handoff, ada):
+    actions.resolve_handoff(handoff_id=handoff.pk, user=ada)
+    handoff.refresh_from_db()
+    assert handoff.state == HandoffState.RESOLVED
+
+
+def test_an_engineer_who_did_not_claim_may_not_resolve(claimed, sky, handoff):
+    with pytest.raises(actions.HandoffForbidden):
+        actions.resolve_handoff(handoff_id=claimed.pk, user=sky)
+
+
+def test_an_engineer_may_not_resolve_an_unclaimed_handoff(handoff, sam):
+    with pytest.raises(actions.HandoffForbidden):
+        actions.resolve_handoff(handoff_id=handoff.pk, user=sam)
+
+
+def test_a_resolved_handoff_cannot_be_resolved_again(claimed, sam):
+    actions.resolve_handoff(handoff_id=claimed.pk, user=sam)
+    with pytest.raises(actions.HandoffClosed) as refused:
+        actions.resolve_handoff(handoff_id=claimed.pk, user=sam)
+    assert refused.value.state == "resolved"
+
+
+def test_a_technician_may_neither_release_nor_resolve(claimed, tess):
+    for change in (actions.release_handoff, actions.resolve_handoff):
+        with pytest.raises(actions.HandoffForbidden) as refused:
+            change(handoff_id=claimed.pk, user=tess)
+        assert refused.value.code == "role"
+
+
+# --- the views -------------------------------------------------------------------------------
+
+
+def test_json_release_answers_with_the_reopened_handoff(client_for, sam, claimed):
+    response = client_for(sam).post(url("release", claimed), **JSON)
+    assert response.status_code == 200
+    reopened = Handoff.objects.get(reopened_from=claimed)
+    assert response.json() == {
+        "status": "released",
+        "handoff": str(claimed.pk),
+        "reopened_as": str(reopened.pk),
+    }
+
+
+def test_release_from_the_page_goes_back_to_the_queue(client_for, sam, claimed):
+    response = client_for(sam).post(url("release", claimed), **HTMX)
+    assert response["HX-Redirect"] == reverse("escalations:queue")
+
+
+def test_json_release_of_an_open_handoff_is_409_not_claimed(client_for, ada, handoff):
+    response = client_for(ada).post(url("release", handoff), **JSON)
+    assert response.status_code == 409
+    assert response.json() == {"error": "not_claimed", "handoff": str(handoff.pk), "state": "open"}
+
+
+def test_json_resolve_answers_200_and_stores_the_note(client_for, sam, claimed):
+    response = client_for(sam).post(url("resolve", claimed), {"note": "Fixed"}, **JSON)
+    assert response.status_code == 200
+    assert response.json() == {"status": "resolved", "handoff": str(claimed.pk)}
+    claimed.refresh_from_db()
+    assert claimed.resolution_note == "Fixed"
+
+
+def test_resolve_with_an_oversized_note_is_a_400(client_for, sam, claimed):
+    response = client_for(sam).post(url("resolve", claimed), {"note": "x" * 4001}, **JSON)
+    assert response.status_code == 400
+    assert list(response.json()["errors"]) == ["note"]
+    claimed.refresh_from_db()
+    assert claimed.state == HandoffState.CLAIMED
+
+
+def test_resolve_from_the_page_stays_on_the_handoff(client_for, sam, claimed):
+    response = client_for(sam).post(url("resolve", claimed))
+    assert response.status_code == 302
+    assert response["Location"] == url("handoff", claimed)
+
+
+def test_json_resolve_of_a_resolved_handoff_is_409_closed(client_for, sam, claimed):
+    actions.resolve_handoff(handoff_id=claimed.pk, user=sam)
+    response = client_for(sam).post(url("resolve", claimed), **JSON)
+    assert response.status_code == 409
+    assert response.json()["error"] == "closed"
+
+
+@pytest.mark.parametrize("name", ["release", "resolve"])
+def test_wrong_method_is_405(client_for, sam, claimed, name):
+    assert client_for(sam).get(url(name, claimed)).status_code == 405
+    claimed.refresh_from_db()
+    assert claimed.state == HandoffState.CLAIMED
+
+
+@pytest.mark.parametrize("name", ["release", "resolve"])
+def test_wrong_role_is_403(client_for, tess, sky, claimed, name):
+    response = client_for(tess).post(url(name, claimed), **JSON)
+    assert (response.status_code, response.json()) == (403, {"error": "role"})
+    response = client_for(sky).post(url(name, claimed), **JSON)
+    assert (response.status_code, response.json()) == (403, {"error": "not_claimer"})
+    assert client_for(sky).post(url(name, claimed)).status_code == 403
+    claimed.refresh_from_db()
+    assert claimed.state == HandoffState.CLAIMED
+
+
+@pytest.mark.parametrize("name", ["release", "resolve"])
+def test_another_account_is_404(client_for, gwen, claimed, name):
+    response = client_for(gwen).post(url(name, claimed), **JSON)
+    assert (response.status_code, response.json()) == (404, {"error": "not_found"})
+    assert client_for(gwen).post(url(name, claimed)).status_code == 404
+    claimed.refresh_from_db()
+    assert claimed.state == HandoffState.CLAIMED
