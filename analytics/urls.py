@@ -5,4 +5,11 @@ from analytics import views
 app_name = "analytics"
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
+    path("card", views.card, name="card"),
+    path("flowpilot/escalations", views.flowpilot_escalations, name="flowpilot_escalations"),
+    path("export.csv", views.export_csv, name="export_csv"),
+    path("baseline/", views.baseline_list, name="baseline"),
+    path("baseline/new", views.baseline_create, name="baseline_create"),
+    path("baseline/<int:pk>/edit", views.baseline_edit, name="baseline_edit"),
+    path("baseline/<int:pk>/delete", views.baseline_delete, name="baseline_delete"),
 ]

@@ -1,0 +1,117 @@
+"""Input of the analytics pages: the window (from/to) and a baseline timing."""
+
+from collections.abc import Mapping
+from datetime import date
+from decimal import Decimal
+
+from django import forms
+
+from analytics.metrics import DEFAULT_WINDOW_DAYS, MAX_WINDOW_DAYS, Window
+from analytics.models import BASELINE_MAX_MINUTES
+from resolutionflow.models import User
+
+BASELINE_MIN_MINUTES = Decimal("0.1")
+
+
+class InvalidWindow(ValueError):
+    """A window the query string asked for and we refuse, with a reason per parameter."""
+
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        super().__init__("; ".join(message for messages in errors.values() for message in messages))
+        self.errors = errors
+
+
+def _parse_day(params: Mapping[str, str], name: str, errors: dict) -> date | None:
+    raw = (params.get(name) or "").strip()
+    if not raw:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        errors[name] = [f"“{raw[:40]}” is not a date: use YYYY-MM-DD."]
+        return None
+
+
+def parse_window(params: Mapping[str, str], *, today: date) -> Window:
+    """``from`` and ``to`` (YYYY-MM-DD, both days included) or the last 30 days.
+
+    Only ``from``: up to today. Only ``to``: the 30 days ending there. Raises InvalidWindow
+    for a date that does not parse, ``from`` after ``to``, or more than two years.
+    """
+    errors: dict[str, list[str]] = {}
+    start = _parse_day(params, "from", errors)
+    end = _parse_day(params, "to", errors)
+    if errors:
+        raise InvalidWindow(errors)
+    if start is None and end is None:
+        return Window.last_days(DEFAULT_WINDOW_DAYS, today=today)
+    if end is None:
+        end = max(today, start)
+    if start is None:
+        start = Window.last_days(DEFAULT_WINDOW_DAYS, today=end).start
+    if start > end:
+        raise InvalidWindow({"from": [f"“from” ({start}) is after “to” ({end})."]})
+    window = Window(start=start, end=end)
+    if window.days > MAX_WINDOW_DAYS:
+        raise InvalidWindow(
+            {
+                "window": [
+                    f"The window spans {window.days} days; the most is two years "
+                    f"({MAX_WINDOW_DAYS} days)."
+                ]
+            }
+        )
+    return window
+
+
+class BaselineForm(forms.Form):
+    """One stopwatch timing of a manual "tell me what you tried" handoff."""
+
+    # No max_digits: the range check below says "more than 240" instead of counting digits.
+    minutes = forms.DecimalField(
+        decimal_places=2,
+        help_text="From picking up the manual handoff to the first real action, in minutes.",
+        widget=forms.NumberInput(attrs={"step": "0.1", "inputmode": "decimal"}),
+    )
+    measured_on = forms.DateField(
+        label="Date", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    )
+    timed_by = forms.ModelChoiceField(
+        queryset=User.objects.none(), label="Who timed it", empty_label=None
+    )
+    note = forms.CharField(
+        max_length=300,
+        required=False,
+        help_text="What the handoff was about, so the number can be checked later.",
+    )
+
+    def __init__(self, *args, account_id: int, today: date, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.today = today
+        # Only people of the admin's own account can have held the stopwatch.
+        self.fields["timed_by"].queryset = User.objects.filter(
+            account_id=account_id, is_active=True
+        ).order_by("display_name", "username")
+        self.fields["timed_by"].label_from_instance = lambda user: user.name
+        # Rendering walks the choices twice (the options, the required check): list them once.
+        # (iter() first: list() would ask the iterator for its length, a COUNT query.)
+        self.fields["timed_by"].widget.choices = list(iter(self.fields["timed_by"].choices))
+
+    def clean_minutes(self) -> Decimal:
+        minutes = self.cleaned_data["minutes"]
+        if minutes <= 0:
+            raise forms.ValidationError("Minutes must be more than zero.")
+        if minutes < BASELINE_MIN_MINUTES:
+            raise forms.ValidationError(f"Enter at least {BASELINE_MIN_MINUTES} minutes.")
+        if minutes > BASELINE_MAX_MINUTES:
+            raise forms.ValidationError(
+                f"{minutes} minutes is more than {BASELINE_MAX_MINUTES} (four hours): that is "
+                "not one handoff. Check the stopwatch reading."
+            )
+        return minutes
+
+    def clean_measured_on(self) -> date:
+        measured_on = self.cleaned_data["measured_on"]
+        if measured_on > self.today:
+            raise forms.ValidationError("The date cannot be in the future.")
+        return measured_on
