@@ -15,6 +15,10 @@ TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off", ""}
 
 
+# Concurrent writers (ASGI threads, the inline worker) wait for the lock instead of failing.
+SQLITE_OPTIONS = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
+
+
 class ConfigError(Exception):
     """A setting from the environment is missing or malformed."""
 
@@ -80,8 +84,7 @@ def env_database(name: str, *, default_sqlite: Path) -> dict:
         return {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": default_sqlite,
-            # Concurrent writers (ASGI threads, the inline worker) wait instead of failing.
-            "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
+            "OPTIONS": dict(SQLITE_OPTIONS),
             # A file, not memory, so the test server's threads share it; one per test run so
             # that concurrent runs on one machine never meet.
             "TEST": {"NAME": default_sqlite.with_name(f"test-{os.getpid()}.sqlite3")},
@@ -93,6 +96,8 @@ def env_database(name: str, *, default_sqlite: Path) -> dict:
         config = dj_database_url.parse(value)
     except Exception as error:  # dj-database-url raises several types
         raise ConfigError(f"{name} is not a valid database URL: {error}") from None
+    if config["ENGINE"] == "django.db.backends.sqlite3":
+        config.setdefault("OPTIONS", {}).update(SQLITE_OPTIONS)
     if config["ENGINE"] == "django.db.backends.postgresql":
         if not config.get("NAME"):
             raise ConfigError(f"{name} must name a database (got {value!r})")
