@@ -55,6 +55,8 @@ def get_handoff_for_user(user: User, handoff_id: uuid.UUID | str) -> Handoff:
 
 def _with_card_annotations(handoffs, user: User):
     """What a queue card shows, in the same query: steps tried, unread, sort rank."""
+    # Cards never show the JSON snapshots; decoding them costs more than the rest of a row.
+    handoffs = handoffs.defer("escalation_package", "assessment")
     return handoffs.select_related("session", "escalated_by", "claimed_by").annotate(
         steps_tried=Count(
             "session__tasks", filter=~Q(session__tasks__status=TaskStatus.TODO), distinct=True
@@ -80,6 +82,7 @@ def recently_claimed(user: User, *, limit: int = RECENTLY_CLAIMED_LIMIT) -> list
         Handoff.objects.filter(account_id=user.account_id, claimed_at__isnull=False)
         .exclude(escalated_by=user)
         .select_related("session", "claimed_by", "escalated_by")
+        .defer("escalation_package", "assessment")
         .order_by("-claimed_at")
     )
     return list(handoffs[:limit])
