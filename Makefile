@@ -23,14 +23,15 @@ install: $(STAMP)
 run: $(STAMP)
 	@mkdir -p var
 	@DEBUG=$${DEBUG:-1} $(PY) manage.py migrate --verbosity 0
-	@DEBUG=$${DEBUG:-1} $(PY) manage.py seed_demo
+	@# The demo escalations' notification emails are not worth printing: a dummy mailer.
+	@DEBUG=$${DEBUG:-1} EMAIL_URL=$${EMAIL_URL:-dummy://} $(PY) manage.py seed_demo
 	@echo ""
 	@echo "  ResolutionFlow on http://127.0.0.1:$(PORT)/  (Ctrl+C stops it)"
 	@echo "  Sign in with password 'demo' as:"
 	@echo "    Acme IT:  tess (technician)  sam, sky (engineers)  ada (admin)"
 	@echo "    Globex:   gil (technician)   gwen (engineer)"
 	@echo ""
-	@DEBUG=$${DEBUG:-1} $(VENV)/bin/uvicorn resolutionflow.asgi:application \
+	@DEBUG=$${DEBUG:-1} SITE_URL=$${SITE_URL:-http://127.0.0.1:$(PORT)} $(VENV)/bin/uvicorn resolutionflow.asgi:application \
 		--host 127.0.0.1 --port $(PORT) --reload \
 		--reload-include '*.html' --reload-include '*.toml' --reload-exclude '.venv/*' \
 		--reload-exclude 'var/*' --timeout-graceful-shutdown 1 --log-level warning

@@ -1,7 +1,7 @@
 """Input of the analytics pages: the window (from/to) and a baseline timing."""
 
 from collections.abc import Mapping
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 from django import forms
@@ -11,6 +11,10 @@ from analytics.models import BASELINE_MAX_MINUTES
 from resolutionflow.models import User
 
 BASELINE_MIN_MINUTES = Decimal("0.1")
+# Days a window may name: nothing was escalated before 2000, and a year ahead is the most a
+# planning window needs. Keeping to these keeps every day ± a window inside date's range.
+EARLIEST_DAY = date(2000, 1, 1)
+LATEST_DAYS_AHEAD = 365
 
 
 class InvalidWindow(ValueError):
@@ -21,26 +25,32 @@ class InvalidWindow(ValueError):
         self.errors = errors
 
 
-def _parse_day(params: Mapping[str, str], name: str, errors: dict) -> date | None:
+def _parse_day(params: Mapping[str, str], name: str, errors: dict, *, today: date) -> date | None:
     raw = (params.get(name) or "").strip()
     if not raw:
         return None
     try:
-        return date.fromisoformat(raw)
+        day = date.fromisoformat(raw)
     except ValueError:
         errors[name] = [f"“{raw[:40]}” is not a date: use YYYY-MM-DD."]
         return None
+    latest = today + timedelta(days=LATEST_DAYS_AHEAD)
+    if not EARLIEST_DAY <= day <= latest:
+        errors[name] = [f"“{name}” ({day}) must be between {EARLIEST_DAY} and {latest}."]
+        return None
+    return day
 
 
 def parse_window(params: Mapping[str, str], *, today: date) -> Window:
     """``from`` and ``to`` (YYYY-MM-DD, both days included) or the last 30 days.
 
     Only ``from``: up to today. Only ``to``: the 30 days ending there. Raises InvalidWindow
-    for a date that does not parse, ``from`` after ``to``, or more than two years.
+    for a date that does not parse, a day before 2000 or more than a year after ``today``,
+    ``from`` after ``to``, or more than two years.
     """
     errors: dict[str, list[str]] = {}
-    start = _parse_day(params, "from", errors)
-    end = _parse_day(params, "to", errors)
+    start = _parse_day(params, "from", errors, today=today)
+    end = _parse_day(params, "to", errors, today=today)
     if errors:
         raise InvalidWindow(errors)
     if start is None and end is None:

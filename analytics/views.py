@@ -8,7 +8,8 @@ from functools import wraps
 from django.contrib import messages
 from django.db.models import F
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -16,6 +17,7 @@ from analytics import actions, charts, metrics
 from analytics.formatting import duration_short, duration_text, number
 from analytics.forms import BaselineForm, InvalidWindow, parse_window
 from analytics.queries import baselines_for_account, get_baseline_for_user
+from resolutionflow.http import see_other
 from resolutionflow.models import Role
 from resolutionflow.permissions import admin_required, senior_required
 
@@ -302,7 +304,7 @@ def baseline_create(request: HttpRequest) -> HttpResponse:
         return _baseline_page(request, form, status=400)
     timing = actions.record_baseline(account=request.user.account, **form.cleaned_data)
     messages.success(request, f"Recorded {number(float(timing.minutes), 2)} minutes.")
-    return redirect("analytics:baseline")
+    return see_other(request, reverse("analytics:baseline"))
 
 
 @require_http_methods(["GET", "POST"])
@@ -324,7 +326,7 @@ def baseline_edit(request: HttpRequest, pk: int) -> HttpResponse:
         if form.is_valid():
             actions.update_baseline(baseline=timing, **form.cleaned_data)
             messages.success(request, "Timing updated.")
-            return redirect("analytics:baseline")
+            return see_other(request, reverse("analytics:baseline"))
         status = 400
     else:
         status = 200
@@ -340,4 +342,4 @@ def baseline_delete(request: HttpRequest, pk: int) -> HttpResponse:
     actions.delete_baseline(baseline=timing)
     day = timing.measured_on
     messages.success(request, f"Deleted the timing of {day.day} {day:%b %Y}.")
-    return redirect("analytics:baseline")
+    return see_other(request, reverse("analytics:baseline"))

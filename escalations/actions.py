@@ -1,4 +1,5 @@
-"""The handoff manager: escalate, claim, release, resolve, record the first action.
+"""The handoff manager: escalate, claim, release, resolve, record the first action, and the
+claimer's work on the handoff (brief FlowPilot, open a suggested step in the lane).
 
 Every change of a handoff goes through one function here, in one transaction that writes
 the handoff, its HandoffEvent, the session's escalation state, the notifications and the
@@ -23,7 +24,11 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from escalations import notifications
-from escalations.assessment import start_assessment_on_commit
+from escalations.assessment import (
+    assessment_for_display,
+    briefing_text,
+    start_assessment_on_commit,
+)
 from escalations.channels import handoff_channel, queue_channel
 from escalations.models import (
     Handoff,
@@ -34,7 +39,9 @@ from escalations.models import (
     Notification,
     Urgency,
 )
-from flowpilot.models import Message, MessageRole, Session, SessionStatus, Task, TaskStatus
+from flowpilot import actions as flowpilot_actions
+from flowpilot.models import Message, MessageRole, Session, SessionStatus, Task
+from flowpilot.signals import session_activity
 from resolutionflow.events import send_event_on_commit, send_events_on_commit
 from resolutionflow.models import User
 
@@ -54,10 +61,6 @@ class HandoffError(Exception):
     def __init__(self, message: str = "", *, handoff: Handoff | None = None) -> None:
         super().__init__(message or self.code)
         self.handoff = handoff
-
-    @property
-    def state(self) -> str | None:
-        return self.handoff.state if self.handoff is not None else None
 
 
 class HandoffForbidden(HandoffError):
@@ -216,7 +219,7 @@ def build_escalation_package(handoff: Handoff) -> dict:
             "outcome": task.outcome,
             "command": task.command,
         }
-        for task in Task.objects.filter(session=session).exclude(status=TaskStatus.TODO)
+        for task in Task.objects.filter(session=session).tried()
     ]
     recent = list(
         Message.objects.filter(session=session)
@@ -444,11 +447,19 @@ def _lock_for_change(handoff_id, user: User) -> Handoff:
         .select_related("session", "escalated_by", "claimed_by")
         .get(pk=handoff_id, account_id=user.account_id)
     )
+    check_can_close(handoff, user)
+    return handoff
+
+
+def check_can_close(handoff: Handoff, user: User) -> None:
+    """Raise HandoffForbidden ("not_claimer") unless ``user`` may release or resolve it.
+
+    Views call it before validating input; the actions call it again under the row lock.
+    """
     if not can_close(handoff, user):
         raise HandoffForbidden(
             "not_claimer", "Only whoever claimed it, or an admin, can do this.", handoff=handoff
         )
-    return handoff
 
 
 def can_close(handoff: Handoff, user: User) -> bool:
@@ -458,6 +469,79 @@ def can_close(handoff: Handoff, user: User) -> bool:
     return user.is_account_admin or (
         handoff.claimed_by_id is not None and handoff.claimed_by_id == user.pk
     )
+
+
+# --- the claimer's work: "Get AI analysis", "Open in Tasks panel" ----------------------------
+
+
+def check_claimer(handoff: Handoff, user: User, *, to: str) -> None:
+    """Raise HandoffForbidden ("not_claimer") unless ``user`` holds ``handoff`` now.
+
+    ``to`` finishes the sentence "Only the engineer who claimed this handoff can …".
+    """
+    if not handoff.is_claimed_by(user):
+        raise HandoffForbidden(
+            "not_claimer", f"Only the engineer who claimed this handoff can {to}.", handoff=handoff
+        )
+
+
+def post_analysis_briefing(*, handoff: Handoff, user: User) -> flowpilot_actions.Exchange:
+    """ "Get AI analysis": brief FlowPilot on the handoff; its answer and steps land in the chat.
+
+    Only the claimer of a claimed handoff. Records the first action (kind "ai_analysis"),
+    then posts the briefing through flowpilot's ``post_message``, which stores the message,
+    asks the assistant and adds its proposed steps to the lane. Like ``post_message`` it is
+    deliberately not one transaction: the assistant may take seconds.
+    """
+    check_claimer(handoff, user, to="brief FlowPilot")
+    session = handoff.session
+    _record_analysis_request(session=session, user=user)
+    body = briefing_text(handoff, assessment_for_display(handoff))
+    return flowpilot_actions.post_message(session=session, user=user, body=body)
+
+
+@transaction.atomic
+def _record_analysis_request(*, session: Session, user: User) -> None:
+    flowpilot_actions.check_can_write(session, user)
+    # Sent before the briefing is posted, so the claimer's first action is "ai_analysis"
+    # (the message that follows is the same gesture, not a second action).
+    session_activity.send(sender=Session, session=session, user=user, kind="ai_analysis")
+
+
+class StepNotSuggested(LookupError):
+    """The step is not (or no longer) among the assessment's next steps."""
+
+
+@transaction.atomic
+def open_suggested_step(*, handoff: Handoff, user: User, title: str) -> tuple[Task, bool]:
+    """Put a suggested step in the lane unless a task of that title is there; (task, added).
+
+    Only the claimer of a claimed handoff; raises StepNotSuggested for a title that is not
+    among the assessment's next steps. The session row is locked first, so two clicks never
+    add the step twice.
+    """
+    check_claimer(handoff, user, to="add its steps")
+    title_key = flowpilot_actions.title_key
+    key = title_key(title)
+    suggested = assessment_for_display(handoff).next_steps
+    step = next((s for s in suggested if key and title_key(s["title"]) == key), None)
+    if step is None:
+        raise StepNotSuggested(title)
+    session = Session.objects.select_for_update().get(pk=handoff.session_id)
+    flowpilot_actions.check_can_write(session, user)
+    lane = session.tasks.only("id", "title").order_by("position", "id")
+    existing = next((task for task in lane if title_key(task.title) == key), None)
+    if existing is not None:
+        return existing, False
+    task = flowpilot_actions.add_task(
+        session=session,
+        user=user,
+        title=step["title"],
+        detail=step["detail"],
+        command=step["command"],
+        shell=step["shell"],
+    )
+    return task, True
 
 
 # --- first action and views ------------------------------------------------------------------

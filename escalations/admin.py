@@ -1,15 +1,21 @@
-"""Admin views of escalation data. Read-mostly: state changes go through the handoff manager."""
+"""Admin views of escalation data: read-only, because every change of a handoff, its history
+and its notifications goes through the handoff manager (escalations.actions).
+
+The one field an operator may fix by hand is an email delivery's ``address`` (a user's typo,
+docs/OPERATIONS.md); people themselves are managed in the User admin.
+"""
 
 from django.contrib import admin
 
 from escalations.models import EmailDelivery, Handoff, HandoffEvent, HandoffView, Notification
+from resolutionflow.admin import ReadOnlyAdminMixin
 
 
-class HandoffEventInline(admin.TabularInline):
+class HandoffEventInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = HandoffEvent
     extra = 0
-    can_delete = False
-    readonly_fields = ["kind", "actor", "created_at", "detail"]
+    fields = ["kind", "actor", "created_at", "detail"]
+    readonly_fields = fields
 
 
 @admin.register(Handoff)
@@ -30,18 +36,10 @@ class HandoffAdmin(admin.ModelAdmin):
 
 
 @admin.register(HandoffEvent)
-class HandoffEventAdmin(admin.ModelAdmin):
+class HandoffEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["handoff", "account", "kind", "actor", "actor_role", "created_at"]
     list_filter = ["kind", "handoff__account"]
     list_select_related = ["handoff__account", "actor"]
-    readonly_fields = ["handoff", "kind", "actor", "created_at", "detail"]
-
-    # The transition history is written by the handoff manager only.
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     @admin.display(description="Account")
     def account(self, obj: HandoffEvent) -> str:
@@ -53,21 +51,32 @@ class HandoffEventAdmin(admin.ModelAdmin):
 
 
 @admin.register(HandoffView)
-class HandoffViewAdmin(admin.ModelAdmin):
+class HandoffViewAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["handoff", "user", "first_seen_at"]
-    raw_id_fields = ["handoff", "user"]
+    list_select_related = ["handoff", "user"]
 
 
 @admin.register(Notification)
-class NotificationAdmin(admin.ModelAdmin):
+class NotificationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["text", "account", "recipient", "kind", "created_at", "read_at"]
     list_filter = ["account", "kind"]
     list_select_related = ["account", "recipient"]
-    raw_id_fields = ["recipient", "handoff"]
 
 
 @admin.register(EmailDelivery)
 class EmailDeliveryAdmin(admin.ModelAdmin):
     list_display = ["address", "handoff", "state", "attempts", "last_error", "sent_at"]
     list_filter = ["state"]
-    raw_id_fields = ["handoff", "recipient"]
+    list_select_related = ["handoff"]
+    # The address stays editable: fixing a typo and queueing the row again is how a failed
+    # or refused delivery is recovered (docs/OPERATIONS.md).
+    readonly_fields = [
+        f.name for f in EmailDelivery._meta.fields if f.name not in ("id", "address")
+    ]
+
+    # The rows are written by the escalate transaction, one per recipient.
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

@@ -13,7 +13,11 @@ accepted "Refresh" request (that is the rate limit). When the assessment was mad
 ``generated_at`` inside the stored JSON.
 
 Everything an engine reads is untrusted text typed by people; everything it returns is words.
-Nothing here changes a handoff's state, the session, its messages or its tasks.
+What is written here is the assessment alone (``Handoff.assessment`` and its stamp): nothing
+here changes a handoff's state, the session, its messages or its tasks. The two writes the
+assessment leads to, "Get AI analysis" (a briefing posted to the chat) and "Open in Tasks
+panel" (a suggested step added to the lane), are the handoff manager's
+(``escalations.actions``); ``briefing_text`` here only words the briefing.
 """
 
 from __future__ import annotations
@@ -21,7 +25,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import re
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -47,6 +50,7 @@ from flowpilot.assistants import (
 )
 from flowpilot.assistants.offline import OfflineAssistant
 from flowpilot.models import Message, Task
+from flowpilot.text import has_control_characters, strip_control_characters
 from resolutionflow.events import enqueue_task, send_event_on_commit
 
 logger = logging.getLogger(__name__)
@@ -87,9 +91,6 @@ _executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="rf-assessment"
 # How long after a request a missing AI answer still counts as "on its way".
 PENDING_SLACK_SECONDS = 10.0
 
-# C0 controls but tab and newline, and DEL.
-_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-
 
 class InvalidAssessment(ValueError):
     """An assessment that breaks the schema; the message names the first problem."""
@@ -101,7 +102,7 @@ def _text(data: dict, key: str, limit: int, where: str, *, required: bool = Fals
         raise InvalidAssessment(f"{where}{key} is not a string")
     if len(value) > limit:
         raise InvalidAssessment(f"{where}{key} is longer than {limit} characters")
-    if _CONTROL_CHARS.search(value):
+    if has_control_characters(value):
         raise InvalidAssessment(f"{where}{key} contains control characters")
     if required and not value.strip():
         raise InvalidAssessment(f"{where}{key} is empty")
@@ -261,12 +262,13 @@ def fallback_note(engine_name: str, reason: str) -> str:
 def _as_stored(assessment: Assessment, *, model: str = "") -> dict[str, Any]:
     """An engine's Assessment as the dict we validate and store (our own lane for "tried")."""
     data = assessment.as_dict()
-    # "tried" is our own lane, typed by people (browsers send CRLF): made to fit the schema.
+    # "tried" is our own lane, typed by people or added by an engine: made to fit the schema.
     data["tried"] = [
         {
-            "title": _clip(_CONTROL_CHARS.sub("", step["title"]).strip(), MAX_TITLE) or "Untitled",
+            "title": _clip(strip_control_characters(step["title"]).strip(), MAX_TITLE)
+            or "Untitled",
             "status": step["status"],
-            "outcome": _clip(_CONTROL_CHARS.sub("", step["outcome"]).strip(), MAX_OUTCOME),
+            "outcome": _clip(strip_control_characters(step["outcome"]).strip(), MAX_OUTCOME),
         }
         for step in data["tried"][-MAX_TRIED:]
     ]
@@ -294,7 +296,7 @@ def offline_assessment(conversation: Conversation, *, note: str = "") -> dict[st
         return validate_assessment(_as_stored(result))
     except Exception:
         logger.exception("The offline assessment failed; storing a minimal one")
-    problem = " ".join(_CONTROL_CHARS.sub("", conversation.problem or "").split())
+    problem = " ".join(strip_control_characters(conversation.problem or "").split())
     summary = _clip(problem, MAX_SUMMARY) or "No problem described."
     return validate_assessment(
         {
@@ -642,72 +644,3 @@ def briefing_text(handoff: Handoff, assessment: AssessmentDisplay) -> str:
 def _one_line(text: str, limit: int) -> str:
     line = " ".join(str(text or "").split())
     return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
-
-
-@transaction.atomic
-def _record_analysis_request(*, session, user) -> None:
-    from flowpilot.actions import check_can_write
-    from flowpilot.models import Session
-    from flowpilot.signals import session_activity
-
-    check_can_write(session, user)
-    # Sent before the briefing is posted, so the claimer's first action is "ai_analysis"
-    # (the message that follows is the same gesture, not a second action).
-    session_activity.send(sender=Session, session=session, user=user, kind="ai_analysis")
-
-
-def post_analysis_briefing(*, handoff: Handoff, user):
-    """ "Get AI analysis": brief FlowPilot on the handoff; its answer and steps land in the chat.
-
-    Only the claimer of a claimed handoff. Records the first action (kind "ai_analysis"),
-    then posts the briefing through flowpilot's ``post_message``, which stores the message,
-    asks the assistant and adds its proposed steps to the lane. Like ``post_message`` it is
-    deliberately not one transaction: the assistant may take seconds.
-    """
-    from flowpilot.actions import SessionReadOnly, post_message
-
-    if handoff.state != HandoffState.CLAIMED or handoff.claimed_by_id != user.pk:
-        raise SessionReadOnly("Only the engineer who claimed this handoff can brief FlowPilot.")
-    session = handoff.session
-    _record_analysis_request(session=session, user=user)
-    body = briefing_text(handoff, assessment_for_display(handoff))
-    return post_message(session=session, user=user, body=body)
-
-
-class StepNotSuggested(LookupError):
-    """The step is not (or no longer) among the assessment's next steps."""
-
-
-@transaction.atomic
-def open_suggested_step(*, handoff: Handoff, user, title: str):
-    """Put a suggested step in the lane unless a task of that title is there; (task, added).
-
-    The session row is locked first, so two clicks never add the step twice.
-    """
-    from flowpilot.actions import add_task, check_can_write, title_key
-    from flowpilot.models import Session
-
-    if handoff.state != HandoffState.CLAIMED or handoff.claimed_by_id != user.pk:
-        from flowpilot.actions import SessionReadOnly
-
-        raise SessionReadOnly("Only the engineer who claimed this handoff can add its steps.")
-    key = title_key(title)
-    suggested = assessment_for_display(handoff).next_steps
-    step = next((s for s in suggested if key and title_key(s["title"]) == key), None)
-    if step is None:
-        raise StepNotSuggested(title)
-    session = Session.objects.select_for_update().get(pk=handoff.session_id)
-    check_can_write(session, user)
-    lane = session.tasks.only("id", "title").order_by("position", "id")
-    existing = next((task for task in lane if title_key(task.title) == key), None)
-    if existing is not None:
-        return existing, False
-    task = add_task(
-        session=session,
-        user=user,
-        title=step["title"],
-        detail=step["detail"],
-        command=step["command"],
-        shell=step["shell"],
-    )
-    return task, True

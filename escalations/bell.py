@@ -7,7 +7,7 @@ Two queries whatever the number of notifications: the unread count and the recen
 
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.timesince import timesince
@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from escalations.actions import mark_notifications_read
 from escalations.models import Notification, NotificationKind
+from resolutionflow.http import see_other, wants_json
 
 RECENT = 10
 
@@ -23,10 +24,6 @@ KIND_ICONS = {
     NotificationKind.ESCALATION_CLAIMED: "claimed",
     NotificationKind.HANDOFF_RELEASED: "released",
 }
-
-
-def wants_json(request: HttpRequest) -> bool:
-    return "application/json" in request.headers.get("Accept", "") and not request.htmx
 
 
 def notifications_of(user) -> QuerySet[Notification]:
@@ -99,15 +96,10 @@ def mark_read(request: HttpRequest, notification_id: int) -> HttpResponse:
     if notification.read_at is None:
         mark_notifications_read(user=request.user, notification_id=notification.pk)
     if request.POST.get("open"):
-        url = notification_url(notification)
-        if request.htmx:
-            response = HttpResponse(status=204)
-            response["HX-Redirect"] = url
-            return response
-        return redirect(url)
+        return see_other(request, notification_url(notification))
     if request.htmx or wants_json(request):
         return _render(request)
-    return redirect("home")
+    return see_other(request, reverse("home"))
 
 
 @require_POST
@@ -116,4 +108,4 @@ def mark_all_read(request: HttpRequest) -> HttpResponse:
     mark_notifications_read(user=request.user)
     if request.htmx or wants_json(request):
         return _render(request)
-    return redirect("home")
+    return see_other(request, reverse("home"))

@@ -1,15 +1,20 @@
-"""Forms of the handoff manager's views: what a person may type, checked before an action."""
+"""Forms of the handoff manager's views: what a person may type, checked before an action.
+
+Text fields are flowpilot's: the same length messages and the same refusal of control
+characters (tab and line breaks are text) as everything typed in the chat.
+"""
 
 from django import forms
 
 from escalations.actions import REASON_MAX_LENGTH, RESOLUTION_NOTE_MAX_LENGTH
 from escalations.models import Urgency
+from flowpilot.forms import TextField
 
 
 class EscalateForm(forms.Form):
-    reason = forms.CharField(
+    reason = TextField(
         max_length=REASON_MAX_LENGTH,
-        strip=True,
+        label="The reason",
         error_messages={"required": "Say why you are stuck: the senior reads this first."},
     )
     urgency = forms.ChoiceField(
@@ -23,4 +28,9 @@ class EscalateForm(forms.Form):
 
 
 class ResolveForm(forms.Form):
-    note = forms.CharField(max_length=RESOLUTION_NOTE_MAX_LENGTH, required=False, strip=True)
+    note = TextField(
+        max_length=RESOLUTION_NOTE_MAX_LENGTH,
+        label="The resolution note",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2, "placeholder": "What fixed it?"}),
+    )

@@ -79,7 +79,7 @@ def steps_tried(handoff) -> list[dict]:
     if "steps_tried" in package:
         steps = package["steps_tried"]
     else:
-        tasks = Task.objects.filter(session_id=handoff.session_id).exclude(status=TaskStatus.TODO)
+        tasks = Task.objects.filter(session_id=handoff.session_id).tried()
         steps = tasks.order_by("position", "id").values("title", "status", "outcome")
     return [
         {

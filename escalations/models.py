@@ -34,20 +34,13 @@ LIVE_STATES = (HandoffState.OPEN, HandoffState.CLAIMED)
 
 
 class HandoffQuerySet(models.QuerySet):
-    def for_account(self, account_id: int) -> "HandoffQuerySet":
-        return self.filter(account_id=account_id)
-
     def live(self) -> "HandoffQuerySet":
         """Open or claimed: not yet released or resolved."""
         return self.filter(state__in=LIVE_STATES)
 
-    def waiting(self) -> "HandoffQuerySet":
-        """In the queue: open and unclaimed."""
-        return self.filter(state=HandoffState.OPEN)
-
     def open(self) -> "HandoffQuerySet":
-        """The same as ``waiting``: open handoffs are unclaimed (a constraint says so)."""
-        return self.waiting()
+        """Waiting in the queue: open handoffs are unclaimed (a check constraint says so)."""
+        return self.filter(state=HandoffState.OPEN)
 
 
 class Handoff(models.Model):
@@ -143,9 +136,11 @@ class Handoff(models.Model):
     def is_open(self) -> bool:
         return self.state == HandoffState.OPEN
 
-    @property
-    def is_claimed(self) -> bool:
-        return self.state == HandoffState.CLAIMED
+    def is_claimed_by(self, user) -> bool:
+        """Whether ``user`` holds this handoff now: working its session (briefing FlowPilot,
+        adding suggested steps) is the claimer's alone, an admin's override covers only
+        release and resolve. A released handoff keeps its claimer but is no longer held."""
+        return self.state == HandoffState.CLAIMED and self.claimed_by_id == user.pk
 
     @property
     def urgency_rank(self) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 
-from django.db.models import Case, Count, Exists, IntegerField, OuterRef, Q, Value, When
+from django.db.models import Case, Count, Exists, IntegerField, OuterRef, Value, When
 from django.http import Http404
 from django.utils import timezone
 
@@ -17,9 +17,10 @@ from escalations.models import (
     URGENCY_RANK,
     Handoff,
     HandoffEvent,
+    HandoffEventKind,
     HandoffView,
 )
-from flowpilot.models import Message, MessageRole, Task, TaskStatus
+from flowpilot.models import Message, MessageRole, Task, tried_condition
 from resolutionflow.models import User
 
 RECENTLY_CLAIMED_LIMIT = 6
@@ -59,7 +60,7 @@ def _with_card_annotations(handoffs, user: User):
     handoffs = handoffs.defer("escalation_package", "assessment")
     return handoffs.select_related("session", "escalated_by", "claimed_by").annotate(
         steps_tried=Count(
-            "session__tasks", filter=~Q(session__tasks__status=TaskStatus.TODO), distinct=True
+            "session__tasks", filter=tried_condition("session__tasks__"), distinct=True
         ),
         seen=Exists(HandoffView.objects.filter(handoff=OuterRef("pk"), user=user)),
         urgency_order=URGENCY_ORDER,
@@ -71,7 +72,7 @@ def waiting_queue(user: User) -> list[Handoff]:
 
     Never the handoffs ``user`` escalated (nobody picks up their own).
     """
-    handoffs = Handoff.objects.waiting().filter(account_id=user.account_id)
+    handoffs = Handoff.objects.open().filter(account_id=user.account_id)
     handoffs = handoffs.exclude(escalated_by=user)
     return list(_with_card_annotations(handoffs, user).order_by("urgency_order", "created_at"))
 
@@ -104,7 +105,7 @@ def card_for_user(user: User, handoff_id: uuid.UUID | str) -> Handoff | None:
 
 def tried_tasks(handoff: Handoff) -> list[Task]:
     """The session's task lane rows that were tried (anything but "to do"), in lane order."""
-    return list(Task.objects.filter(session_id=handoff.session_id).exclude(status=TaskStatus.TODO))
+    return list(Task.objects.filter(session_id=handoff.session_id).tried())
 
 
 def last_messages(handoff: Handoff, *, limit: int = LAST_MESSAGES) -> list[Message]:
@@ -119,13 +120,20 @@ def last_messages(handoff: Handoff, *, limit: int = LAST_MESSAGES) -> list[Messa
 
 
 def history(handoff: Handoff) -> list[HandoffEvent]:
-    """Every transition of this handoff, and of the handoffs it was reopened from."""
-    chain = [handoff.pk]
-    if handoff.reopened_from_id:
-        chain.append(handoff.reopened_from_id)
+    """Every transition of this handoff and of the handoffs its session had before it.
+
+    A release closes a handoff and reopens the session as a new one, so after two releases
+    the story (the first escalation, the first claim) is spread over three rows. A session's
+    handoffs follow one another, so "up to and including this one" is "escalated no later
+    than this one": one query however long the chain, and an earlier handoff's screen never
+    shows what came after it.
+    """
     return list(
-        HandoffEvent.objects.filter(handoff_id__in=chain)
-        .exclude(kind="claim_lost")
+        HandoffEvent.objects.filter(
+            handoff__session_id=handoff.session_id,
+            handoff__created_at__lte=handoff.created_at,
+        )
+        .exclude(kind=HandoffEventKind.CLAIM_LOST)
         .select_related("actor")
         .order_by("created_at", "id")
     )

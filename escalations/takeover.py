@@ -18,39 +18,26 @@ import logging
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import (
-    HttpRequest,
-    HttpResponse,
-    HttpResponseBadRequest,
-    HttpResponseRedirect,
-)
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.functional import SimpleLazyObject
 from django.utils.timesince import timesince
 from django.views.decorators.http import require_GET, require_POST
-from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
+from django_htmx.http import trigger_client_event
 
+from escalations import actions, queries
 from escalations import assessment as pipeline
-from escalations import queries
-from escalations.actions import HandoffError, HandoffForbidden, claim_handoff
+from escalations.actions import HandoffError, HandoffForbidden
 from escalations.models import Handoff, HandoffState
 from flowpilot.actions import SessionReadOnly
+from resolutionflow.http import see_other
 from resolutionflow.permissions import any_member_required, senior_required
 
 logger = logging.getLogger(__name__)
 
 MODES = {"takeover": "takeover", "analysis": "analysis"}
-
-
-def _navigate(request: HttpRequest, url: str) -> HttpResponse:
-    """HX-Redirect for htmx (toasts follow to the next page), a 303 for a plain form post."""
-    if request.htmx:
-        return HttpResponseClientRedirect(url)
-    response = HttpResponseRedirect(url)
-    response.status_code = 303
-    return response
 
 
 def chat_url(handoff: Handoff, mode: str = "") -> str:
@@ -98,7 +85,7 @@ def refresh_assessment(request: HttpRequest, handoff_id) -> HttpResponse:
         else:
             messages.warning(request, _retry_message(refresh.retry_after))
     if not request.htmx:
-        return _navigate(request, reverse("escalations:handoff", args=[handoff.pk]))
+        return see_other(request, reverse("escalations:handoff", args=[handoff.pk]))
     # Re-read: with tasks running inline the new assessment is already stored.
     handoff = queries.get_handoff_for_user(request.user, handoff_id)
     context = {
@@ -125,29 +112,29 @@ def take_over(request: HttpRequest, handoff_id) -> HttpResponse:
     # The access getter first: another account's handoff is a 404, like an unknown one.
     handoff = queries.get_handoff_for_user(request.user, handoff_id)
     try:
-        handoff = claim_handoff(handoff_id=handoff.pk, user=request.user)
+        handoff = actions.claim_handoff(handoff_id=handoff.pk, user=request.user)
     except HandoffForbidden as refusal:
         raise PermissionDenied(str(refusal)) from None
     except HandoffError as refusal:
         # Someone was faster (or it closed): the screen says who has it now.
         messages.warning(request, str(refusal))
-        return _navigate(request, reverse("escalations:handoff", args=[handoff.pk]))
+        return see_other(request, reverse("escalations:handoff", args=[handoff.pk]))
     if mode == "analysis":
         try:
-            pipeline.post_analysis_briefing(handoff=handoff, user=request.user)
+            actions.post_analysis_briefing(handoff=handoff, user=request.user)
         except Exception:
             # The claim stands (it is committed): say so and open the chat ready to type.
             logger.exception("Briefing FlowPilot on handoff %s failed", handoff.pk)
             messages.error(
                 request, "It's yours, but FlowPilot could not be briefed. Write to it in the chat."
             )
-            return _navigate(request, chat_url(handoff, "takeover"))
+            return see_other(request, chat_url(handoff, "takeover"))
         messages.success(
             request, "It's yours. FlowPilot was briefed; its steps are in the Tasks lane."
         )
     else:
         messages.success(request, f"It's yours. {handoff.escalated_by.name} has been told.")
-    return _navigate(request, chat_url(handoff, mode))
+    return see_other(request, chat_url(handoff, mode))
 
 
 # -- the chat page -------------------------------------------------------------------------
@@ -197,24 +184,22 @@ def _waited(handoff: Handoff) -> str:
 def open_step(request: HttpRequest, handoff_id) -> HttpResponse:
     """Open in Tasks panel: add a suggested step to the lane, or point at it if it is there."""
     handoff = queries.get_handoff_for_user(request.user, handoff_id)
-    if handoff.state != HandoffState.CLAIMED or handoff.claimed_by_id != request.user.pk:
-        raise PermissionDenied("Only the engineer who claimed this handoff can add its steps.")
     try:
-        task, added = pipeline.open_suggested_step(
+        task, added = actions.open_suggested_step(
             handoff=handoff, user=request.user, title=request.POST.get("title", "")
         )
-    except pipeline.StepNotSuggested:
+    except actions.StepNotSuggested:
         # 409, not 400: the chat page swaps 400s (form errors) into the lane.
         messages.warning(request, "That step is no longer suggested; reload the page.")
         return HttpResponse("That step is no longer suggested.", status=409)
-    except SessionReadOnly as denied:
+    except (HandoffForbidden, SessionReadOnly) as denied:
         raise PermissionDenied(str(denied)) from None
     if added:
         messages.success(request, "Added to the Tasks lane.")
     else:
         messages.info(request, "Already in the Tasks lane.")
     if not request.htmx:
-        return _navigate(request, chat_url(handoff) + f"#task-{task.pk}")
+        return see_other(request, chat_url(handoff) + f"#task-{task.pk}")
     from flowpilot.views import render_lane
 
     response = render_lane(request, handoff.session, added_task_ids={task.pk} if added else set())

@@ -15,7 +15,8 @@ urlpatterns = [
     path("handoffs/<uuid:handoff_id>/release", views.release, name="release"),
     path("handoffs/<uuid:handoff_id>/resolve", views.resolve, name="resolve"),
     path("handoffs/<uuid:handoff_id>/events/", streams.handoff_events, name="handoff_events"),
-    # Issue 6, taking a handoff over (escalations/takeover.py).
+    # Taking a handoff over: the assessment card, the two ways to claim, the claimer's panel
+    # on the chat page (escalations/takeover.py).
     path("handoffs/<uuid:handoff_id>/assessment", takeover.assessment, name="assessment"),
     path(
         "handoffs/<uuid:handoff_id>/assessment/refresh",
@@ -25,7 +26,7 @@ urlpatterns = [
     path("handoffs/<uuid:handoff_id>/take-over", takeover.take_over, name="take_over"),
     path("handoffs/<uuid:handoff_id>/steps/open", takeover.open_step, name="open_step"),
     path("handoffs/sessions/<int:session_id>/panel", takeover.session_panel, name="session_panel"),
-    # Issue 5, the bell (escalations/bell.py).
+    # The bell: the signed-in person's notifications (escalations/bell.py).
     path("notifications/", bell.bell, name="bell"),
     path("notifications/<int:notification_id>/read/", bell.mark_read, name="notification_read"),
     path("notifications/read-all/", bell.mark_all_read, name="notifications_read_all"),

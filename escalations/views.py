@@ -8,27 +8,18 @@ API clients ask for JSON with ``Accept: application/json`` (see docs/API.md).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from functools import wraps
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import (
-    Http404,
-    HttpRequest,
-    HttpResponse,
-    HttpResponseRedirect,
-    JsonResponse,
-    QueryDict,
-)
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django_eventstream import get_current_event_id
-from django_htmx.http import HttpResponseClientRedirect
 
 from escalations import actions, queries, takeover
 from escalations.actions import (
@@ -41,6 +32,7 @@ from escalations.channels import queue_channel
 from escalations.forms import EscalateForm, ResolveForm
 from escalations.models import Handoff, Urgency
 from flowpilot.models import Session
+from resolutionflow.http import BadRequestBody, request_data, see_other, wants_json
 from resolutionflow.permissions import any_member_required, senior_required
 
 # The chat page's escalate form (a partial the FlowPilot page defines), then our own.
@@ -51,32 +43,6 @@ ESCALATE_FORM_TEMPLATES = [
 
 
 # --- request and response helpers ------------------------------------------------------------
-
-
-def wants_json(request: HttpRequest) -> bool:
-    """An API client: it asked for JSON first (htmx and browsers ask for HTML or */*)."""
-    if getattr(request, "htmx", False):
-        return False
-    preferred = request.get_preferred_type(["text/html", "application/json"])
-    return preferred == "application/json"
-
-
-def _submitted_data(request: HttpRequest) -> QueryDict | dict | None:
-    """The POSTed fields: form-encoded, or a JSON object from an API client (None if bad)."""
-    if request.content_type == "application/json":
-        try:
-            data = json.loads(request.body or b"{}")
-        except ValueError:
-            return None
-        return data if isinstance(data, dict) else None
-    return request.POST
-
-
-def _redirect(request: HttpRequest, url: str) -> HttpResponse:
-    """Navigate: HX-Redirect for htmx (so toasts follow), a 302 for a plain form post."""
-    if request.htmx:
-        return HttpResponseClientRedirect(url)
-    return HttpResponseRedirect(url)
 
 
 def _refusal_json(refusal: HandoffError) -> JsonResponse:
@@ -95,12 +61,17 @@ def _refusal_json(refusal: HandoffError) -> JsonResponse:
 
 
 def api_errors(view: Callable) -> Callable:
-    """Give API clients JSON for a 404 and a role refusal; pages keep the HTML ones."""
+    """Give API clients JSON for a 404 and a role refusal; pages keep the HTML ones.
+
+    A JSON body no form can read is a JSON 400 for everyone: only API clients send one.
+    """
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
         try:
             return view(request, *args, **kwargs)
+        except BadRequestBody as bad:
+            return JsonResponse({"errors": bad.errors}, status=400)
         except (Http404, Handoff.DoesNotExist):
             if wants_json(request):
                 return JsonResponse({"error": "not_found"}, status=404)
@@ -122,10 +93,7 @@ def api_errors(view: Callable) -> Callable:
 def escalate(request: HttpRequest, session_id: int) -> HttpResponse:
     """Escalate a FlowPilot session with a reason and an urgency (the chat's Escalate form)."""
     session = get_object_or_404(Session.objects.visible_to(request.user), pk=session_id)
-    data = _submitted_data(request)
-    if data is None:
-        return JsonResponse({"errors": {"__all__": ["Send a JSON object."]}}, status=400)
-    form = EscalateForm(data)
+    form = EscalateForm(request_data(request))
     if not form.is_valid():
         return _escalate_form_invalid(request, session, form)
     try:
@@ -143,7 +111,7 @@ def escalate(request: HttpRequest, session_id: int) -> HttpResponse:
         if wants_json(request):
             return _refusal_json(refusal)
         messages.info(request, "This session is already escalated: here is its open handoff.")
-        return _redirect(request, reverse("escalations:handoff", args=[refusal.handoff.pk]))
+        return see_other(request, reverse("escalations:handoff", args=[refusal.handoff.pk]))
     except HandoffError as refusal:  # SessionResolved
         if wants_json(request):
             return _refusal_json(refusal)
@@ -156,7 +124,7 @@ def escalate(request: HttpRequest, session_id: int) -> HttpResponse:
             {"handoff": str(handoff.pk), "session": session.pk, "notified": notified}, status=201
         )
     messages.success(request, f"Escalated — {notified} senior{pluralize(notified)} notified")
-    return _redirect(request, reverse("flowpilot:sessions"))
+    return see_other(request, reverse("flowpilot:sessions"))
 
 
 def _escalate_form_invalid(
@@ -254,7 +222,9 @@ def preview(request: HttpRequest, handoff_id) -> HttpResponse:
     return render(request, "escalations/handoff.html#preview", _handoff_context(request, handoff))
 
 
-def _handoff_context(request: HttpRequest, handoff: Handoff) -> dict:
+def _handoff_context(
+    request: HttpRequest, handoff: Handoff, *, resolve_form: ResolveForm | None = None
+) -> dict:
     user = request.user
     is_escalator = handoff.escalated_by_id == user.pk
     return {
@@ -266,8 +236,8 @@ def _handoff_context(request: HttpRequest, handoff: Handoff) -> dict:
         "is_escalator": is_escalator,
         "can_claim": user.is_senior and not is_escalator and handoff.is_open,
         "can_close": handoff.is_live and actions.can_close(handoff, user),
-        "resolve_form": ResolveForm(),
-        # Issue 6: the assessment card and the two ways to take over (escalations/takeover.py).
+        "resolve_form": resolve_form or ResolveForm(),
+        # The assessment card and the two ways to take over (escalations/takeover.py).
         **takeover.takeover_context(handoff, user),
     }
 
@@ -293,7 +263,7 @@ def claim(request: HttpRequest, handoff_id) -> HttpResponse:
             }
         )
     messages.success(request, f"It's yours. {handoff.escalated_by.name} has been told.")
-    return _redirect(request, reverse("escalations:handoff", args=[handoff.pk]))
+    return see_other(request, reverse("escalations:handoff", args=[handoff.pk]))
 
 
 def _claim_refused(request: HttpRequest, refusal: HandoffError) -> HttpResponse:
@@ -307,7 +277,7 @@ def _claim_refused(request: HttpRequest, refusal: HandoffError) -> HttpResponse:
         messages.warning(request, str(refusal))
     handoff = refusal.handoff
     if not request.htmx:
-        return _redirect(request, reverse("escalations:handoff", args=[handoff.pk]))
+        return see_other(request, reverse("escalations:handoff", args=[handoff.pk]))
     # htmx 2 swaps only 2xx answers: the updated fragment comes with a 200 and a toast.
     if request.htmx.target == "claim-box":
         handoff = queries.get_handoff_for_user(request.user, handoff.pk)
@@ -333,7 +303,7 @@ def release(request: HttpRequest, handoff_id) -> HttpResponse:
             {"status": "released", "handoff": str(handoff_id), "reopened_as": str(reopened.pk)}
         )
     messages.success(request, "Released: it is back in the queue for someone else.")
-    return _redirect(request, reverse("escalations:queue"))
+    return see_other(request, reverse("escalations:queue"))
 
 
 @require_POST
@@ -341,24 +311,39 @@ def release(request: HttpRequest, handoff_id) -> HttpResponse:
 @senior_required
 def resolve(request: HttpRequest, handoff_id) -> HttpResponse:
     """Close a handoff as resolved, with an optional note (the claimer or an admin)."""
-    data = _submitted_data(request)
-    form = ResolveForm(data if data is not None else {})
-    if data is None or not form.is_valid():
-        errors = {field: list(errs) for field, errs in form.errors.items()}
-        if wants_json(request):
-            return JsonResponse({"errors": errors or {"__all__": ["Bad input."]}}, status=400)
-        messages.error(request, "The note is too long (4000 characters at most).")
-        return _redirect(request, reverse("escalations:handoff", args=[handoff_id]))
+    handoff = queries.get_handoff_for_user(request.user, handoff_id)
+    try:
+        # Before the form: someone who may not close it learns nothing from field errors.
+        actions.check_can_close(handoff, request.user)
+    except HandoffError as refusal:
+        return _change_refused(request, refusal)
+    form = ResolveForm(request_data(request))
+    if not form.is_valid():
+        return _resolve_form_invalid(request, handoff, form)
     try:
         handoff = actions.resolve_handoff(
-            handoff_id=handoff_id, user=request.user, note=form.cleaned_data["note"]
+            handoff_id=handoff.pk, user=request.user, note=form.cleaned_data["note"]
         )
     except HandoffError as refusal:
         return _change_refused(request, refusal)
     if wants_json(request):
         return JsonResponse({"status": "resolved", "handoff": str(handoff.pk)})
     messages.success(request, "Resolved. The session is closed.")
-    return _redirect(request, reverse("escalations:handoff", args=[handoff.pk]))
+    return see_other(request, reverse("escalations:handoff", args=[handoff.pk]))
+
+
+def _resolve_form_invalid(
+    request: HttpRequest, handoff: Handoff, form: ResolveForm
+) -> HttpResponse:
+    """The form's own errors, next to the note as it was typed: nothing is lost."""
+    if wants_json(request):
+        errors = {field: list(errs) for field, errs in form.errors.items()}
+        return JsonResponse({"errors": errors}, status=400)
+    context = _handoff_context(request, handoff, resolve_form=form)
+    if request.htmx:
+        # htmx 2 does not swap 4xx answers: the re-rendered claim box comes with a 200.
+        return render(request, "escalations/handoff.html#claim-box", context)
+    return render(request, "escalations/handoff.html", context, status=400)
 
 
 def _change_refused(request: HttpRequest, refusal: HandoffError) -> HttpResponse:
@@ -367,4 +352,4 @@ def _change_refused(request: HttpRequest, refusal: HandoffError) -> HttpResponse
     if isinstance(refusal, HandoffForbidden):
         raise PermissionDenied(str(refusal))
     messages.warning(request, str(refusal))
-    return _redirect(request, reverse("escalations:handoff", args=[refusal.handoff.pk]))
+    return see_other(request, reverse("escalations:handoff", args=[refusal.handoff.pk]))

@@ -29,6 +29,7 @@ from flowpilot.models import (
 )
 from flowpilot.queries import can_write, conversation_for
 from flowpilot.signals import session_activity
+from flowpilot.text import strip_control_characters
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +38,6 @@ TITLE_MAX = Task._meta.get_field("title").max_length
 DETAIL_MAX = 2000
 COMMAND_MAX = 1000
 SHELLS = frozenset({"powershell", "cmd", "bash"})
-# NUL and other C0/C1 controls except tab, newline and carriage return.
-_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _TITLE_NOISE = re.compile(r"[\W_]+")
 
 ASSISTANT_FAILED_TEXT = (
@@ -79,7 +78,7 @@ def title_key(title: str) -> str:
 
 def _clean(text: str, limit: int) -> str:
     """Assistant output made storable: no control characters, clipped to the column."""
-    text = _CONTROL_CHARS.sub("", text or "").strip()
+    text = strip_control_characters(text or "").strip()
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

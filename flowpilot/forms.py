@@ -1,12 +1,11 @@
 """Input checks for FlowPilot: lengths, and no control characters anywhere."""
 
-import re
-
 from django import forms
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxLengthValidator, ProhibitNullCharactersValidator
 
 from flowpilot.models import MESSAGE_MAX_LENGTH, PROBLEM_MAX_LENGTH, TaskStatus
+from flowpilot.text import has_control_characters
 
 TASK_TITLE_MAX = 200
 TASK_DETAIL_MAX = 2000
@@ -14,8 +13,6 @@ TASK_COMMAND_MAX = 1000
 OUTCOME_MAX = 2000
 CUSTOMER_MAX = 200
 
-# NUL and the other C0/C1 control characters; tab, newline and carriage return are text.
-CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 CONTROL_CHARACTERS_MESSAGE = (
     "Remove the control characters (such as NUL bytes) from this text; only line breaks "
     "and tabs are allowed."
@@ -23,7 +20,7 @@ CONTROL_CHARACTERS_MESSAGE = (
 
 
 def reject_control_characters(value: str) -> None:
-    if CONTROL_CHARACTERS.search(value):
+    if has_control_characters(value):
         raise ValidationError(CONTROL_CHARACTERS_MESSAGE, code="control_characters")
 
 

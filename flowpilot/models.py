@@ -109,6 +109,19 @@ class TaskSource(models.TextChoices):
     MANUAL = "manual", "Added by hand"
 
 
+def tried_condition(prefix: str = "") -> models.Q:
+    """The rows of a task lane that were tried: anything but "to do" (doing, done, failed,
+    skipped), the handoff's "What was tried". ``prefix`` reaches tasks through a relation
+    (``"session__tasks__"``), for an aggregate's filter."""
+    return ~models.Q(**{f"{prefix}status": TaskStatus.TODO})
+
+
+class TaskQuerySet(models.QuerySet):
+    def tried(self) -> "TaskQuerySet":
+        """Tasks that were tried (see ``tried_condition``)."""
+        return self.filter(tried_condition())
+
+
 class Task(models.Model):
     session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="tasks")
     position = models.PositiveIntegerField(default=0)
@@ -125,6 +138,8 @@ class Task(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = TaskQuerySet.as_manager()
+
     class Meta:
         ordering = ["position", "id"]
         indexes = [models.Index(fields=["session", "position"])]
@@ -134,5 +149,5 @@ class Task(models.Model):
 
     @property
     def was_tried(self) -> bool:
-        """Anything but "to do" counts as tried for a handoff's "What was tried"."""
+        """The row-level ``tried_condition``: the lane shows a tried step as finished."""
         return self.status != TaskStatus.TODO

@@ -11,18 +11,18 @@ Every mutating view answers three kinds of client:
 
 from __future__ import annotations
 
-import json
 from functools import wraps
 
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.core.paginator import Page, Paginator
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from flowpilot import actions
 from flowpilot.forms import MessageForm, MoveTaskForm, SessionForm, TaskForm, TaskUpdateForm
-from flowpilot.models import Message, Session, SessionStatus, Task
+from flowpilot.models import Message, Session, Task
 from flowpilot.queries import (
     SIDEBAR_LIMIT,
     can_write,
@@ -31,41 +31,12 @@ from flowpilot.queries import (
     session_messages,
     session_tasks,
 )
+from resolutionflow.http import BadRequestBody, request_data, see_other, wants_json
 from resolutionflow.permissions import any_member_required
 
+SESSIONS_PER_PAGE = 25
+
 # ---------------------------------------------------------------------------- helpers
-
-
-def wants_json(request: HttpRequest) -> bool:
-    """API clients ask with ``Accept: application/json``; browsers and htmx never do."""
-    if request.htmx:
-        return False
-    return request.get_preferred_type(["text/html", "application/json"]) == "application/json"
-
-
-class BadRequestBody(Exception):
-    def __init__(self, errors: dict[str, list[str]]) -> None:
-        self.errors = errors
-
-
-def request_data(request: HttpRequest) -> dict:
-    """The POST fields: form-encoded, or a JSON object of strings for API clients."""
-    if request.content_type != "application/json":
-        return request.POST
-    try:
-        payload = json.loads(request.body or b"{}")
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequestBody({"__all__": ["The body is not valid JSON."]}) from None
-    if not isinstance(payload, dict):
-        raise BadRequestBody({"__all__": ["Send a JSON object."]})
-    errors = {
-        key: ["Must be a string."]
-        for key, value in payload.items()
-        if value is not None and not isinstance(value, str)
-    }
-    if errors:
-        raise BadRequestBody(errors)
-    return {key: value for key, value in payload.items() if value is not None}
 
 
 def json_errors(errors: dict, status: int = 400) -> JsonResponse:
@@ -100,15 +71,6 @@ def flowpilot_view(view):
     return wrapper
 
 
-def escalate_available() -> bool:
-    """The escalate URL lives in escalations, wired in resolutionflow/urls.py once it exists."""
-    try:
-        reverse("escalate", args=[0])
-    except NoReverseMatch:
-        return False
-    return True
-
-
 def session_page_context(request: HttpRequest, session: Session, **extra) -> dict:
     """Everything the chat page renders; a fixed number of queries however long the chat."""
     writable = can_write(session, request.user)
@@ -120,9 +82,6 @@ def session_page_context(request: HttpRequest, session: Session, **extra) -> dic
         "sidebar_sessions": list(my_sessions(request.user)[:SIDEBAR_LIMIT]),
         "can_write": writable,
         "is_owner": is_owner,
-        "show_escalate_form": (
-            is_owner and session.status == SessionStatus.ACTIVE and escalate_available()
-        ),
         **extra,
     }
 
@@ -143,13 +102,6 @@ def render_lane(request: HttpRequest, session: Session, *, status: int = 200, **
         lane_context(session, request.user, **extra),
         status=status,
     )
-
-
-def see_other(url: str) -> HttpResponseRedirect:
-    """303 after a form post: the browser follows with a GET."""
-    response = HttpResponseRedirect(url)
-    response.status_code = 303
-    return response
 
 
 def session_url(session: Session) -> str:
@@ -228,13 +180,39 @@ def exchange_json(exchange: actions.Exchange) -> dict:
 @require_GET
 @any_member_required
 def sessions(request: HttpRequest) -> HttpResponse:
-    """My sessions, most recently active first, and the form to start one."""
-    mine = list(my_sessions(request.user))
-    for session in mine:
-        session.owner = request.user  # no query per row
+    """My sessions, most recently active first, a page at a time, and the form to start one."""
+    page = sessions_page(request)
     if wants_json(request):
-        return JsonResponse({"sessions": [session_json(session) for session in mine]})
-    return render(request, "flowpilot/sessions.html", {"sessions": mine, "values": {}})
+        return JsonResponse(
+            {
+                "sessions": [session_json(session) for session in page.object_list],
+                "page": page.number,
+                "pages": page.paginator.num_pages,
+                "count": page.paginator.count,
+            }
+        )
+    return render(request, "flowpilot/sessions.html", sessions_page_context(page, values={}))
+
+
+def sessions_page(request: HttpRequest) -> Page:
+    """The ``?page=`` of my sessions (the first for a missing or bad number, the last past
+    the end): two queries however many sessions, the count and the page."""
+    page = Paginator(my_sessions(request.user), SESSIONS_PER_PAGE).get_page(request.GET.get("page"))
+    page.object_list = list(page.object_list)
+    for session in page.object_list:
+        session.owner = request.user  # no query per row
+    return page
+
+
+def sessions_page_context(page: Page, **extra) -> dict:
+    """What the sessions page renders: the page, its links (1 2 … 7 8 9 … 40) and ``extra``."""
+    paginator = page.paginator
+    return {
+        "page": page,
+        "page_links": list(paginator.get_elided_page_range(page.number, on_each_side=2)),
+        "ellipsis": paginator.ELLIPSIS,
+        **extra,
+    }
 
 
 @require_POST
@@ -249,11 +227,9 @@ def start_session(request: HttpRequest) -> HttpResponse:
         return render(
             request,
             "flowpilot/sessions.html",
-            {
-                "sessions": list(my_sessions(request.user)),
-                "errors": form_errors(form),
-                "values": form.data,
-            },
+            sessions_page_context(
+                sessions_page(request), errors=form_errors(form), values=form.data
+            ),
             status=400,
         )
     session = actions.start_session(user=request.user, **form.cleaned_data)
@@ -267,7 +243,7 @@ def start_session(request: HttpRequest) -> HttpResponse:
             },
             status=201,
         )
-    return see_other(session_url(session))
+    return see_other(request, session_url(session))
 
 
 @require_GET
@@ -304,7 +280,7 @@ def post_message(request: HttpRequest, session_id: int) -> HttpResponse:
             # An empty message does nothing (the page never sends one anyway).
             if request.htmx:
                 return HttpResponse(status=204)
-            return see_other(session_url(session))
+            return see_other(request, session_url(session))
         if request.htmx:
             response = render(
                 request,
@@ -343,7 +319,7 @@ def post_message(request: HttpRequest, session_id: int) -> HttpResponse:
                 added_task_ids={task.pk for task in exchange.added_tasks},
             ),
         )
-    return see_other(session_url(session) + "#composer")
+    return see_other(request, session_url(session) + "#composer")
 
 
 @require_http_methods(["GET", "POST"])
@@ -376,7 +352,7 @@ def tasks(request: HttpRequest, session_id: int) -> HttpResponse:
         return JsonResponse({"session": session.pk, "task": task_json(task)}, status=201)
     if request.htmx:
         return render_lane(request, session, added_task_ids={task.pk})
-    return see_other(session_url(session) + f"#task-{task.pk}")
+    return see_other(request, session_url(session) + f"#task-{task.pk}")
 
 
 def _task_in_session(session: Session, task_id: int) -> Task:
@@ -422,7 +398,7 @@ def update_task(request: HttpRequest, session_id: int, task_id: int) -> HttpResp
         return JsonResponse({"session": session.pk, "task": task_json(task)})
     if request.htmx:
         return render_lane(request, session)
-    return see_other(session_url(session) + f"#task-{task.pk}")
+    return see_other(request, session_url(session) + f"#task-{task.pk}")
 
 
 @require_POST
@@ -444,4 +420,4 @@ def move_task(request: HttpRequest, session_id: int, task_id: int) -> HttpRespon
         return JsonResponse({"session": session.pk, "task": task_json(task)})
     if request.htmx:
         return render_lane(request, session)
-    return see_other(session_url(session) + f"#task-{task.pk}")
+    return see_other(request, session_url(session) + f"#task-{task.pk}")

@@ -4,6 +4,19 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from resolutionflow.models import Account, OutboxEvent, User
 
 
+class ReadOnlyAdminMixin:
+    """View only: no add, no change, no delete. For rows that only actions write."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(Account)
 class AccountAdmin(admin.ModelAdmin):
     list_display = ["name", "slug", "created_at"]

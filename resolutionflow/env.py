@@ -138,3 +138,33 @@ def env_email(name: str, *, default: str) -> dict:
     elif config["EMAIL_BACKEND"].endswith("filebased.EmailBackend"):
         options = {"file_path": config["EMAIL_FILE_PATH"]}
     return {"default": {"BACKEND": config["EMAIL_BACKEND"], "OPTIONS": options}}
+
+
+def env_choice(name: str, *, default: str, choices: set[str] | frozenset[str]) -> str:
+    value = _raw(name)
+    if value is None or value == "":
+        return default
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(sorted(choices))} (got {value!r})")
+    return value
+
+
+def env_time_zone(name: str, *, default: str) -> str:
+    import zoneinfo
+
+    value = _raw(name) or default
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"{name} must be an IANA time zone such as Europe/Paris (got {value!r})"
+        ) from None
+    return value
+
+
+def env_site_url(name: str, *, default: str) -> str:
+    value = (_raw(name) or default).rstrip("/")
+    parts = urlsplit(value)
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        raise ConfigError(f"{name} must be an absolute http(s):// URL (got {value!r})")
+    return value

@@ -26,7 +26,8 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -121,12 +122,43 @@ def _publish_pending() -> None:
     ids, _pending.ids = _pending.ids, []
     if not ids:
         return
+    deferred = getattr(_after_response, "ids", None)
+    if deferred is not None:
+        deferred.extend(ids)  # published once the response has left (see the middleware)
+        return
+    publish_committed(ids)
+
+
+def publish_committed(ids: list[int]) -> None:
+    """Publish events whose transaction committed; a failure leaves them for the drain."""
     try:
         publish_outbox_events(ids)
     except Exception:
         # The change is committed and the rows wait in the outbox: the drain publishes
-        # them. The request that made the change must not fail for it.
-        logger.exception("Publishing %d events after commit failed; left for the drain", len(ids))
+        # them. Whoever made the change must not fail for it.
+        logger.exception("Publishing %d committed events failed; left for the drain", len(ids))
+
+
+class _AfterResponse(threading.local):
+    ids: list[int] | None = None
+
+
+_after_response = _AfterResponse()
+
+
+@contextmanager
+def publishing_after_response() -> Iterator[list[int]]:
+    """Within this block, events committed in this thread are collected, not published.
+
+    The request middleware publishes them when the response is closed, after its body was
+    sent: the person who claimed or escalated does not wait for the event storage and the
+    Redis round trip. Code outside a request (tasks, commands) publishes at commit.
+    """
+    _after_response.ids = collected = []
+    try:
+        yield collected
+    finally:
+        _after_response.ids = None
 
 
 def publish_outbox_events(event_ids: list[int] | None = None, *, limit: int = 500) -> int:
@@ -357,8 +389,3 @@ def enqueue_task(task, *args: Any, on_failure: Callable[[], None] | None = None)
             on_failure()
         return False
     return True
-
-
-def enqueue_on_commit(task, *args: Any, on_failure: Callable[[], None] | None = None) -> None:
-    """``enqueue_task`` after the current transaction commits (never if it rolls back)."""
-    transaction.on_commit(lambda: enqueue_task(task, *args, on_failure=on_failure))

@@ -13,6 +13,8 @@ import json
 from django.contrib.messages import get_messages
 from django.http import HttpRequest, HttpResponse
 
+from resolutionflow import events
+
 
 class HtmxMessagesMiddleware:
     def __init__(self, get_response):
@@ -42,4 +44,31 @@ class HtmxMessagesMiddleware:
                 triggers = {name.strip(): None for name in existing.split(",")}
         triggers["messages"] = triggers.get("messages", []) + pending
         response["HX-Trigger"] = json.dumps(triggers)
+        return response
+
+
+class PublishEventsAfterResponseMiddleware:
+    """Events committed while handling a request are published after the response is sent.
+
+    They are stored in the outbox already (``resolutionflow.events``); storing them for
+    replay and announcing them takes several statements and a Redis round trip, which the
+    person who clicked should not wait for. Django closes a response once the server has
+    sent it; the publishing runs then, in the same worker thread.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        with events.publishing_after_response() as committed:
+            try:
+                response = self.get_response(request)
+            except BaseException:
+                if committed:
+                    events.publish_committed(list(committed))
+                raise
+        if committed:
+            ids = list(committed)
+            # Django's own hook for work at close (FileResponse closes its file there).
+            response._resource_closers.append(lambda: events.publish_committed(ids))
         return response

@@ -12,13 +12,16 @@ from django.utils.csp import CSP
 from resolutionflow.env import (
     ConfigError,
     env_bool,
+    env_choice,
     env_database,
     env_email,
     env_float,
     env_int,
     env_list,
     env_redis_url,
+    env_site_url,
     env_str,
+    env_time_zone,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -53,6 +56,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "resolutionflow.middleware.PublishEventsAfterResponseMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -98,7 +102,7 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en-us"
-TIME_ZONE = env_str("TIME_ZONE", default="UTC")
+TIME_ZONE = env_time_zone("TIME_ZONE", default="UTC")
 USE_I18N = False
 USE_TZ = True
 
@@ -185,7 +189,7 @@ if REDIS_URL:
 # Email: console by default; EMAIL_URL=smtp://user:pass@host:587/?tls=True for real mail.
 MAILERS = env_email("EMAIL_URL", default="console://")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", default="ResolutionFlow <noreply@localhost>")
-SITE_URL = env_str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
+SITE_URL = env_site_url("SITE_URL", default="http://127.0.0.1:8000")
 
 # AI: the offline engine unless an Anthropic key is set.
 ANTHROPIC_API_KEY = env_str("ANTHROPIC_API_KEY", default="")
@@ -195,11 +199,18 @@ RF_AI_MAX_RETRIES = env_int("RF_AI_MAX_RETRIES", default=2, minimum=0)
 RF_ASSESSMENT_TIMEOUT = env_float("RF_ASSESSMENT_TIMEOUT", default=5.0, minimum=0.1)
 RF_ASSESSMENT_REFRESH_SECONDS = env_int("RF_ASSESSMENT_REFRESH_SECONDS", default=30, minimum=0)
 
+LOG_LEVEL = env_choice(
+    "LOG_LEVEL", default="INFO", choices={"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
+)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django_eventstream": {"level": "WARNING"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django_eventstream": {"level": "WARNING"},
+        # Refusals (403, 404, 409) are answers, not incidents; 5xx are still logged.
+        "django.request": {"level": "ERROR"},
+    },
 }

@@ -33,6 +33,7 @@ from flowpilot.assistants.base import (
     Reply,
     TriedStep,
 )
+from flowpilot.text import strip_control_characters
 
 log = logging.getLogger(__name__)
 
@@ -204,8 +205,6 @@ _STRUCTURAL_TAG = re.compile(
     r"<(\s*/?\s*(?:session|transcript|message|problem|customer|device|tasks|task|escalation)\b)",
     re.IGNORECASE,
 )
-# C0 control characters except tab and newline: they break storage (NUL) and display.
-_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _ATTRIBUTE_UNSAFE = re.compile(r'[<>"\r\n]')
 
 
@@ -511,7 +510,7 @@ def render_message(line: ChatLine, limit: int) -> str:
 
 def neutralise(text: str) -> str:
     """Defuse text that imitates our delimiters, so data cannot close its own block."""
-    return _STRUCTURAL_TAG.sub(r"&lt;\1", _CONTROL_CHARS.sub("", text or ""))
+    return _STRUCTURAL_TAG.sub(r"&lt;\1", strip_control_characters(text or ""))
 
 
 def attribute(value: str) -> str:
@@ -608,7 +607,7 @@ def clean_text(value: object, limit: int) -> str:
     """A stripped string without control characters, clipped to ``limit``; "" if not a string."""
     if not isinstance(value, str):
         return ""
-    return clip(_CONTROL_CHARS.sub("", value).strip(), limit)
+    return clip(strip_control_characters(value).strip(), limit)
 
 
 def clip(text: str, limit: int) -> str:

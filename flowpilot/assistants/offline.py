@@ -834,8 +834,8 @@ def _introduction(plan: _Plan, history: list[str]) -> str:
     if _mentions(history, family.title):
         return ""  # already introduced in an earlier reply
     if history:
-        return f"With that detail, this now looks like **{family.title}**."
-    return f"This looks like **{family.title}**."
+        return f"With that detail, the closest match is now **{family.title}**."
+    return f"Closest match in the troubleshooting guide: **{family.title}**."
 
 
 def _acknowledge_failures(
@@ -860,7 +860,7 @@ def _acknowledge_failures(
 
     clause = "Since " + " and ".join(failure(task) for task in reversed(fresh))
     if not plan.untouched:
-        return f"{clause}, nothing is left untried."
+        return f"{clause}, I have no new steps to add."
     if not plan.classification.family_id:
         return f"{clause}, let's move on to the next checks."
     # Point at a cause the failed steps were not checking: that is where to look next.

@@ -91,6 +91,12 @@
       if (event.target === composer && !box.value.trim()) event.preventDefault();
     });
 
+    // An error about the text goes away once the text changes.
+    box.addEventListener("input", function () {
+      var errors = document.getElementById("composer-errors");
+      if (errors && errors.textContent) errors.textContent = "";
+    });
+
     composer.addEventListener("htmx:beforeRequest", function (event) {
       if (event.target !== composer) return;
       // The form values are already collected: show the message at once and clear the box.

@@ -51,7 +51,7 @@ def globex_timing(globex_admin):
 class TestRecord:
     def test_admin_records_a_timing(self, client_for, ada, sam):
         response = client_for(ada).post(CREATE, valid(sam))
-        assert response.status_code == 302
+        assert response.status_code == 303
         assert response["Location"] == LIST
         timing = BaselineMeasurement.objects.get()
         assert timing.account_id == ada.account_id
@@ -84,7 +84,7 @@ class TestRecord:
         assert not BaselineMeasurement.objects.exists()
 
     def test_240_minutes_is_the_most(self, client_for, ada):
-        assert client_for(ada).post(CREATE, valid(ada, minutes="240")).status_code == 302
+        assert client_for(ada).post(CREATE, valid(ada, minutes="240")).status_code == 303
 
     def test_a_future_date_is_refused(self, client_for, ada):
         tomorrow = (timezone.localdate() + timedelta(days=1)).isoformat()
@@ -148,7 +148,7 @@ class TestEdit:
         html = client.get(edit_url(timing)).content.decode()
         assert 'value="30.00"' in html
         response = client.post(edit_url(timing), valid(sky, minutes="13"))
-        assert response.status_code == 302
+        assert response.status_code == 303
         timing.refresh_from_db()
         assert (timing.minutes, timing.timed_by, timing.measured_on) == (
             Decimal("13.00"),
@@ -189,7 +189,7 @@ class TestDelete:
             account=ada.account, minutes=Decimal("30"), measured_on=date(2026, 3, 2), timed_by=ada
         )
         response = client_for(ada).post(delete_url(timing))
-        assert response.status_code == 302
+        assert response.status_code == 303
         assert not BaselineMeasurement.objects.exists()
 
     def test_another_accounts_timing_is_404_and_stays(self, client_for, ada, globex_timing):

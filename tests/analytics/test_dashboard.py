@@ -109,6 +109,15 @@ def test_bad_window_is_400_with_the_reason_and_keeps_what_was_typed(
     assert "Showing the last 30 days instead" in html
 
 
+@pytest.mark.parametrize("params", [{"from": "9999-12-31"}, {"to": "0001-01-05"}])
+def test_extreme_days_are_400_with_the_reason_not_a_500(client_for, ada, params):
+    response = client_for(ada).get(URL, params)
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert "must be between 2000-01-01 and" in html
+    assert "Showing the last 30 days instead" in html
+
+
 @pytest.mark.parametrize("persona", ["tess", "sam"])
 def test_only_admins(client_for, personas, persona):
     assert client_for(personas[persona]).get(URL).status_code == 403

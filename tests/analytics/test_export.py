@@ -59,6 +59,15 @@ def test_bad_window_is_400(client_for, ada):
     assert "from" in response.json()["errors"]
 
 
+@pytest.mark.parametrize(
+    ("params", "field"), [({"from": "9999-12-31"}, "from"), ({"to": "0001-01-05"}, "to")]
+)
+def test_extreme_days_are_400_with_a_reason_not_a_500(client_for, ada, params, field):
+    response = client_for(ada).get(URL, params)
+    assert response.status_code == 400
+    assert "must be between 2000-01-01 and" in response.json()["errors"][field][0]
+
+
 @pytest.mark.parametrize("persona", ["tess", "sam"])
 def test_only_admins(client_for, personas, persona):
     assert client_for(personas[persona]).get(URL).status_code == 403

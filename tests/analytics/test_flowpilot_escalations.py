@@ -139,6 +139,16 @@ def test_bad_windows_are_400_with_a_reason(client_for, sam, params, field, text)
     assert text in errors[field][0]
 
 
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [({"from": "9999-12-31"}, "from"), ({"to": "0001-01-05"}, "to"), ({"to": "9999-12-31"}, "to")],
+)
+def test_extreme_days_are_400_with_a_reason_not_a_500(client_for, sam, params, field):
+    response = client_for(sam).get(URL, params)
+    assert response.status_code == 400
+    assert "must be between 2000-01-01 and" in response.json()["errors"][field][0]
+
+
 def test_a_two_year_window_is_allowed(client_for, sam):
     response = client_for(sam).get(URL, {"from": "2024-03-01", "to": "2026-02-28"})
     assert response.status_code == 200

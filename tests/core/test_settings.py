@@ -34,6 +34,9 @@ def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
         ({"DEBUG": "maybe"}, "DEBUG must be one of"),
         ({"DEBUG": "1", "RF_AI_TIMEOUT": "soon"}, "RF_AI_TIMEOUT must be a number"),
         ({"DEBUG": "1", "REDIS_URL": "http://x"}, "REDIS_URL must be a redis:// URL"),
+        ({"DEBUG": "1", "TIME_ZONE": "Mars/Base"}, "TIME_ZONE must be an IANA time zone"),
+        ({"DEBUG": "1", "LOG_LEVEL": "LOUD"}, "LOG_LEVEL must be one of"),
+        ({"DEBUG": "1", "SITE_URL": "example.com"}, "SITE_URL must be an absolute"),
     ],
 )
 def test_a_bad_value_stops_start_up_with_one_line_naming_it(env, needle):

@@ -1,11 +1,14 @@
 """The base layout: CSP, CSRF header for htmx, toasts on full pages and over HX-Trigger."""
 
 import json
+import re
 
 from django.contrib import messages
 from django.http import HttpResponse
 from django.test import RequestFactory
 
+from escalations import actions
+from flowpilot.models import Session
 from resolutionflow.middleware import HtmxMessagesMiddleware
 
 
@@ -96,3 +99,25 @@ def test_unknown_pages_get_a_friendly_404(client_for, tess):
     response = client_for(tess).get("/no/such/page/")
     assert response.status_code == 404
     assert "Nothing here" in response.content.decode()
+
+
+def test_every_script_tag_of_every_page_carries_the_csp_nonce(client_for, personas):
+    tess, sam, ada = personas["tess"], personas["sam"], personas["ada"]
+    session = Session.objects.create(account=tess.account, owner=tess, problem="Scanner offline")
+    handoff = actions.escalate(session=session, user=tess, reason="Stuck").handoff
+    pages = [
+        (tess, "/flowpilot/"),
+        (tess, f"/flowpilot/sessions/{session.pk}/"),
+        (sam, "/escalations/"),
+        (sam, f"/handoffs/{handoff.pk}/"),
+        (ada, "/analytics/"),
+        (ada, "/analytics/baseline/"),
+    ]
+    for user, path in pages:
+        response = client_for(user).get(path)
+        assert response.status_code == 200, path
+        nonce = re.search(r"'nonce-([^']+)'", response["Content-Security-Policy"]).group(1)
+        scripts = re.findall(r"<script\b[^>]*>", response.content.decode())
+        assert scripts, path
+        for tag in scripts:
+            assert f'nonce="{nonce}"' in tag, (path, tag)

@@ -1,7 +1,7 @@
 """The handoff assessment pipeline: bounded, validated, stored by compare-and-set, live.
 
 The Claude engine runs through the real ``anthropic`` client over ``httpx2.MockTransport``
-(as in tests/flowpilot/test_claude_engine.py): each fault the issue names (an engine that
+(as in tests/flowpilot/test_claude_engine.py): each fault an engine can have in production (it
 sleeps past the bound, answers 500, returns malformed JSON or a huge body, or obeys an
 instruction hidden in the transcript) still leaves a complete assessment within the bound
 plus one second, and changes nothing but the words.
@@ -305,6 +305,8 @@ def test_validator_accepts_a_complete_assessment_unchanged() -> None:
         (lambda d: d | {"summary": 7}, "summary is not a string"),
         (lambda d: d | {"summary": "s" * 4001}, "longer than 4000"),
         (lambda d: d | {"summary": "nul\x00byte"}, "control characters"),
+        (lambda d: d | {"summary": "c1\x85control"}, "control characters"),
+        (lambda d: d | {"note": "escape\x1b[31m"}, "control characters"),
         (lambda d: d | {"confidence": "certain"}, "confidence"),
         (lambda d: d | {"engine": "gpt"}, "engine"),
         (
@@ -338,6 +340,13 @@ def test_validator_refuses_what_breaks_the_schema(change, problem: str) -> None:
         validate_assessment(change(valid()))
 
 
+def test_line_breaks_and_tabs_are_text_in_every_field() -> None:
+    data = valid()
+    data["summary"] = "Two lines\r\nof summary\twith a tab"
+    data["next_steps"][0] = data["next_steps"][0] | {"detail": "First:\r\n1. Open\r\n2. Check"}
+    assert validate_assessment(data) == data
+
+
 @pytest.mark.django_db
 def test_offline_assessment_is_complete_and_labelled(handoff) -> None:
     data = offline_assessment(conversation_for_handoff(handoff))
@@ -359,7 +368,8 @@ def test_text_typed_in_the_lane_fits_the_schema(handoff) -> None:
     data = offline_assessment(conversation_for_handoff(handoff))
     assert_complete(data)
     assert data["engine"] == "offline" and not data["note"]
-    assert data["tried"][0]["outcome"].startswith("Line one\nLine two")
+    # CRLF is text (browsers send it); the bell character is not.
+    assert data["tried"][0]["outcome"].startswith("Line one\r\nLine twox")
     assert len(data["tried"][0]["outcome"]) == pipeline.MAX_OUTCOME
 
 
@@ -622,6 +632,24 @@ def test_invalid_engine_output_becomes_the_offline_assessment(handoff, result, r
     assert data["note"] == (
         f"Claude was unavailable ({reason}); showing the offline assistant's answer."
     )
+
+
+@pytest.mark.django_db
+def test_an_engines_crlf_next_step_is_kept_not_a_silent_fallback(handoff) -> None:
+    step = ProposedStep(
+        title="Clear the spooler", detail="Stop it:\r\nnet stop spooler\r\nthen start it."
+    )
+    answer = Assessment(
+        summary="Spooler stuck.\r\nJobs queue.",
+        causes=(LikelyCause(title="Spooler"),),
+        next_steps=(step,),
+        engine="claude",
+    )
+    data = assess_within_bound(
+        conversation_for_handoff(handoff), engine=StubEngine(answer), bound=BOUND
+    )
+    assert (data["engine"], data["note"]) == ("claude", "")
+    assert data["next_steps"][0]["detail"] == step.detail
 
 
 @pytest.mark.django_db

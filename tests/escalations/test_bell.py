@@ -39,7 +39,7 @@ def test_loading_the_bell_never_takes_the_toast_meant_for_the_next_page(client_f
     session = Session.objects.create(account=tess.account, owner=tess, problem="Scanner offline")
     client = client_for(tess)
     response = client.post(f"/flowpilot/sessions/{session.pk}/escalate", {"reason": "Stuck"})
-    assert response.status_code == 302  # "Escalated — 3 seniors notified" waits for the next page
+    assert response.status_code == 303  # "Escalated — 3 seniors notified" waits for the next page
 
     # The bell of the page being left reloads in the background, an htmx GET.
     assert client.get(reverse("escalations:bell"), **HTMX).status_code == 200
@@ -99,7 +99,7 @@ def test_opening_an_item_marks_it_read_and_goes_to_the_handoff(client_for, tess,
     url = reverse("escalations:notification_read", args=[notification.pk])
 
     response = client_for(sam).post(url, {"open": "1"})
-    assert response.status_code == 302
+    assert response.status_code == 303
     assert response["Location"] == f"/handoffs/{handoff.pk}/"
     notification.refresh_from_db()
     assert notification.read_at is not None
@@ -121,7 +121,7 @@ def test_the_escalator_hears_of_the_claim_and_can_open_the_read_only_handoff(cli
     url = reverse("escalations:notification_read", args=[notification.pk])
     response = tess_client.post(url, {"open": "1"}, follow=True)
     assert response.status_code == 200
-    assert response.redirect_chain == [(f"/handoffs/{handoff.pk}/", 302)]
+    assert response.redirect_chain == [(f"/handoffs/{handoff.pk}/", 303)]
 
 
 def test_a_release_rings_the_other_seniors(client_for, tess, sam, sky, ada):
@@ -193,3 +193,11 @@ def test_a_superuser_without_an_account_gets_an_empty_bell(client):
     root = User.objects.create_superuser("root", "root@example.com", "x")
     client.force_login(root)
     assert bell_json(client) == {"unread": 0, "notifications": []}
+
+
+@pytest.mark.parametrize(
+    "accept", ["text/html, application/json;q=0.5", "application/json;q=0, text/html"]
+)
+def test_the_bell_negotiates_json_like_every_other_view(client_for, sam, accept):
+    response = client_for(sam).get(reverse("escalations:bell"), HTTP_ACCEPT=accept)
+    assert response["Content-Type"].startswith("text/html")

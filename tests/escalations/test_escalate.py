@@ -222,6 +222,30 @@ def test_json_escalate_with_a_malformed_body_is_a_400(client_for, tess, session)
     assert response.status_code == 400
 
 
+@pytest.mark.parametrize("reason", [["Stuck"], 42, {"text": "Stuck"}])
+def test_json_escalate_with_a_reason_that_is_not_a_string_is_a_400(
+    client_for, tess, session, reason
+):
+    response = client_for(tess).post(
+        escalate_url(session),
+        data=json.dumps({"reason": reason}),
+        content_type="application/json",
+        **JSON,
+    )
+    assert (response.status_code, response.json()) == (
+        400,
+        {"errors": {"reason": ["Must be a string."]}},
+    )
+    assert not Handoff.objects.exists()
+
+
+def test_a_reason_with_control_characters_is_refused(client_for, tess, session):
+    response = client_for(tess).post(escalate_url(session), {"reason": "Stuck\x00"}, **JSON)
+    assert response.status_code == 400
+    assert "control characters" in response.json()["errors"]["reason"][0]
+    assert not Handoff.objects.exists()
+
+
 def test_json_escalate_while_one_is_open_is_a_409_naming_it(client_for, tess, handoff, session):
     response = client_for(tess).post(escalate_url(session), {"reason": "Again"}, **JSON)
     assert response.status_code == 409
@@ -252,7 +276,7 @@ def test_htmx_escalate_redirects_to_the_dashboard_with_a_toast(client_for, tess,
 
 def test_plain_form_escalate_redirects_to_the_dashboard(client_for, tess, session):
     response = client_for(tess).post(escalate_url(session), {"reason": "Stuck"})
-    assert response.status_code == 302
+    assert response.status_code == 303
     assert response["Location"] == reverse("flowpilot:sessions")
 
 
@@ -286,6 +310,18 @@ def test_plain_bad_input_is_a_400_page_with_the_form_and_the_typed_reason(
     body = response.content.decode()
     assert "Say why you are stuck" in body
     assert 'value="low" selected' in body
+
+
+def test_a_refused_multi_line_reason_comes_back_whole_in_a_textarea(client_for, tess, session):
+    reason = "Printer on floor 2 is down.\r\nTried the spooler.\x07"
+    response = client_for(tess).post(escalate_url(session), {"reason": reason})
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert "Remove the control characters" in html
+    assert (
+        '<textarea name="reason" id="id_escalate_reason"' in html and f"{reason}</textarea>" in html
+    )
+    assert 'type="text" name="reason"' not in html
 
 
 def test_escalating_an_escalated_session_leads_to_its_open_handoff(

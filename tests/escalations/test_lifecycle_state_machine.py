@@ -118,7 +118,7 @@ class HandoffLifecycle(RuleBasedStateMachine):
             return
         except actions.NotOpen as refused:
             assert expected["state"] in ("released", "resolved")
-            assert refused.state == expected["state"]
+            assert refused.handoff.state == expected["state"]
             return
         assert person in SENIORS_OF_ACME and person != expected["escalator"]
         assert expected["state"] == "open"
@@ -143,7 +143,7 @@ class HandoffLifecycle(RuleBasedStateMachine):
             return
         except actions.NotClaimed as refused:
             assert expected["state"] != "claimed"
-            assert refused.state == expected["state"]
+            assert refused.handoff.state == expected["state"]
             return
         assert expected["state"] == "claimed"
         assert person in ("ada", expected["claimer"])
@@ -170,7 +170,7 @@ class HandoffLifecycle(RuleBasedStateMachine):
             return
         except actions.HandoffClosed as refused:
             assert expected["state"] in ("released", "resolved")
-            assert refused.state == expected["state"]
+            assert refused.handoff.state == expected["state"]
             return
         assert expected["state"] in ("open", "claimed")
         assert person in ("ada", expected["claimer"])

@@ -275,3 +275,56 @@ def test_the_handoff_screen_makes_a_fixed_number_of_queries(client_for, sam, tes
         return len(queries)
 
     assert count(small) == count(large)
+
+
+def _release_and_reclaim(handoff, *, releasers):
+    """Claim and release ``handoff`` once per releaser; the last reopened one, claimed."""
+    for releaser in releasers:
+        actions.claim_handoff(handoff_id=handoff.pk, user=releaser)
+        handoff = actions.release_handoff(handoff_id=handoff.pk, user=releaser)
+    return handoff
+
+
+def test_after_two_releases_the_timeline_still_starts_with_the_first_escalation(
+    sam, sky, ada, handoff
+):
+    third = _release_and_reclaim(handoff, releasers=[sam, sky])
+    actions.claim_handoff(handoff_id=third.pk, user=ada)
+
+    from escalations.queries import history
+
+    assert [(event.kind, event.actor.username) for event in history(third)] == [
+        ("escalated", "tess"),
+        ("claimed", "sam"),
+        ("released", "sam"),
+        ("escalated", "sam"),
+        ("claimed", "sky"),
+        ("released", "sky"),
+        ("escalated", "sky"),
+        ("claimed", "ada"),
+    ]
+    # An earlier handoff's screen tells its story up to its own end, not what came after.
+    assert [event.kind for event in history(handoff)] == ["escalated", "claimed", "released"]
+
+
+def test_the_handoff_screen_timeline_reads_the_whole_chain_in_fixed_queries(
+    client_for, sam, sky, ada, tess
+):
+    client = client_for(ada)
+
+    def count(releases: int) -> tuple[int, str]:
+        handoff = _release_and_reclaim(
+            escalate(make_session(tess)), releasers=[sam, sky][:releases]
+        )
+        url = reverse("escalations:handoff", args=[handoff.pk])
+        client.get(url)  # first view: inserts the HandoffView
+        with CaptureQueriesContext(connection) as queries:
+            html = client.get(url).content.decode()
+        return len(queries), html
+
+    one, _ = count(0)
+    many, html = count(2)
+    assert one == many
+    timeline = html[html.index('id="handoff-timeline"') :]
+    assert timeline.count("timeline-item timeline-escalated") == 3
+    assert timeline.count("timeline-item timeline-released") == 2

@@ -1,5 +1,7 @@
 """Releasing a claimed handoff back to the queue, and resolving one."""
 
+import json
+
 import pytest
 from django.urls import reverse
 
@@ -100,7 +102,7 @@ def test_a_released_handoff_cannot_be_released_again(claimed, sam):
     actions.release_handoff(handoff_id=claimed.pk, user=sam)
     with pytest.raises(actions.NotClaimed) as refused:
         actions.release_handoff(handoff_id=claimed.pk, user=sam)
-    assert refused.value.state == "released"
+    assert refused.value.handoff.state == "released"
 
 
 # --- resolve ---------------------------------------------------------------------------------
@@ -141,7 +143,7 @@ def test_a_resolved_handoff_cannot_be_resolved_again(claimed, sam):
     actions.resolve_handoff(handoff_id=claimed.pk, user=sam)
     with pytest.raises(actions.HandoffClosed) as refused:
         actions.resolve_handoff(handoff_id=claimed.pk, user=sam)
-    assert refused.value.state == "resolved"
+    assert refused.value.handoff.state == "resolved"
 
 
 def test_a_technician_may_neither_release_nor_resolve(claimed, tess):
@@ -194,7 +196,7 @@ def test_resolve_with_an_oversized_note_is_a_400(client_for, sam, claimed):
 
 def test_resolve_from_the_page_stays_on_the_handoff(client_for, sam, claimed):
     response = client_for(sam).post(url("resolve", claimed))
-    assert response.status_code == 302
+    assert response.status_code == 303
     assert response["Location"] == url("handoff", claimed)
 
 
@@ -230,3 +232,81 @@ def test_another_account_is_404(client_for, gwen, claimed, name):
     assert client_for(gwen).post(url(name, claimed)).status_code == 404
     claimed.refresh_from_db()
     assert claimed.state == HandoffState.CLAIMED
+
+
+# --- a refused note: the screen again, with the real error and the note as typed -------------
+
+
+@pytest.mark.parametrize(
+    ("note", "error"),
+    [
+        ("Reset the token\x00 and the cache", "Remove the control characters"),
+        ("Line one\r\n" + "x" * 4000, "at most 4,000 characters; this is 4,010"),
+    ],
+)
+def test_a_refused_note_rerenders_the_handoff_screen_with_its_error_and_the_typed_note(
+    client_for, sam, claimed, note, error
+):
+    response = client_for(sam).post(url("resolve", claimed), {"note": note})
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert error in html
+    assert 'id="claim-box"' in html and "<html" in html  # the whole handoff screen
+    textarea = html[html.index('<textarea name="note"') : html.index("</textarea>")]
+    assert 'aria-invalid="true"' in textarea
+    assert note[:15].replace("\x00", "") in textarea.replace("\x00", "")
+    claimed.refresh_from_db()
+    assert claimed.state == HandoffState.CLAIMED
+
+
+def test_a_nul_in_the_note_is_not_called_too_long(client_for, sam, claimed):
+    html = client_for(sam).post(url("resolve", claimed), {"note": "ok\x00"}).content.decode()
+    assert "too long" not in html and "at most" not in html
+    assert "control characters" in html
+
+
+def test_htmx_refused_note_gets_the_claim_box_with_a_200(client_for, sam, claimed):
+    response = client_for(sam).post(url("resolve", claimed), {"note": "bad\x07note"}, **HTMX)
+    assert response.status_code == 200  # htmx 2 swaps only 2xx answers
+    body = response.content.decode()
+    assert body.lstrip().startswith('<section class="card claim-box')
+    assert "<html" not in body
+    assert "Remove the control characters" in body
+    assert "bad\x07note</textarea>" in body
+    claimed.refresh_from_db()
+    assert claimed.state == HandoffState.CLAIMED
+
+
+def test_json_refused_note_names_the_field(client_for, sam, claimed):
+    response = client_for(sam).post(url("resolve", claimed), {"note": "a\x00b"}, **JSON)
+    assert response.status_code == 400
+    assert "control characters" in response.json()["errors"]["note"][0]
+
+
+def test_json_note_that_is_not_a_string_is_a_400_field_error(client_for, sam, claimed):
+    response = client_for(sam).post(
+        url("resolve", claimed),
+        data=json.dumps({"note": ["Fixed"]}),
+        content_type="application/json",
+        **JSON,
+    )
+    assert (response.status_code, response.json()) == (
+        400,
+        {"errors": {"note": ["Must be a string."]}},
+    )
+    claimed.refresh_from_db()
+    assert claimed.state == HandoffState.CLAIMED
+
+
+def test_someone_who_may_not_resolve_learns_nothing_from_the_notes_errors(client_for, sky, claimed):
+    response = client_for(sky).post(url("resolve", claimed), {"note": "x" * 5000}, **JSON)
+    assert (response.status_code, response.json()) == (403, {"error": "not_claimer"})
+    assert client_for(sky).post(url("resolve", claimed), {"note": "x" * 5000}).status_code == 403
+
+
+def test_the_handoff_screen_renders_the_resolve_form_from_the_form(client_for, sam, claimed):
+    html = client_for(sam).get(url("handoff", claimed)).content.decode()
+    form = html[html.index('<form method="post" action="' + url("resolve", claimed)) :]
+    form = form[: form.index("</form>")]
+    assert '<textarea name="note"' in form and 'placeholder="What fixed it?"' in form
+    assert "maxlength" not in form  # the server says "at most 4,000", a paste is never cut

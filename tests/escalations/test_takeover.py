@@ -161,12 +161,10 @@ def test_get_ai_analysis_is_the_claimers_first_action_exactly_once(client_for, s
 
 
 def test_a_failed_briefing_keeps_the_claim_and_says_so(client_for, sam, handoff, monkeypatch):
-    from escalations import assessment
-
     def broken(**kwargs):
         raise RuntimeError("engine bug")
 
-    monkeypatch.setattr(assessment, "post_analysis_briefing", broken)
+    monkeypatch.setattr(actions, "post_analysis_briefing", broken)
     response = client_for(sam).post(take_over_url(handoff), {"mode": "analysis"}, follow=True)
     assert response.redirect_chain[0] == (chat_url(handoff, "takeover"), 303)
     assert "FlowPilot could not be briefed" in response.content.decode()
@@ -334,3 +332,40 @@ def test_open_in_tasks_panel_is_for_the_claimer_only(client_for, sam, sky, tess,
 
 def test_open_in_tasks_panel_wrong_method(client_for, sam, handoff):
     assert client_for(sam).get(open_step_url(handoff)).status_code == 405
+
+
+# -- the claimer's work goes through the handoff manager -----------------------------------
+
+
+def test_only_whoever_holds_the_handoff_may_brief_flowpilot_or_open_its_steps(
+    handoff, sam, sky, ada
+):
+    title = first_step(handoff)["title"]
+    work = [
+        lambda user: actions.post_analysis_briefing(handoff=handoff, user=user),
+        lambda user: actions.open_suggested_step(handoff=handoff, user=user, title=title),
+    ]
+    for do in work:  # nobody holds an open handoff
+        with pytest.raises(actions.HandoffForbidden) as refused:
+            do(sam)
+        assert refused.value.code == "not_claimer"
+
+    handoff = actions.claim_handoff(handoff_id=handoff.pk, user=sam)
+    # An admin may release or resolve someone's claim, but not work the session in their place.
+    for user in (sky, ada):
+        for do in work:
+            with pytest.raises(actions.HandoffForbidden, match="Only the engineer who claimed"):
+                do(user)
+    assert not Message.objects.filter(session=handoff.session, author__in=[sky, ada]).exists()
+    assert not Task.objects.filter(session=handoff.session, title=title).exists()
+
+    task, added = actions.open_suggested_step(handoff=handoff, user=sam, title=title)
+    assert (task.title, added) == (title, True)
+
+
+def test_a_released_claimer_no_longer_holds_the_handoff(handoff, sam):
+    handoff = actions.claim_handoff(handoff_id=handoff.pk, user=sam)
+    assert handoff.is_claimed_by(sam)
+    actions.release_handoff(handoff_id=handoff.pk, user=sam)
+    handoff.refresh_from_db()
+    assert handoff.claimed_by == sam and not handoff.is_claimed_by(sam)

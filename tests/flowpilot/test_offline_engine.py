@@ -163,7 +163,7 @@ def test_a_later_correcting_message_shifts_the_family(engine: OfflineAssistant) 
     assert engine.match(before) == "mapped-drive"
     assert engine.match(after) == "vpn"
     reply = engine.reply(after)
-    assert "now looks like **VPN connection**" in reply.text
+    assert "the closest match is now **VPN connection**" in reply.text
     assert reply.steps[0].title == default_knowledge().by_id["vpn"].steps[0].title
 
 
