@@ -381,6 +381,7 @@ def release_handoff(*, handoff_id: uuid.UUID | str, user: User) -> Handoff:
     )
 
     notifications.handoff_released(reopened, released_by=user)
+    _post_system_note(session.pk, f"{user.name} released this back to the escalation queue.")
     data = _queue_event_data(reopened) | {"released": str(handoff.pk)}
     send_events_on_commit(
         [
@@ -428,6 +429,11 @@ def resolve_handoff(*, handoff_id: uuid.UUID | str, user: User, note: str = "") 
     Session.objects.filter(pk=handoff.session_id).update(
         status=SessionStatus.RESOLVED, updated_at=now
     )
+    _post_system_note(
+        handoff.session_id,
+        f"Resolved by {user.name}." + (f" Resolution: {note}" if note else ""),
+    )
+    notifications.handoff_resolved(handoff, resolved_by=user)
     data = _queue_event_data(handoff) | {"resolved_by": _person(user)}
     send_events_on_commit(
         [
@@ -436,6 +442,14 @@ def resolve_handoff(*, handoff_id: uuid.UUID | str, user: User, note: str = "") 
         ]
     )
     return handoff
+
+
+def _post_system_note(session_id: int, text: str) -> None:
+    """A line in the session's chat that says what happened to its escalation.
+
+    Written by the handoff manager, not posted by anyone: it is no one's first action.
+    """
+    Message.objects.create(session_id=session_id, role=MessageRole.SYSTEM, body=text)
 
 
 def _lock_for_change(handoff_id, user: User) -> Handoff:

@@ -23,6 +23,7 @@ KIND_ICONS = {
     NotificationKind.ESCALATION_ARRIVED: "arrived",
     NotificationKind.ESCALATION_CLAIMED: "claimed",
     NotificationKind.HANDOFF_RELEASED: "released",
+    NotificationKind.HANDOFF_RESOLVED: "resolved",
 }
 
 

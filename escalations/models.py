@@ -196,6 +196,7 @@ class NotificationKind(models.TextChoices):
     ESCALATION_ARRIVED = "escalation_arrived", "An escalation arrived"
     ESCALATION_CLAIMED = "escalation_claimed", "Your escalation was picked up"
     HANDOFF_RELEASED = "handoff_released", "A handoff was released back"
+    HANDOFF_RESOLVED = "handoff_resolved", "Your escalation was resolved"
 
 
 class NotificationQuerySet(models.QuerySet):

@@ -83,11 +83,27 @@ def escalation_claimed(handoff: Handoff) -> None:
 
 
 def handoff_released(handoff: Handoff, *, released_by: User) -> int:
-    """A claimer put the session back in the queue (``handoff`` is the new, open one)."""
+    """A claimer put the session back in the queue (``handoff`` is the new, open one).
+
+    The other seniors see it return; the technician who escalated learns it is waiting
+    again. Returns how many seniors were told.
+    """
     seniors = [user for user in seniors_to_notify(handoff) if user.pk != released_by.pk]
     text = f"{released_by.name} released back to the queue: {handoff.session.title}"
     _notify(seniors, handoff, NotificationKind.HANDOFF_RELEASED, text)
+    to_escalator = (
+        f"{released_by.name} put your escalation back in the queue: {handoff.session.title}"
+    )
+    _notify([handoff.escalated_by], handoff, NotificationKind.HANDOFF_RELEASED, to_escalator)
     return len(seniors)
+
+
+def handoff_resolved(handoff: Handoff, *, resolved_by: User) -> None:
+    """Tell the technician who escalated that it is fixed, and by whom."""
+    if resolved_by.pk == handoff.escalated_by_id:
+        return
+    text = f"{resolved_by.name} resolved your escalation: {handoff.session.title}"
+    _notify([handoff.escalated_by], handoff, NotificationKind.HANDOFF_RESOLVED, text)
 
 
 def _record_emails(handoff: Handoff, recipients: list[User]) -> list[EmailDelivery]:

@@ -210,6 +210,11 @@ def handoff(request: HttpRequest, handoff_id) -> HttpResponse:
     actions.mark_handoff_seen(handoff=handoff, user=request.user)
     if wants_json(request):
         return JsonResponse(queries.handoff_json(handoff))
+    if request.htmx and request.htmx.target == "claim-box":
+        # Someone claimed, released or resolved it while the screen was open.
+        return render(
+            request, "escalations/handoff.html#claim-box", _handoff_context(request, handoff)
+        )
     return render(request, "escalations/handoff.html", _handoff_context(request, handoff))
 
 

@@ -6,6 +6,7 @@ through two independent layers: markdown-it never emits raw HTML (``html`` is of
 only http(s)/mailto links, and gives every link ``rel="noopener noreferrer"`` and a new tab.
 """
 
+import html as htmlmod
 from functools import lru_cache
 
 import nh3
@@ -66,3 +67,10 @@ def render_markdown(text: str) -> SafeString:
         strip_comments=True,
     )
     return mark_safe(cleaned)  # noqa: S308 - sanitized by nh3 just above
+
+
+def markdown_to_text(text: str) -> str:
+    """Markdown → one line of plain text (for previews): no markup, no tags, spaces folded."""
+    html = _parser().render(text or "")
+    plain = htmlmod.unescape(nh3.clean(html, tags=set()))
+    return " ".join(plain.split())

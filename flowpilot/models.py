@@ -95,6 +95,15 @@ class Message(models.Model):
     def __str__(self) -> str:
         return f"{self.role}: {self.body[:40]}"
 
+    @property
+    def speaker(self) -> str:
+        """Who a reader sees as the author: FlowPilot, ResolutionFlow itself, or a person."""
+        if self.role == MessageRole.ASSISTANT:
+            return "FlowPilot"
+        if self.role == MessageRole.SYSTEM:
+            return "ResolutionFlow"
+        return self.author.name if self.author else "Someone"
+
 
 class TaskStatus(models.TextChoices):
     TODO = "todo", "To do"

@@ -93,7 +93,7 @@ def test_the_ai_assessment_replaces_the_offline_one_live(page_for, sam, handoff)
     expect(card).to_contain_text("Offline knowledge base")
     # Wait until the page listens on the handoff's stream.
     page.wait_for_function(
-        "() => document.querySelector('.assessment-stream')['htmx-internal-data']"
+        "() => document.querySelector('.handoff-stream')['htmx-internal-data']"
         "?.sseEventSource?.readyState === 1"
     )
 
@@ -222,4 +222,26 @@ def test_a_handoff_claimed_by_someone_else_offers_nothing_to_claim(page_for, sam
     expect(page.get_by_role("button", name="I'll take it from here")).to_have_count(0)
     expect(page.get_by_role("button", name="Get AI analysis")).to_have_count(0)
     expect(page.locator("#assessment-card")).to_be_visible()
+    assert page.rf_errors == []
+
+
+def test_an_open_screen_learns_live_that_someone_else_claimed_it(page_for, sam, sky, handoff):
+    page = open_handoff(page_for, sky, handoff)
+    expect(page.get_by_role("button", name="I'll take it from here")).to_be_visible()
+    page.wait_for_function(
+        "() => document.querySelector('.handoff-stream')['htmx-internal-data']"
+        "?.sseEventSource?.readyState === 1"
+    )
+
+    handoffs.claim_handoff(handoff_id=handoff.pk, user=sam)
+
+    claim_box = page.locator("#claim-box")
+    expect(claim_box).to_contain_text("Sam Okafor has it", timeout=3000)
+    expect(page.get_by_role("button", name="I'll take it from here")).to_have_count(0)
+    expect(page.get_by_role("button", name="Get AI analysis")).to_have_count(0)
+
+    handoffs.resolve_handoff(handoff_id=handoff.pk, user=sam, note="Cleared the corrupt job")
+    expect(claim_box).to_contain_text("Resolved", timeout=3000)
+    expect(claim_box).to_contain_text("Cleared the corrupt job")
+    expect(claim_box).to_contain_text("Claimed by Sam Okafor")
     assert page.rf_errors == []

@@ -13,7 +13,7 @@ from escalations.models import (
     Notification,
     NotificationKind,
 )
-from flowpilot.models import SessionStatus
+from flowpilot.models import Message, SessionStatus
 from resolutionflow.models import OutboxEvent
 from tests.escalations.conftest import HTMX, JSON
 
@@ -61,19 +61,32 @@ def test_release_records_both_transitions(claimed, sam):
     assert escalated.detail["reopened_from"] == str(claimed.pk)
 
 
-def test_release_tells_the_other_seniors_and_the_queue(claimed, sam):
+def test_release_tells_the_other_seniors_the_escalator_and_the_queue(claimed, sam):
     reopened = actions.release_handoff(handoff_id=claimed.pk, user=sam)
-    told = set(
+    told = dict(
         Notification.objects.filter(
             handoff=reopened, kind=NotificationKind.HANDOFF_RELEASED
-        ).values_list("recipient__username", flat=True)
+        ).values_list("recipient__username", "text")
     )
-    assert told == {"sky", "ada"}
+    assert set(told) == {"sky", "ada", "tess"}
+    assert told["tess"].startswith("Sam Okafor put your escalation back in the queue")
+    note = Message.objects.filter(session_id=claimed.session_id, role="system").last()
+    assert note.body == "Sam Okafor released this back to the escalation queue."
     event = OutboxEvent.objects.get(
         event_type="handoff-released", channel=f"queue-{claimed.account_id}"
     )
     assert event.data["handoff"] == str(reopened.pk)
     assert event.data["released"] == str(claimed.pk)
+
+
+def test_resolve_tells_the_escalator_and_leaves_the_note_in_the_chat(claimed, sam):
+    actions.resolve_handoff(handoff_id=claimed.pk, user=sam, note="Rekeyed the VPN tunnel")
+    told = Notification.objects.get(handoff=claimed, kind=NotificationKind.HANDOFF_RESOLVED)
+    assert told.recipient.username == "tess"
+    assert told.text.startswith("Sam Okafor resolved your escalation")
+    note = Message.objects.filter(session_id=claimed.session_id, role="system").last()
+    assert note.body == "Resolved by Sam Okafor. Resolution: Rekeyed the VPN tunnel"
+    assert note.author is None  # written by the handoff manager, not posted by Sam
 
 
 def test_the_releaser_can_claim_the_reopened_handoff_again(claimed, sam):

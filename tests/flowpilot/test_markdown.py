@@ -81,3 +81,16 @@ def test_the_template_filter_renders_and_marks_safe():
     template = Template("{% load flowpilot %}<div>{{ body|markdown }}</div>")
     html = template.render(Context({"body": "**hi** <script>x</script>"}))
     assert html == "<div><p><strong>hi</strong> &lt;script&gt;x&lt;/script&gt;</p>\n</div>"
+
+
+def test_markdown_to_text_gives_a_readable_one_line_preview():
+    from flowpilot.markdown import markdown_to_text
+
+    text = (
+        "Closest match: **VPN connection**.\n\n- Does it work on a *hotspot*?\n"
+        "1. Test `Test-NetConnection` & <b>x</b>"
+    )
+    assert markdown_to_text(text) == (
+        "Closest match: VPN connection. Does it work on a hotspot? "
+        "Test Test-NetConnection & <b>x</b>"
+    )
