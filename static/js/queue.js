@@ -199,7 +199,7 @@
   // --- waiting times tick ---------------------------------------------------------------------
   function since(seconds) {
     var minutes = Math.floor(seconds / 60);
-    if (minutes < 1) return "0\u00a0minutes";
+    if (minutes < 1) return "under a minute";
     if (minutes < 60) return minutes + "\u00a0minute" + (minutes === 1 ? "" : "s");
     var hours = Math.floor(minutes / 60);
     var rest = minutes % 60;
