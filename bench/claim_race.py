@@ -51,6 +51,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--claimers", type=int, default=50, help="claimers per burst")
     parser.add_argument("--rounds", type=int, default=20, help="bursts per endpoint")
     parser.add_argument("--sequential", type=int, default=300, help="one-at-a-time claims")
+    parser.add_argument(
+        "--pause-ms",
+        type=float,
+        default=0.0,
+        help="think time between one-at-a-time claims (0: back to back, each request also "
+        "waits for the previous one's after-response event publishing)",
+    )
     parser.add_argument("--warmup", type=int, default=30)
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     parser.add_argument(
@@ -275,7 +282,9 @@ def claim_path(kind: str, handoff_id: str) -> str:
     )
 
 
-def sequential(port: int, fixture: Fixture, kind: str, warmup: int) -> list[float]:
+def sequential(
+    port: int, fixture: Fixture, kind: str, warmup: int, pause_ms: float = 0.0
+) -> list[float]:
     claimer = Claimer(port, fixture.cookies[0], fixture.csrf)
     handoffs = fixture.handoffs[f"{kind}-sequential"]
     latencies = []
@@ -285,6 +294,8 @@ def sequential(port: int, fixture: Fixture, kind: str, warmup: int) -> list[floa
             sys.exit(f"sequential {kind}: HTTP {status} for a fresh handoff")
         if index >= warmup:
             latencies.append(ms)
+        if pause_ms:
+            time.sleep(pause_ms / 1000)
     return latencies
 
 
@@ -358,7 +369,10 @@ def main() -> None:
     port = free_port()
     server = start_server(url, port, args.workers, args.defer_publish)
     try:
-        seq = {kind: sequential(port, fixture, kind, args.warmup) for kind in ("claim", "floor")}
+        seq = {
+            kind: sequential(port, fixture, kind, args.warmup, args.pause_ms)
+            for kind in ("claim", "floor")
+        }
         burst = {kind: bursts(port, fixture, kind, args.claimers) for kind in ("claim", "floor")}
     finally:
         stop_server(server)
@@ -376,8 +390,9 @@ def main() -> None:
     print()
     print("| measurement | requests | p50 | p95 | p99 | max |")
     print("|---|---|---|---|---|---|")
-    print(row("claim, one at a time", seq["claim"]))
-    print(row("floor, one at a time", seq["floor"]))
+    spacing = f" ({args.pause_ms:g} ms apart)" if args.pause_ms else " (back to back)"
+    print(row("claim, one at a time" + spacing, seq["claim"]))
+    print(row("floor, one at a time" + spacing, seq["floor"]))
     print(row(f"claim, bursts of {args.claimers}", burst["claim"].latencies))
     print(row(f"floor, bursts of {args.claimers}", burst["floor"].latencies))
     print()
