@@ -261,3 +261,21 @@ def test_a_late_response_for_another_session_is_never_swapped_in(page_for, tess)
         f"/flowpilot/sessions/{second.pk}/tasks",
     )
     expect(lane.locator(".task-title")).to_have_text(["VPN step 1", "Added meanwhile"])
+
+
+def test_the_chat_page_fills_the_window_and_only_its_panes_scroll(page_for, tess):
+    session = actions.start_session(user=tess, problem="Mapped S: drive missing after reboot")
+    for number in range(12):
+        actions.add_task(session=session, user=tess, title=f"Step {number}", detail="x " * 80)
+        actions.post_message(session=session, user=tess, body=f"Tried thing {number}")
+    page = page_for(tess)
+    page.goto(f"/flowpilot/sessions/{session.pk}/")
+    page.mouse.move(1200, 500)  # over the task lane
+    page.mouse.wheel(0, 5000)
+    page.mouse.move(700, 400)  # over the chat
+    page.mouse.wheel(0, 5000)
+    assert page.evaluate("window.scrollY") == 0
+    assert page.evaluate("document.documentElement.scrollHeight") <= 900
+    lane_scrolled = page.evaluate("document.querySelector('#task-lane').scrollTop")
+    assert lane_scrolled > 0
+    expect(page.locator("#composer textarea, textarea[name=body]").first).to_be_in_viewport()
