@@ -15,7 +15,8 @@ $(PY):
 $(STAMP): $(PY) pyproject.toml
 	@echo "Installing dependencies into $(VENV) ..."
 	@$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
-	@$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@# Dependencies only: the project itself runs from this folder (pyproject lists no packages).
+	@$(PY) -m pip install --quiet --disable-pip-version-check '.[dev]'
 	@rm -f $(VENV)/.installed-*; touch $(STAMP)
 
 install: $(STAMP)

@@ -212,5 +212,11 @@ LOGGING = {
         "django_eventstream": {"level": "WARNING"},
         # Refusals (403, 404, 409) are answers, not incidents; 5xx are still logged.
         "django.request": {"level": "ERROR"},
+        # Embedded mode runs tasks inline: a line per task would drown the server's console.
+        **(
+            {"celery.app.trace": {"level": "WARNING"}, "kombu.connection": {"level": "ERROR"}}
+            if CELERY_TASK_ALWAYS_EAGER
+            else {}
+        ),
     },
 }
