@@ -226,7 +226,9 @@ def test_switching_sessions_quickly_never_shows_another_sessions_lane(page_for, 
         on_page = SESSION_URL.search(entry["path"]).group(1)
         assert entry["lane"] == on_page, entry
         assert set(entry["tasks"]) <= {on_page}, entry
-        assert entry["titles"] == titles[on_page], entry
+        # A lane caught while the page is still being parsed may hold the first few steps
+        # only, but never a step of the other session.
+        assert set(entry["titles"]) <= set(titles[on_page]), entry
     expect(page.locator("#task-lane .task-title")).to_have_text(titles[str(current.pk)])
     # Leaving a page aborts its request in flight, which htmx logs; nothing else may log.
     abandoned = ("htmx:sendAbort", "htmx:sendError")
