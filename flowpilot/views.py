@@ -341,12 +341,7 @@ def tasks(request: HttpRequest, session_id: int) -> HttpResponse:
     if not form.is_valid():
         if wants_json(request):
             return json_errors(form_errors(form))
-        if request.htmx:
-            return render_lane(
-                request, session, status=400, task_errors=form.errors, task_values=data
-            )
-        context = session_page_context(request, session, task_errors=form.errors, task_values=data)
-        return render(request, "flowpilot/session.html", context, status=400)
+        return _lane_form_refused(request, session, task_errors=form.errors, task_values=data)
     task = actions.add_task(session=session, user=request.user, **form.cleaned_data)
     if wants_json(request):
         return JsonResponse({"session": session.pk, "task": task_json(task)}, status=201)
@@ -363,6 +358,14 @@ def _task_in_session(session: Session, task_id: int) -> Task:
         raise Http404("No such task.") from None
 
 
+def _lane_form_refused(request: HttpRequest, session: Session, **errors) -> HttpResponse:
+    """A lane form with errors, shown again with what was typed: the lane, or the whole page."""
+    if request.htmx:
+        return render_lane(request, session, status=400, **errors)
+    context = session_page_context(request, session, **errors)
+    return render(request, "flowpilot/session.html", context, status=400)
+
+
 @require_POST
 @any_member_required
 @flowpilot_view
@@ -376,18 +379,12 @@ def update_task(request: HttpRequest, session_id: int, task_id: int) -> HttpResp
     if not form.is_valid():
         if wants_json(request):
             return json_errors(form_errors(form))
-        if request.htmx:
-            return render_lane(
-                request,
-                session,
-                status=400,
-                update_errors={task.pk: form.errors},
-                update_values={task.pk: data},
-            )
-        context = session_page_context(
-            request, session, update_errors={task.pk: form.errors}, update_values={task.pk: data}
+        return _lane_form_refused(
+            request,
+            session,
+            update_errors={task.pk: form.errors},
+            update_values={task.pk: data},
         )
-        return render(request, "flowpilot/session.html", context, status=400)
     actions.update_task(
         task=task,
         user=request.user,
