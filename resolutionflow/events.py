@@ -33,7 +33,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -180,6 +180,11 @@ def publish_outbox_events(event_ids: list[int] | None = None, *, limit: int = 50
 
 
 def _batches(event_ids: list[int] | None, limit: int, size: int = 500):
+    if event_ids is not None and _one_statement_store():
+        # ``_store_postgresql`` skips published and resync rows itself: no need to look first.
+        for start in range(0, min(len(event_ids), limit), size):
+            yield event_ids[start : min(start + size, limit)]
+        return
     pending = (
         OutboxEvent.objects.filter(published_at__isnull=True)
         .exclude(event_type=RESYNC)
@@ -192,6 +197,14 @@ def _batches(event_ids: list[int] | None, limit: int, size: int = 500):
         yield ids[start : start + size]
 
 
+def _one_statement_store() -> bool:
+    """PostgreSQL and django-eventstream's model storage: ``_store_postgresql`` applies."""
+    from django_eventstream.storage import DjangoModelStorage
+    from django_eventstream.utils import get_storage
+
+    return connection.vendor == "postgresql" and isinstance(get_storage(), DjangoModelStorage)
+
+
 def _store(ids: list[int]) -> list:
     """Append these outbox rows to the event storage and mark them published, atomically.
 
@@ -201,6 +214,8 @@ def _store(ids: list[int]) -> list:
     from django_eventstream.storage import DjangoModelStorage
     from django_eventstream.utils import get_storage
 
+    if _one_statement_store():
+        return _store_postgresql(ids)
     storage = get_storage()
     with transaction.atomic():
         rows = list(
@@ -218,6 +233,65 @@ def _store(ids: list[int]) -> list:
             published_at=timezone.now(), attempts=F("attempts") + 1
         )
     return stored
+
+
+# ``_store`` on PostgreSQL in one statement, so one round trip and no transaction block: it
+# claims the unpublished rows (skipping rows another publisher holds), bumps each channel's
+# counter (creating it, and its placeholder event 0, on first use) and appends the events
+# with consecutive ids, as ``_append_to_model_storage`` does in six. The counters stay
+# locked until the statement commits, so a channel's ids are committed in order.
+_STORE_SQL = """
+WITH picked AS (
+    UPDATE resolutionflow_outboxevent AS outbox
+    SET published_at = %(now)s, attempts = outbox.attempts + 1
+    WHERE outbox.id IN (
+        SELECT id FROM resolutionflow_outboxevent
+        WHERE id = ANY(%(ids)s) AND published_at IS NULL AND event_type <> %(resync)s
+        ORDER BY id
+        FOR UPDATE SKIP LOCKED
+    )
+    RETURNING outbox.id, outbox.channel, outbox.event_type, outbox.data::text AS text
+),
+numbered AS (
+    SELECT picked.*,
+        row_number() OVER (PARTITION BY channel ORDER BY id) AS position,
+        count(*) OVER (PARTITION BY channel) AS added
+    FROM picked
+),
+per_channel AS (
+    SELECT channel, max(added) AS added FROM numbered GROUP BY channel
+),
+counted AS (
+    INSERT INTO django_eventstream_eventcounter AS counter (name, value, updated)
+    SELECT channel, added, %(now)s FROM per_channel ORDER BY channel
+    ON CONFLICT (name) DO UPDATE
+        SET value = counter.value + excluded.value, updated = excluded.updated
+    RETURNING counter.name, counter.value
+),
+assigned AS (
+    SELECT numbered.id, numbered.channel, numbered.event_type, numbered.text,
+        counted.value - numbered.added + numbered.position AS eid
+    FROM numbered JOIN counted ON counted.name = numbered.channel
+),
+appended AS (
+    INSERT INTO django_eventstream_event (channel, type, data, eid, created)
+    SELECT counted.name, '', '', 0, %(now)s
+    FROM counted JOIN per_channel ON per_channel.channel = counted.name
+    WHERE counted.value = per_channel.added
+    UNION ALL
+    SELECT channel, event_type, to_json(text)::text, eid, %(now)s FROM assigned
+)
+SELECT channel, event_type, text, eid FROM assigned ORDER BY id
+"""
+
+
+def _store_postgresql(ids: list[int]) -> list:
+    from django_eventstream.event import Event
+
+    with connection.cursor() as cursor:
+        cursor.execute(_STORE_SQL, {"ids": ids, "now": timezone.now(), "resync": RESYNC})
+        rows = cursor.fetchall()
+    return [Event(channel, event_type, text, id=eid) for channel, event_type, text, eid in rows]
 
 
 def _as_stored(row: OutboxEvent) -> tuple[str, str, str]:

@@ -14,7 +14,7 @@ from django.utils import timezone
 from django_eventstream.models import Event as StoredEvent
 
 from escalations.channels import queue_channel
-from resolutionflow import eventstream_redis
+from resolutionflow import events, eventstream_redis
 from resolutionflow.events import (
     RESYNC,
     breaker,
@@ -104,6 +104,63 @@ def test_the_drain_publishes_what_was_left_behind_in_order():
         StoredEvent.objects.filter(channel=channel, eid__gt=0).values_list("eid", flat=True)
     )
     assert eids == [1, 2, 3]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("one_statement", [True, False], ids=["one-statement", "portable"])
+def test_both_ways_of_storing_write_what_the_library_replays(one_statement, monkeypatch, request):
+    # PostgreSQL stores a batch in one statement; elsewhere the ORM does it in several.
+    # Either way django-eventstream's own reader must replay exactly what was announced.
+    if one_statement:
+        request.getfixturevalue("postgres_only")
+    monkeypatch.setattr(events, "_one_statement_store", lambda: one_statement)
+    announced = []
+    monkeypatch.setattr(events, "_announce", announced.extend)
+    from django_eventstream.storage import DjangoModelStorage
+
+    earlier = OutboxEvent.objects.create(channel="queue-1", event_type="e", data={"handoff": "0"})
+    assert publish_outbox_events([earlier.pk]) == 1
+    rows = OutboxEvent.objects.bulk_create(
+        [
+            OutboxEvent(channel="queue-1", event_type="handoff-claimed", data={"handoff": "1"}),
+            OutboxEvent(
+                channel="handoff-a",
+                event_type="handoff-claimed",
+                data={"handoff": "1", "by": "Zoë ✓"},
+            ),
+            OutboxEvent(channel="queue-1", event_type="handoff-released", data={"handoff": "2"}),
+            OutboxEvent(channel="user-7", event_type="notification", data={"handoff": "2", "n": 3}),
+        ]
+    )
+    resync = OutboxEvent.objects.create(channel="*", event_type=RESYNC, data={})
+
+    ids = [row.pk for row in rows] + [earlier.pk, resync.pk]
+    assert publish_outbox_events(ids) == 4
+
+    # Announced in outbox order, each with its channel's next id.
+    assert [(e.channel, e.type, e.id) for e in announced] == [
+        ("queue-1", "e", 1),
+        ("queue-1", "handoff-claimed", 2),
+        ("handoff-a", "handoff-claimed", 1),
+        ("queue-1", "handoff-released", 3),
+        ("user-7", "notification", 1),
+    ]
+    replayed = {
+        channel: DjangoModelStorage().get_events(channel, 0)
+        for channel in ["queue-1", "handoff-a", "user-7"]
+    }
+    for event in announced:
+        (match,) = [e for e in replayed[event.channel] if e.id == event.id]
+        assert match.type == event.type
+        assert json.loads(match.data) == json.loads(event.data)
+    assert json.loads(replayed["handoff-a"][0].data) == {"handoff": "1", "by": "Zoë ✓"}
+    assert DjangoModelStorage().get_current_id("queue-1") == 3
+    # Marked published once; the resync control row is never stored as an event.
+    assert set(OutboxEvent.objects.filter(pk__in=ids).values_list("pk", "attempts")) == {
+        (row.pk, 1) for row in [earlier, *rows]
+    } | {(resync.pk, 0)}
+    assert not StoredEvent.objects.filter(channel="*").exists()
+    assert publish_outbox_events(ids) == 0
 
 
 @pytest.mark.django_db(transaction=True)
