@@ -181,9 +181,10 @@ def publish_outbox_events(event_ids: list[int] | None = None, *, limit: int = 50
 
 def _batches(event_ids: list[int] | None, limit: int, size: int = 500):
     if event_ids is not None and _one_statement_store():
-        # ``_store_postgresql`` skips published and resync rows itself: no need to look first.
-        for start in range(0, min(len(event_ids), limit), size):
-            yield event_ids[start : min(start + size, limit)]
+        # ``_store_postgresql`` skips published, rolled-back and resync ids itself: no need
+        # to look first. ``limit`` is the drain's; named ids are all tried.
+        for start in range(0, len(event_ids), size):
+            yield event_ids[start : start + size]
         return
     pending = (
         OutboxEvent.objects.filter(published_at__isnull=True)
