@@ -314,6 +314,7 @@ def _claim(handoff_id, user: User) -> tuple[Handoff, HandoffError | None]:
         [
             (queue_channel(handoff.account_id), "handoff-claimed", data),
             (handoff_channel(handoff.pk), "handoff-claimed", data),
+            *notifications.settle_calls_to_pick_up(handoff, now),
         ]
     )
     return handoff, None

@@ -14,7 +14,8 @@ from django.utils.timesince import timesince
 from django.views.decorators.http import require_GET, require_POST
 
 from escalations.actions import mark_notifications_read
-from escalations.models import Notification, NotificationKind
+from escalations.models import HandoffState, Notification, NotificationKind
+from escalations.notifications import CALLS_TO_PICK_UP
 from resolutionflow.http import see_other, wants_json
 
 RECENT = 10
@@ -48,13 +49,45 @@ def _ago(moment, now) -> str:
 def _bell_state(user) -> tuple[int, list[Notification]]:
     mine = notifications_of(user)
     unread = mine.unread().count()
-    recent = list(mine.only("id", "kind", "text", "created_at", "read_at", "handoff_id")[:RECENT])
+    recent = list(
+        mine.select_related("handoff__claimed_by").only(
+            "id",
+            "kind",
+            "text",
+            "created_at",
+            "read_at",
+            "handoff__state",
+            "handoff__claimed_by__username",
+            "handoff__claimed_by__display_name",
+            "handoff__claimed_by__first_name",
+            "handoff__claimed_by__last_name",
+        )[:RECENT]
+    )
     now = timezone.now()
     for notification in recent:
         notification.url = notification_url(notification)
         notification.icon = KIND_ICONS.get(notification.kind, "arrived")
         notification.ago = _ago(notification.created_at, now)
+        notification.outcome = _outcome(notification, user)
     return unread, recent
+
+
+def _outcome(notification: Notification, user) -> str:
+    """What became of a "pick this up" item: who has it now, or where it went."""
+    if notification.kind not in CALLS_TO_PICK_UP:
+        return ""
+    handoff = notification.handoff
+    if handoff.state == HandoffState.CLAIMED:
+        return (
+            "You have it"
+            if handoff.claimed_by_id == user.pk
+            else f"{handoff.claimed_by.name} has it"
+        )
+    if handoff.state == HandoffState.RESOLVED:
+        return "Resolved"
+    if handoff.state == HandoffState.RELEASED:
+        return "Released back to the queue"
+    return ""
 
 
 def _render(request: HttpRequest, *, status: int = 200) -> HttpResponse:
@@ -72,6 +105,7 @@ def _render(request: HttpRequest, *, status: int = 200) -> HttpResponse:
                         "url": notification.url,
                         "created_at": notification.created_at.isoformat(),
                         "read": notification.read_at is not None,
+                        "outcome": notification.outcome,
                     }
                     for notification in recent
                 ],

@@ -82,6 +82,30 @@ def escalation_claimed(handoff: Handoff) -> None:
     _notify([handoff.escalated_by], handoff, NotificationKind.ESCALATION_CLAIMED, text)
 
 
+# Bell items that ask a senior to pick a handoff up; answered once somebody has.
+CALLS_TO_PICK_UP = (NotificationKind.ESCALATION_ARRIVED, NotificationKind.HANDOFF_RELEASED)
+
+
+def settle_calls_to_pick_up(handoff: Handoff, now) -> list[tuple[str, str, dict]]:
+    """The handoff is taken: every senior's unread "pick this up" item for it is read now.
+
+    The bell then counts only what still needs someone. The escalator's own items (told
+    that it went back to the queue) stay as they are. Returns a ``notifications-read``
+    event per senior whose bell changed, for the caller to send with its own events.
+    """
+    unread = Notification.objects.filter(
+        handoff=handoff, kind__in=CALLS_TO_PICK_UP, read_at__isnull=True
+    ).exclude(recipient_id=handoff.escalated_by_id)
+    recipients = sorted(set(unread.values_list("recipient_id", flat=True)))
+    if not recipients:
+        return []
+    unread.update(read_at=now)
+    return [
+        (user_channel(recipient), "notifications-read", {"handoff": str(handoff.pk)})
+        for recipient in recipients
+    ]
+
+
 def handoff_released(handoff: Handoff, *, released_by: User) -> int:
     """A claimer put the session back in the queue (``handoff`` is the new, open one).
 

@@ -103,6 +103,8 @@
       var data = parse(event.data);
       if (data && data.text && window.rfToast) window.rfToast(data.text, "info");
     });
+    // Somebody picked up a handoff this bell was calling for: recount, quietly.
+    source.addEventListener("notifications-read", refresh);
     // Our last id is older than what the server keeps: re-read the bell as a whole.
     source.addEventListener("stream-reset", refresh);
     // The server refused the stream (signed out, permission changed): back off, retry fresh.

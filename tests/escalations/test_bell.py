@@ -8,7 +8,7 @@ from django.urls import reverse
 from escalations import actions
 from escalations.models import Notification, NotificationKind
 from flowpilot.models import Session
-from resolutionflow.models import User
+from resolutionflow.models import OutboxEvent, User
 
 pytestmark = pytest.mark.django_db
 
@@ -136,6 +136,59 @@ def test_a_release_rings_the_other_seniors(client_for, tess, sam, sky, ada):
     assert kinds["sam"] == [NotificationKind.ESCALATION_ARRIVED]
     assert kinds["sky"] == [NotificationKind.HANDOFF_RELEASED, NotificationKind.ESCALATION_ARRIVED]
     assert kinds["ada"] == kinds["sky"]
+
+
+def test_a_claim_answers_every_seniors_call_to_pick_it_up(client_for, tess, sam, sky, ada):
+    handoff = escalate(tess)
+    other = escalate(tess, "Another one, still waiting")
+    assert bell_json(client_for(sky))["unread"] == 2
+
+    actions.claim_handoff(handoff_id=handoff.pk, user=sam)
+
+    sky_bell = bell_json(client_for(sky))
+    assert sky_bell["unread"] == 1  # only the handoff nobody has yet
+    outcomes = {
+        item["handoff"]: (item["read"], item["outcome"]) for item in sky_bell["notifications"]
+    }
+    assert outcomes == {str(handoff.pk): (True, "Sam Okafor has it"), str(other.pk): (False, "")}
+    sam_items = bell_json(client_for(sam))["notifications"]
+    assert {item["handoff"]: item["outcome"] for item in sam_items}[
+        str(handoff.pk)
+    ] == "You have it"
+    assert (
+        'class="bell-outcome">Sam Okafor has it<'
+        in client_for(ada).get(reverse("escalations:bell")).content.decode()
+    )
+    # The escalator's own item (who picked it up) is news, not answered by the claim.
+    assert bell_json(client_for(tess))["unread"] == 1
+
+
+def test_a_claim_refreshes_the_other_seniors_bells_live(tess, sam, sky, ada):
+    handoff = escalate(tess)
+    actions.claim_handoff(handoff_id=handoff.pk, user=sam)
+
+    refreshes = OutboxEvent.objects.filter(event_type="notifications-read")
+    assert sorted(event.channel for event in refreshes) == sorted(
+        f"user-{user.pk}" for user in (sam, sky, ada)
+    )
+    assert {event.data["handoff"] for event in refreshes} == {str(handoff.pk)}
+
+
+def test_a_released_handoff_calls_again_until_someone_takes_it(client_for, tess, sam, sky):
+    handoff = escalate(tess)
+    actions.claim_handoff(handoff_id=handoff.pk, user=sam)
+    back = actions.release_handoff(handoff_id=handoff.pk, user=sam)
+
+    sky_bell = bell_json(client_for(sky))
+    assert sky_bell["unread"] == 1
+    latest, first = sky_bell["notifications"]
+    assert (latest["kind"], latest["read"], latest["outcome"]) == ("handoff_released", False, "")
+    assert (first["kind"], first["outcome"]) == ("escalation_arrived", "Released back to the queue")
+
+    actions.claim_handoff(handoff_id=back.pk, user=sky)
+    assert bell_json(client_for(sky))["unread"] == 0
+    # tess was told it went back to the queue, and then who picked it up: both unread.
+    assert bell_json(client_for(tess))["unread"] == 3
 
 
 def test_mark_one_read_with_htmx_returns_the_fresh_bell(client_for, tess, sam):
