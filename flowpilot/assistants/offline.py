@@ -28,11 +28,17 @@ A family file looks like this (every key shown is checked by ``load_knowledge``)
     command = "ipconfig /all"        # optional
     shell = "cmd"                    # powershell | cmd | bash, required with a command
 
-    [[causes]]                       # most likely first
+    [[causes]]                       # most likely first, before any evidence
     id = "dns.wrong-server"
     title = "The client points at the wrong DNS server"
     why = "..."
     checked_by = ["dns.client-servers"]   # step ids; once all were tried, it sinks
+    supported_if = ["only internal names"]   # optional: reported facts that point here
+    ruled_out_if = ["every site fails"]      # optional: reported facts that point away
+
+Evidence is read from what people reported: the problem, the escalation reason, the
+technician's messages and the outcomes recorded on tasks. A cause that fits it rises (and
+the steps that check it come first); one it contradicts sinks, and the assessment says why.
 """
 
 from __future__ import annotations
@@ -185,6 +191,8 @@ class Cause:
     title: str
     why: str
     checked_by: tuple[str, ...] = ()
+    supported_if: tuple[str, ...] = ()
+    ruled_out_if: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -233,6 +241,15 @@ class Knowledge:
             )
             for family in self.families
             for question in family.questions
+        }
+        # Cause id -> ((phrase, stemmed and padded), ...) for and against it.
+        self.cause_evidence: dict[str, tuple[tuple[tuple[str, str], ...], ...]] = {
+            cause.id: tuple(
+                tuple((phrase, " " + " ".join(_stemmed(phrase)) + " ") for phrase in phrases)
+                for phrases in (cause.supported_if, cause.ruled_out_if)
+            )
+            for family in self.families
+            for cause in family.causes
         }
         self.step_titles: dict[str, str] = {
             step.id: normalize(step.title) for family in self.families for step in family.steps
@@ -290,7 +307,7 @@ _FAMILY_KEYS = {"id", "title", "fallback", "match", "questions", "steps", "cause
 _MATCH_KEYS = {"keywords", "negative"}
 _QUESTION_KEYS = {"id", "text", "answered_if"}
 _STEP_KEYS = {"id", "title", "detail", "command", "shell"}
-_CAUSE_KEYS = {"id", "title", "why", "checked_by"}
+_CAUSE_KEYS = {"id", "title", "why", "checked_by", "supported_if", "ruled_out_if"}
 
 
 def load_knowledge(directory: Path | str | None = None) -> Knowledge:
@@ -450,6 +467,8 @@ def _parse_cause(item: dict[str, Any], where: str) -> Cause:
         title=_required_text(item, "title", where),
         why=_required_text(item, "why", where),
         checked_by=tuple(checked_by),
+        supported_if=_phrases(item.get("supported_if", []), f"{where}: supported_if"),
+        ruled_out_if=_phrases(item.get("ruled_out_if", []), f"{where}: ruled_out_if"),
     )
 
 
@@ -603,6 +622,26 @@ class _Lane:
 
 
 @dataclass(frozen=True)
+class _RankedCause:
+    cause: Cause
+    checks: tuple[Step, ...]  # its checking steps already done or failed
+    support: tuple[str, ...]  # its supported_if phrases found in what people reported
+    against: tuple[str, ...]  # its ruled_out_if phrases found there
+
+    @property
+    def fully_checked(self) -> bool:
+        return bool(self.checks) and len(self.checks) == len(self.cause.checked_by)
+
+    @property
+    def score(self) -> int:
+        # Each fact for it counts 2 (at most 3 of them), each fact against it -3 (at most 2);
+        # every check carried out without fixing the problem makes it less likely: -1 while
+        # some checks remain, -2 once all were done.
+        tier = 2 if self.fully_checked else (1 if self.checks else 0)
+        return 2 * min(len(self.support), 3) - 3 * min(len(self.against), 2) - tier
+
+
+@dataclass(frozen=True)
 class _Plan:
     """Everything reply() and assess() derive from one conversation."""
 
@@ -612,7 +651,16 @@ class _Plan:
     untouched: tuple[Step, ...]  # not in the lane at all: what a reply may propose
     untried: tuple[Step, ...]  # not started or finished: todo ones included
     in_lane: tuple[Step, ...]  # waiting as todo/doing
-    causes: tuple[tuple[Cause, tuple[Step, ...]], ...]  # ranked, with the tried checks
+    causes: tuple[_RankedCause, ...]  # most likely first
+
+    @property
+    def leading_cause_is_clear(self) -> bool:
+        """The evidence points at the first cause and at no other as strongly."""
+        first = self.causes[0]
+        runner_up = self.causes[1].score if len(self.causes) > 1 else None
+        return bool(first.support) and not first.against and (
+            runner_up is None or first.score > runner_up
+        )
 
 
 def _plan(conversation: Conversation, knowledge: Knowledge) -> _Plan:
@@ -636,28 +684,59 @@ def _plan(conversation: Conversation, knowledge: Knowledge) -> _Plan:
             tried_ids[step.id] = step
 
     # The problem is still open, so every check carried out (done or failed) without
-    # fixing it makes its cause less likely: unchecked causes first, then partly checked,
-    # then fully checked; within a tier the data file's order stands.
+    # fixing it makes its cause less likely, and what people reported makes a cause more or
+    # less likely (``_RankedCause.score``); on a tie the data file's order stands.
+    reported = _reported(conversation, knowledge)
     ranked = []
     for position, cause in enumerate(family.causes):
         checks = tuple(tried_ids[step_id] for step_id in cause.checked_by if step_id in tried_ids)
-        if not checks:
-            tier = 0
-        elif len(checks) < len(cause.checked_by):
-            tier = 1
-        else:
-            tier = 2
-        ranked.append((tier, position, cause, checks))
-    ranked.sort(key=lambda item: (item[0], item[1]))
+        support, against = (
+            tuple(phrase for phrase, needle in phrases if any(needle in t for t in reported))
+            for phrases in knowledge.cause_evidence[cause.id]
+        )
+        ranked.append((position, _RankedCause(cause, checks, support, against)))
+    ranked.sort(key=lambda item: (-item[1].score, item[0]))
+    causes = tuple(item for _, item in ranked)
     return _Plan(
         classification=classification,
         family=family,
         lane=lane,
-        untouched=tuple(untouched),
-        untried=tuple(untried),
+        untouched=_by_evidence(untouched, causes),
+        untried=_by_evidence(untried, causes),
         in_lane=tuple(in_lane),
-        causes=tuple((cause, checks) for _, _, cause, checks in ranked),
+        causes=causes,
     )
+
+
+def _reported(conversation: Conversation, knowledge: Knowledge) -> list[str]:
+    """What people said about the problem (stemmed): the evidence causes are weighed by."""
+    texts = [
+        conversation.problem,
+        conversation.escalation_reason,
+        *(line.text for line in conversation.messages if line.role == "user"),
+        *(task.outcome for task in conversation.tasks),
+    ]
+    return [knowledge.facts(text).stemmed for text in texts if text]
+
+
+def _by_evidence(steps: list[Step], causes: tuple[_RankedCause, ...]) -> tuple[Step, ...]:
+    """Steps that check a cause the evidence supports first (most likely cause first),
+    steps that check only causes it contradicts last, the rest in the file's order."""
+    first: dict[str, int] = {}
+    for rank, ranked in enumerate(r for r in causes if r.support and not r.against):
+        for step_id in ranked.cause.checked_by:
+            first.setdefault(step_id, rank)
+    possible = {step_id for r in causes if not r.against for step_id in r.cause.checked_by}
+    unlikely = {step_id for r in causes if r.against for step_id in r.cause.checked_by}
+    unlikely -= possible
+
+    def key(item: tuple[int, Step]) -> tuple[int, int, int]:
+        position, step = item
+        if step.id in first:
+            return (0, first[step.id], position)
+        return (2 if step.id in unlikely else 1, 0, position)
+
+    return tuple(step for _, step in sorted(enumerate(steps), key=key))
 
 
 def _open_questions(
@@ -747,14 +826,16 @@ class OfflineAssistant:
             paragraphs.extend(_out_of_steps(conversation, plan))
             return Reply(text="\n\n".join(paragraphs), engine=self.name)
 
-        top = plan.causes[0][0]
+        top = plan.causes[0].cause
         # Name the lead cause when it is new to the conversation, not every turn.
         if (
             plan.classification.family_id
             and not acknowledgement
             and not _mentions(history, top.title)
         ):
-            paragraphs.append(f"Most likely cause: **{top.title}**. {top.why}")
+            fits = plan.causes[0].support
+            evidence = f" It fits what you reported: {_quoted(fits)}." if fits else ""
+            paragraphs.append(f"Most likely cause: **{top.title}**. {top.why}{evidence}")
         if not paragraphs:
             paragraphs.append(f"Continuing with **{plan.family.title}**.")
 
@@ -787,18 +868,15 @@ class OfflineAssistant:
         plan = _plan(conversation, knowledge)
         tried = tuple(task for task in conversation.tasks if task.status != "todo")
 
-        causes = []
-        for cause, checks in plan.causes:
-            why = cause.why
-            if checks and len(checks) == len(cause.checked_by):
-                checked = ", ".join(f"\u201c{step.title}\u201d" for step in checks)
-                why = f"{why} Less likely now: already checked ({checked})."
-            causes.append(LikelyCause(title=cause.title, why=why))
+        causes = [
+            LikelyCause(title=ranked.cause.title, why=_why(ranked)) for ranked in plan.causes
+        ]
 
+        # Sure of the problem family and of the cause: high. Sure of the family only: medium.
         matched = plan.classification.family_id is not None
-        if not matched:
+        if not matched or plan.classification.strength != "strong":
             confidence = "low"
-        elif plan.classification.strength == "strong" and plan.untried:
+        elif plan.untried and plan.leading_cause_is_clear:
             confidence = "high"
         else:
             confidence = "medium"
@@ -820,6 +898,27 @@ class OfflineAssistant:
 
 
 # ------------------------------------------------------------------ reply pieces
+
+
+def _quoted(phrases: Iterable[str], limit: int = 3) -> str:
+    """Up to ``limit`` phrases in quotes, leaving out any that a longer one contains."""
+    phrases = list(dict.fromkeys(phrases))
+    distinct = [p for p in phrases if not any(p != q and p.lower() in q.lower() for q in phrases)]
+    return ", ".join(f"\u201c{phrase}\u201d" for phrase in distinct[:limit])
+
+
+def _why(ranked: _RankedCause) -> str:
+    """The cause's explanation, with what the evidence and the checks say about it."""
+    parts = [ranked.cause.why]
+    if ranked.support:
+        parts.append(f"Fits what was reported: {_quoted(ranked.support)}.")
+    if ranked.against:
+        parts.append(f"Less likely: the report says {_quoted(ranked.against)}.")
+    if ranked.fully_checked:
+        parts.append(
+            f"Less likely now: already checked ({_quoted(s.title for s in ranked.checks)})."
+        )
+    return " ".join(parts)
 
 
 def _introduction(plan: _Plan, history: list[str]) -> str:
@@ -871,8 +970,8 @@ def _acknowledge_failures(
         if {knowledge.step_titles[step.id], knowledge.step_commands[step.id]} & failed_keys
     }
     cause = next(
-        (cause for cause, _ in plan.causes if not failed_ids & set(cause.checked_by)),
-        plan.causes[0][0],
+        (r.cause for r in plan.causes if not failed_ids & set(r.cause.checked_by)),
+        plan.causes[0].cause,
     )
     return f"{clause}, let's move on. Next most likely: **{cause.title}**. {cause.why}"
 
@@ -904,11 +1003,7 @@ def _summary_bullets(conversation: Conversation, plan: _Plan) -> list[str]:
     if failed:
         names = ", ".join(f"*{_inline(task.title, 60)}*" for task in failed[-3:])
         bullets.append(f"- Failed: {names}")
-    remaining = [
-        cause
-        for cause, checks in plan.causes
-        if not cause.checked_by or len(checks) < len(cause.checked_by)
-    ]
+    remaining = [r.cause for r in plan.causes if not r.fully_checked]
     if remaining:
         bullets.append(f"- Most likely remaining cause: **{remaining[0].title}**")
     else:

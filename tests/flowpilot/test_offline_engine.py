@@ -102,7 +102,18 @@ def test_problem_statement_matches_its_family_and_proposes_steps(
     assert reply.engine == "offline"
     assert len(reply.steps) >= 3
     assert all(step.title.strip() for step in reply.steps)
-    assert [s.title for s in reply.steps] == first_step_titles(engine, family_id, len(reply.steps))
+    family = default_knowledge().by_id[family_id]
+    titles = [s.title for s in reply.steps]
+    assert len(set(titles)) == len(titles)
+    assert set(titles) <= {step.title for step in family.steps}
+    # The first step checks the cause the reply names as most likely, when the problem
+    # statement points at one; otherwise the family's own order stands.
+    lead = engine.assess(conversation).causes[0]
+    cause = next(c for c in family.causes if c.title == lead.title)
+    if "Fits what was reported" in lead.why and cause.checked_by:
+        assert titles[0] in {s.title for s in family.steps if s.id in cause.checked_by}
+    else:
+        assert titles == first_step_titles(engine, family_id, len(titles))
     assert any(step.command for step in reply.steps), "expected at least one copyable command"
     for step in reply.steps:
         assert bool(step.command) == bool(step.shell)
@@ -466,7 +477,6 @@ def test_assess_summarises_the_session(engine: OfflineAssistant) -> None:
     assessment = engine.assess(conversation)
 
     assert assessment.engine == "offline"
-    assert assessment.confidence == "high"
     assert assessment.extra["family"] == "outlook"
     assert PROBLEMS["outlook"] in assessment.summary
     assert outlook.title in assessment.summary
@@ -486,16 +496,22 @@ def test_assess_summarises_the_session(engine: OfflineAssistant) -> None:
     assert titles[0] != stale.title
     assert titles.index(stale.title) > titles.index(outlook.causes[1].title)
     assert "Less likely now" in assessment.causes[titles.index(stale.title)].why
-    assert assessment.as_dict()["confidence"] == "high"
+    assert assessment.as_dict()["confidence"] == assessment.confidence
 
 
 def test_assess_confidence_levels(engine: OfflineAssistant) -> None:
     exhausted = Conversation(problem=PROBLEMS["backup"], tasks=all_steps_as("backup", "done"))
     weak = Conversation(problem="the share is weird")
 
-    assert engine.assess(Conversation(problem=PROBLEMS["backup"])).confidence == "high"
+    tunnel_up = Conversation(
+        problem="Remote staff connect to the VPN fine, but internal sites do not load",
+        escalation_reason="The tunnel is up but internal names do not resolve.",
+    )
+
+    assert engine.assess(tunnel_up).confidence == "high"
+    assert engine.assess(tunnel_up).causes[0].title == "Split tunnel routes or DNS are wrong"
     assert engine.classify(weak).strength == "weak"
-    assert engine.assess(weak).confidence == "medium"
+    assert engine.assess(weak).confidence == "low"
     assessment = engine.assess(exhausted)
     assert assessment.confidence == "medium"
     assert assessment.next_steps == ()
@@ -570,6 +586,179 @@ def test_a_minimal_knowledge_folder_loads_and_drives_the_engine(tmp_path: Path) 
     assert engine.reply(Conversation(problem="widget down")).steps[0].shell == "powershell"
 
 
+GADGETS = """
+id = "gadgets"
+title = "Gadgets"
+
+[match.keywords]
+"gadget" = 6
+
+[[questions]]
+id = "gadgets.q"
+text = "Which gadget?"
+
+[[steps]]
+id = "gadgets.power"
+title = "Check the gadget's power supply"
+detail = "Measure it."
+
+[[steps]]
+id = "gadgets.firmware"
+title = "Update the gadget firmware"
+detail = "From the vendor site."
+
+[[steps]]
+id = "gadgets.cable"
+title = "Swap the gadget cable"
+detail = "Use a known good one."
+
+[[steps]]
+id = "gadgets.log"
+title = "Read the gadget log"
+detail = "It says what went wrong."
+
+[[causes]]
+id = "gadgets.power"
+title = "Power supply failing"
+why = "Old supplies sag."
+checked_by = ["gadgets.power"]
+supported_if = ["turns off by itself", "no lights"]
+ruled_out_if = ["lights are on", "stays on"]
+
+[[causes]]
+id = "gadgets.firmware"
+title = "Firmware bug"
+why = "Some versions crash."
+checked_by = ["gadgets.firmware"]
+supported_if = ["after the update", "version 2.1"]
+
+[[causes]]
+id = "gadgets.cable"
+title = "Bad cable"
+why = "Cables wear out."
+checked_by = ["gadgets.cable"]
+"""
+
+
+@pytest.fixture
+def gadgets(tmp_path: Path) -> OfflineAssistant:
+    return OfflineAssistant(load_knowledge(write_knowledge(tmp_path, GADGETS)))
+
+
+def causes_of(assessment) -> list[str]:
+    return [cause.title for cause in assessment.causes]
+
+
+def steps_of(result) -> list[str]:
+    return [step.title for step in result.next_steps]
+
+
+def test_without_evidence_the_file_order_stands_and_confidence_is_medium(gadgets) -> None:
+    assessment = gadgets.assess(Conversation(problem="The gadget is broken"))
+
+    assert causes_of(assessment) == ["Power supply failing", "Firmware bug", "Bad cable"]
+    assert steps_of(assessment)[:3] == [
+        "Check the gadget's power supply",
+        "Update the gadget firmware",
+        "Swap the gadget cable",
+    ]
+    assert "reported" not in " ".join(cause.why for cause in assessment.causes)
+    # Sure of the problem family, not of the cause.
+    assert assessment.confidence == "medium"
+
+
+def test_reported_facts_raise_a_cause_its_check_comes_first_and_the_why_quotes_them(
+    gadgets,
+) -> None:
+    conversation = Conversation(
+        problem="The gadget is broken since Monday",
+        escalation_reason="It started right after the update to version 2.1.",
+    )
+    assessment = gadgets.assess(conversation)
+
+    assert causes_of(assessment)[0] == "Firmware bug"
+    assert assessment.causes[0].why == (
+        "Some versions crash. Fits what was reported: \u201cafter the update\u201d, "
+        "\u201cversion 2.1\u201d."
+    )
+    assert steps_of(assessment)[0] == "Update the gadget firmware"
+    assert assessment.confidence == "high"
+
+    reply = gadgets.reply(conversation)
+    assert "Most likely cause: **Firmware bug**" in reply.text
+    assert "fits what you reported: \u201cafter the update\u201d" in reply.text
+    assert reply.steps[0].title == "Update the gadget firmware"
+
+
+def test_facts_against_a_cause_sink_it_and_its_check_goes_last(gadgets) -> None:
+    conversation = Conversation(
+        problem="The gadget is broken",
+        tasks=(TriedStep(title="Read the gadget log", status="done", outcome="Lights are on."),),
+    )
+    assessment = gadgets.assess(conversation)
+
+    assert causes_of(assessment) == ["Firmware bug", "Bad cable", "Power supply failing"]
+    assert assessment.causes[-1].why.endswith(
+        "Less likely: the report says \u201clights are on\u201d."
+    )
+    assert steps_of(assessment) == [
+        "Update the gadget firmware",
+        "Swap the gadget cable",
+        "Check the gadget's power supply",
+    ]
+    # Something pointed away from a cause, nothing pointed at one.
+    assert assessment.confidence == "medium"
+
+
+def test_evidence_and_checks_weigh_together(gadgets) -> None:
+    # The power supply was checked without fixing it, yet the gadget still turns off by
+    # itself with no lights: the facts keep it ahead of causes nothing points at.
+    conversation = Conversation(
+        problem="The gadget turns off by itself and then shows no lights",
+        tasks=(TriedStep(title="Check the gadget's power supply", status="done", outcome="12 V"),),
+    )
+    assessment = gadgets.assess(conversation)
+
+    assert causes_of(assessment)[0] == "Power supply failing"
+    assert "Less likely now: already checked" in assessment.causes[0].why
+    assert "Check the gadget's power supply" not in steps_of(assessment)
+
+
+def test_only_what_people_reported_is_evidence(gadgets) -> None:
+    # FlowPilot's own words are not facts about the problem.
+    conversation = Conversation(
+        problem="The gadget is broken",
+        messages=(
+            ChatLine(role="assistant", text="Did it start after the update to version 2.1?"),
+            ChatLine(role="user", text="No idea, I just got here."),
+        ),
+    )
+    assert causes_of(gadgets.assess(conversation))[0] == "Power supply failing"
+
+    said = Conversation(
+        problem="The gadget is broken",
+        messages=(ChatLine(role="user", text="Yes, it started after the update."),),
+    )
+    assert causes_of(gadgets.assess(said))[0] == "Firmware bug"
+
+
+def test_two_causes_with_equal_evidence_are_not_high_confidence(gadgets) -> None:
+    conversation = Conversation(problem="The gadget turns off by itself after the update")
+    assessment = gadgets.assess(conversation)
+
+    assert causes_of(assessment)[:2] == ["Power supply failing", "Firmware bug"]
+    assert assessment.confidence == "medium"
+
+
+def test_a_weak_family_match_is_low_confidence(gadgets) -> None:
+    # One passing mention of a gadget in a long message is a guess, not a diagnosis.
+    conversation = Conversation(
+        problem="Something is off", messages=(ChatLine("user", "a gadget"),)
+    )
+    assert gadgets.classify(conversation).strength == "weak"
+    assert gadgets.assess(conversation).confidence == "low"
+
+
 @pytest.mark.parametrize(
     ("broken", "message"),
     [
@@ -588,6 +777,14 @@ def test_a_minimal_knowledge_folder_loads_and_drives_the_engine(tmp_path: Path) 
             "used twice",
         ),
         (VALID_FAMILY.replace("[[steps]]", "[[steps]"), "cannot read knowledge file"),
+        (
+            VALID_FAMILY.replace('checked_by = ["widgets.restart"]', 'supported_if = "stuck"'),
+            "supported_if: must be a list of non-empty phrases",
+        ),
+        (
+            VALID_FAMILY.replace('checked_by = ["widgets.restart"]', 'ruled_out_if = ["", "x"]'),
+            "ruled_out_if: must be a list of non-empty phrases",
+        ),
     ],
 )
 def test_knowledge_validation_rejects_broken_files(
