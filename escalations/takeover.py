@@ -31,7 +31,7 @@ from escalations import actions, queries
 from escalations import assessment as pipeline
 from escalations.actions import HandoffError, HandoffForbidden
 from escalations.models import Handoff, HandoffState
-from flowpilot.actions import SessionReadOnly
+from flowpilot.actions import SessionReadOnly, title_key
 from resolutionflow.http import see_other
 from resolutionflow.permissions import any_member_required, senior_required
 
@@ -164,12 +164,26 @@ def session_panel(request: HttpRequest, session_id: int) -> HttpResponse:
     handoff = _claimed_handoff_of(session_id, request.user)
     if handoff is None:
         return HttpResponse(status=204)
+    assessment = pipeline.assessment_for_display(handoff)
     context = {
         "handoff": handoff,
-        "assessment": pipeline.assessment_for_display(handoff),
+        "assessment": assessment,
+        "steps": _with_lane(handoff, assessment.next_steps),
         "waited": _waited(handoff),
     }
     return render(request, "escalations/takeover_panel.html", context)
+
+
+def _with_lane(handoff: Handoff, steps: list[dict]) -> list[dict]:
+    """The suggested steps, each with its task when the lane already holds it (one query).
+
+    A step in the lane becomes "Show in Tasks panel" rather than a second copy of it.
+    """
+    lane = {
+        title_key(task.title): task
+        for task in handoff.session.tasks.only("id", "title", "status").order_by("position", "id")
+    }
+    return [step | {"in_lane": lane.get(title_key(step["title"]))} for step in steps]
 
 
 def _waited(handoff: Handoff) -> str:
@@ -203,6 +217,14 @@ def open_step(request: HttpRequest, handoff_id) -> HttpResponse:
     from flowpilot.views import render_lane
 
     response = render_lane(request, handoff.session, added_task_ids={task.pk} if added else set())
+    # The chips follow: the step just opened now shows where it is.
+    steps = _with_lane(handoff, pipeline.assessment_for_display(handoff).next_steps)
+    chips = render(
+        request,
+        "escalations/takeover_panel.html#lane-chips",
+        {"handoff": handoff, "steps": steps, "oob": True},
+    )
+    response.content += chips.content
     return trigger_client_event(
         response, "rf:task-opened", {"task": task.pk, "added": added}, after="settle"
     )

@@ -66,14 +66,25 @@
   });
 
   // After "Open in Tasks panel" the lane is swapped in: show the step there.
-  document.body.addEventListener("rf:task-opened", function (event) {
-    var task = document.getElementById("task-" + event.detail.task);
-    if (!task) return;
+  function showTask(id) {
+    var task = document.getElementById("task-" + id);
+    if (!task) return false;
     task.scrollIntoView({ block: "nearest", behavior: "smooth" });
     task.classList.remove("task-flash");
     void task.offsetWidth; // restart the animation
     task.classList.add("task-flash");
     var chip = document.querySelector("#handoff-panel details.chip[open]");
     if (chip) chip.open = false;
+    return true;
+  }
+
+  document.body.addEventListener("rf:task-opened", function (event) {
+    showTask(event.detail.task);
+  });
+
+  // A chip whose step the lane already holds: point at that task instead of adding it.
+  document.addEventListener("click", function (event) {
+    var link = event.target.closest("[data-show-task]");
+    if (link && showTask(link.getAttribute("data-show-task"))) event.preventDefault();
   });
 })();

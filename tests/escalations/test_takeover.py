@@ -289,6 +289,34 @@ def test_open_in_tasks_panel_adds_the_step_and_returns_the_lane(client_for, sam,
     assert handoff.first_action_kind == "task", "a task change is the claimer's first action"
 
 
+def test_a_chip_whose_step_is_in_the_lane_points_at_it_instead(client_for, sam, handoff):
+    steps = assessment_for_display(handoff).next_steps
+    queued = Task.objects.create(
+        session=handoff.session, title=steps[1]["title"].upper(), position=99
+    )
+    actions.claim_handoff(handoff_id=handoff.pk, user=sam)
+
+    panel = client_for(sam).get(panel_url(handoff), **HTMX).content.decode()
+
+    assert panel.count("Open in Tasks panel") == len(steps) - 1
+    assert panel.count("chip-in-lane") == 1
+    assert f'href="#task-{queued.pk}" data-show-task="{queued.pk}">Show in Tasks panel' in panel
+    assert "Already in the Tasks lane (to do)" in panel
+
+
+def test_opening_a_step_turns_its_chip_into_show_in_tasks_panel(client_for, sam, handoff):
+    actions.claim_handoff(handoff_id=handoff.pk, user=sam)
+    step = first_step(handoff)
+
+    response = client_for(sam).post(open_step_url(handoff), {"title": step["title"]}, **HTMX)
+
+    body = response.content.decode()
+    task = Task.objects.get(session=handoff.session, title=step["title"])
+    chips = body[body.index('<div id="lane-chips" hx-swap-oob="true">') :]
+    assert f'data-show-task="{task.pk}"' in chips
+    assert chips.count("Open in Tasks panel") == len(assessment_for_display(handoff).next_steps) - 1
+
+
 def test_open_in_tasks_panel_opens_the_existing_task_instead_of_adding_it_twice(
     client_for, sam, handoff
 ):
