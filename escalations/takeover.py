@@ -32,6 +32,7 @@ from escalations import assessment as pipeline
 from escalations.actions import HandoffError, HandoffForbidden
 from escalations.models import Handoff, HandoffState
 from flowpilot.actions import SessionReadOnly, title_key
+from resolutionflow import events
 from resolutionflow.http import see_other
 from resolutionflow.permissions import any_member_required, senior_required
 
@@ -120,6 +121,9 @@ def take_over(request: HttpRequest, handoff_id) -> HttpResponse:
         messages.warning(request, str(refusal))
         return see_other(request, reverse("escalations:handoff", args=[handoff.pk]))
     if mode == "analysis":
+        # The briefing may wait seconds for an AI engine: the other seniors' queues and
+        # the escalator's bell learn of the claim now, not once the chat opens.
+        events.publish_collected_now()
         try:
             actions.post_analysis_briefing(handoff=handoff, user=request.user)
         except Exception:

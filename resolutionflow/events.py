@@ -161,6 +161,19 @@ def publishing_after_response() -> Iterator[list[int]]:
         _after_response.ids = None
 
 
+def publish_collected_now() -> None:
+    """Publish what this request has committed so far, without waiting for its response.
+
+    For a view that commits a change others must see at once and then does something slow
+    (asks an AI engine for seconds): the claim reaches every queue before that is done.
+    """
+    collected = getattr(_after_response, "ids", None)
+    if collected:
+        ids = list(collected)
+        collected.clear()
+        publish_committed(ids)
+
+
 def publish_outbox_events(event_ids: list[int] | None = None, *, limit: int = 500) -> int:
     """Store and announce unpublished outbox events (these ids, or the oldest ``limit``).
 

@@ -11,6 +11,7 @@ from escalations import actions
 from escalations.assessment import assessment_for_display, briefing_text
 from escalations.models import Handoff, HandoffEvent, HandoffState
 from flowpilot.models import Message, MessageRole, Task, TaskSource
+from resolutionflow.models import OutboxEvent
 from tests.escalations.conftest import HTMX, escalate, make_session
 
 pytestmark = pytest.mark.django_db
@@ -141,6 +142,32 @@ def test_get_ai_analysis_claims_briefs_flowpilot_and_fills_the_lane(client_for, 
     new_tasks = Task.objects.filter(session=handoff.session).exclude(id__in=lane_before)
     assert new_tasks.exists(), "the assistant's steps land in the lane"
     assert set(new_tasks.values_list("source", flat=True)) == {TaskSource.ASSISTANT}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_get_ai_analysis_announces_the_claim_before_flowpilot_answers(
+    client_for, sam, handoff, monkeypatch
+):
+    # An AI engine may take seconds to answer the briefing: the other seniors' queues must
+    # not show the handoff as waiting all that time.
+    announced_before_briefing = []
+    brief = actions.post_analysis_briefing
+
+    def slow_briefing(**kwargs):
+        announced_before_briefing.extend(
+            OutboxEvent.objects.filter(
+                event_type="handoff-claimed", published_at__isnull=False
+            ).values_list("channel", flat=True)
+        )
+        return brief(**kwargs)
+
+    monkeypatch.setattr(actions, "post_analysis_briefing", slow_briefing)
+    response = client_for(sam).post(take_over_url(handoff), {"mode": "analysis"})
+
+    assert response.status_code == 303
+    assert sorted(announced_before_briefing) == sorted(
+        [f"queue-{handoff.account_id}", f"handoff-{handoff.pk}"]
+    )
 
 
 def test_get_ai_analysis_is_the_claimers_first_action_exactly_once(client_for, sam, handoff):
