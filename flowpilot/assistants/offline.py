@@ -136,6 +136,36 @@ def _stemmed(text: str) -> tuple[str, ...]:
     return tuple(_stem(word) for word in words(text))
 
 
+# Evidence is looked for clause by clause, and a phrase right after a negation does not
+# count: "not on spamhaus" is no evidence of a blocklist, "No, it works from a hotspot" is.
+# Sentence and clause punctuation ends a clause; a period or comma inside "2.1", an IP
+# address or "1,000" does not.
+_CLAUSE_BREAKS = re.compile(r"[.!?,;:]+(?=\s|$)|[()\[\]\n\"\u201c\u201d]+|\s[-\u2013\u2014]+\s")
+NEGATIONS = frozenset(
+    {"not", "no", "never", "nor", "neither", "without", "isnt", "arent", "wasnt", "werent"}
+    | {"doesnt", "dont", "didnt", "cant", "cannot", "couldnt", "wont", "hasnt", "havent"}
+    | {"hadnt"}
+)
+NEGATION_REACH = 3  # words before a phrase that can negate it
+
+
+def _clauses(text: str) -> tuple[tuple[str, ...], ...]:
+    """The stemmed words of each clause of ``text``."""
+    return tuple(words for part in _CLAUSE_BREAKS.split(text) if (words := _stemmed(part)))
+
+
+def _states(phrase: tuple[str, ...], clauses: Iterable[tuple[str, ...]]) -> bool:
+    """Whether some clause says ``phrase`` without a negation just before it."""
+    size = len(phrase)
+    for clause in clauses:
+        for start in range(len(clause) - size + 1):
+            if clause[start] != phrase[0] or clause[start : start + size] != phrase:
+                continue
+            if not NEGATIONS.intersection(clause[max(0, start - NEGATION_REACH) : start]):
+                return True
+    return False
+
+
 def _normalize_command(command: str) -> str:
     return " ".join(command.casefold().split())
 
@@ -242,10 +272,10 @@ class Knowledge:
             for family in self.families
             for question in family.questions
         }
-        # Cause id -> ((phrase, stemmed and padded), ...) for and against it.
-        self.cause_evidence: dict[str, tuple[tuple[tuple[str, str], ...], ...]] = {
+        # Cause id -> ((phrase, its stemmed words), ...) for it, then against it.
+        self.cause_evidence: dict[str, tuple[tuple[tuple[str, tuple[str, ...]], ...], ...]] = {
             cause.id: tuple(
-                tuple((phrase, " " + " ".join(_stemmed(phrase)) + " ") for phrase in phrases)
+                tuple((phrase, _stemmed(phrase)) for phrase in phrases)
                 for phrases in (cause.supported_if, cause.ruled_out_if)
             )
             for family in self.families
@@ -262,6 +292,7 @@ class Knowledge:
         # Chat text repeats from reply to reply (the whole history is sent every time),
         # so each distinct text is analysed once per Knowledge.
         self.facts = lru_cache(maxsize=4096)(self._facts)
+        self.clauses = lru_cache(maxsize=4096)(_clauses)
 
     def _build_phrase_index(self) -> dict[str, tuple[tuple[tuple[str, ...], int, str, float], ...]]:
         # First word -> (remaining words, phrase number, family id, weight). Scanning a
@@ -571,6 +602,8 @@ def classify(conversation: Conversation, knowledge: Knowledge | None = None) -> 
             totals[family_id] = totals.get(family_id, 0.0) + score * weight
 
     add(conversation.problem, PROBLEM_WEIGHT)
+    if conversation.escalation_reason:
+        add(conversation.escalation_reason, MESSAGE_WEIGHT)
     user_texts = [line.text for line in conversation.messages if line.role == "user"]
     for position, text in enumerate(user_texts, start=1):
         add(text, LATEST_MESSAGE_WEIGHT if position == len(user_texts) else MESSAGE_WEIGHT)
@@ -624,9 +657,10 @@ class _Lane:
 @dataclass(frozen=True)
 class _RankedCause:
     cause: Cause
-    checks: tuple[Step, ...]  # its checking steps already done or failed
+    checks: tuple[Step, ...]  # its checking steps done or failed, outcome not pointing here
     support: tuple[str, ...]  # its supported_if phrases found in what people reported
     against: tuple[str, ...]  # its ruled_out_if phrases found there
+    confirmed_by: tuple[Step, ...] = ()  # its checks whose outcome states a fact for it
 
     @property
     def fully_checked(self) -> bool:
@@ -658,8 +692,10 @@ class _Plan:
         """The evidence points at the first cause and at no other as strongly."""
         first = self.causes[0]
         runner_up = self.causes[1].score if len(self.causes) > 1 else None
-        return bool(first.support) and not first.against and (
-            runner_up is None or first.score > runner_up
+        return (
+            bool(first.support)
+            and not first.against
+            and (runner_up is None or first.score > runner_up)
         )
 
 
@@ -686,15 +722,28 @@ def _plan(conversation: Conversation, knowledge: Knowledge) -> _Plan:
     # The problem is still open, so every check carried out (done or failed) without
     # fixing it makes its cause less likely, and what people reported makes a cause more or
     # less likely (``_RankedCause.score``); on a tie the data file's order stands.
+    # A check whose recorded outcome states a fact for its cause confirmed it rather than
+    # ruling it out ("PasswordExpired True" on the password check).
     reported = _reported(conversation, knowledge)
+    outcomes = _outcomes_by_step(conversation, knowledge, tried_ids.values())
     ranked = []
     for position, cause in enumerate(family.causes):
-        checks = tuple(tried_ids[step_id] for step_id in cause.checked_by if step_id in tried_ids)
-        support, against = (
-            tuple(phrase for phrase, needle in phrases if any(needle in t for t in reported))
-            for phrases in knowledge.cause_evidence[cause.id]
+        for_it, against_it = knowledge.cause_evidence[cause.id]
+        support = tuple(phrase for phrase, words in for_it if _states(words, reported))
+        against = tuple(phrase for phrase, words in against_it if _states(words, reported))
+        checks, confirmed_by = [], []
+        for step_id in cause.checked_by:
+            if step_id not in tried_ids:
+                continue
+            said = outcomes.get(step_id, ())
+            confirms = any(_states(words, said) for _, words in for_it)
+            (confirmed_by if confirms else checks).append(tried_ids[step_id])
+        ranked.append(
+            (
+                position,
+                _RankedCause(cause, tuple(checks), support, against, tuple(confirmed_by)),
+            )
         )
-        ranked.append((position, _RankedCause(cause, checks, support, against)))
     ranked.sort(key=lambda item: (-item[1].score, item[0]))
     causes = tuple(item for _, item in ranked)
     return _Plan(
@@ -708,15 +757,28 @@ def _plan(conversation: Conversation, knowledge: Knowledge) -> _Plan:
     )
 
 
-def _reported(conversation: Conversation, knowledge: Knowledge) -> list[str]:
-    """What people said about the problem (stemmed): the evidence causes are weighed by."""
+def _reported(conversation: Conversation, knowledge: Knowledge) -> list[tuple[str, ...]]:
+    """What people said about the problem, as stemmed clauses: the evidence for causes."""
     texts = [
         conversation.problem,
         conversation.escalation_reason,
         *(line.text for line in conversation.messages if line.role == "user"),
         *(task.outcome for task in conversation.tasks),
     ]
-    return [knowledge.facts(text).stemmed for text in texts if text]
+    return [clause for text in texts if text for clause in knowledge.clauses(text)]
+
+
+def _outcomes_by_step(
+    conversation: Conversation, knowledge: Knowledge, steps: Iterable[Step]
+) -> dict[str, list[tuple[str, ...]]]:
+    """The clauses of the outcomes recorded on each tried knowledge step's tasks."""
+    found: dict[str, list[tuple[str, ...]]] = {}
+    for step in steps:
+        keys = {knowledge.step_titles[step.id], knowledge.step_commands[step.id]} - {""}
+        for task in conversation.tasks:
+            if task.outcome and task.status in {"done", "failed"} and keys & set(_task_keys(task)):
+                found.setdefault(step.id, []).extend(knowledge.clauses(task.outcome))
+    return found
 
 
 def _by_evidence(steps: list[Step], causes: tuple[_RankedCause, ...]) -> tuple[Step, ...]:
@@ -868,9 +930,7 @@ class OfflineAssistant:
         plan = _plan(conversation, knowledge)
         tried = tuple(task for task in conversation.tasks if task.status != "todo")
 
-        causes = [
-            LikelyCause(title=ranked.cause.title, why=_why(ranked)) for ranked in plan.causes
-        ]
+        causes = [LikelyCause(title=ranked.cause.title, why=_why(ranked)) for ranked in plan.causes]
 
         # Sure of the problem family and of the cause: high. Sure of the family only: medium.
         matched = plan.classification.family_id is not None
@@ -914,6 +974,10 @@ def _why(ranked: _RankedCause) -> str:
         parts.append(f"Fits what was reported: {_quoted(ranked.support)}.")
     if ranked.against:
         parts.append(f"Less likely: the report says {_quoted(ranked.against)}.")
+    if ranked.confirmed_by:
+        parts.append(
+            f"Its check points here too ({_quoted(s.title for s in ranked.confirmed_by)})."
+        )
     if ranked.fully_checked:
         parts.append(
             f"Less likely now: already checked ({_quoted(s.title for s in ranked.checks)})."

@@ -742,6 +742,59 @@ def test_only_what_people_reported_is_evidence(gadgets) -> None:
     assert causes_of(gadgets.assess(said))[0] == "Firmware bug"
 
 
+@pytest.mark.parametrize(
+    ("said", "lead"),
+    [
+        ("It has been dead after the update, not before.", "Firmware bug"),
+        ("It was not after the update, it just died.", "Power supply failing"),
+        ("Did it start after the update? No idea.", "Firmware bug"),
+        ("No, it runs version 2.1 like the others.", "Firmware bug"),  # "No," is a clause
+        ("It doesn't turn off by itself.", "Power supply failing"),  # file order: no facts
+        ("The lights are not on.", "Power supply failing"),  # not "lights are on"
+    ],
+)
+def test_a_negated_fact_is_no_evidence(gadgets, said: str, lead: str) -> None:
+    conversation = Conversation(
+        problem="The gadget is broken", messages=(ChatLine(role="user", text=said),)
+    )
+    assessment = gadgets.assess(conversation)
+    assert causes_of(assessment)[0] == lead
+    assert not any("Less likely" in cause.why for cause in assessment.causes)
+
+
+def test_a_check_whose_outcome_points_at_its_cause_confirms_it(gadgets) -> None:
+    def after_power_check(outcome: str):
+        return gadgets.assess(
+            Conversation(
+                problem="The gadget is broken",
+                tasks=(
+                    TriedStep("Check the gadget's power supply", status="done", outcome=outcome),
+                ),
+            )
+        )
+
+    ruled_out = after_power_check("Measured 12 V, steady.")
+    assert causes_of(ruled_out)[-1] == "Power supply failing"
+    assert "Less likely now: already checked" in ruled_out.causes[-1].why
+
+    confirmed = after_power_check("It turns off by itself while measuring, no lights.")
+    assert causes_of(confirmed)[0] == "Power supply failing"
+    assert confirmed.causes[0].why.endswith(
+        "Its check points here too (\u201cCheck the gadget's power supply\u201d)."
+    )
+    assert "already checked" not in confirmed.causes[0].why
+
+
+def test_the_escalation_reason_helps_find_the_family(gadgets) -> None:
+    vague = Conversation(problem="Something is off at reception")
+    assert gadgets.classify(vague).family_id is None
+    with_reason = Conversation(
+        problem="Something is off at reception",
+        escalation_reason="The gadget on the desk restarts every few minutes.",
+    )
+    assert gadgets.classify(with_reason).family_id == "gadgets"
+
+
 def test_two_causes_with_equal_evidence_are_not_high_confidence(gadgets) -> None:
     conversation = Conversation(problem="The gadget turns off by itself after the update")
     assessment = gadgets.assess(conversation)
