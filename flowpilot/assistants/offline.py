@@ -154,16 +154,23 @@ def _clauses(text: str) -> tuple[tuple[str, ...], ...]:
     return tuple(words for part in _CLAUSE_BREAKS.split(text) if (words := _stemmed(part)))
 
 
-def _states(phrase: tuple[str, ...], clauses: Iterable[tuple[str, ...]]) -> bool:
-    """Whether some clause says ``phrase`` without a negation just before it."""
-    size = len(phrase)
-    for clause in clauses:
-        for start in range(len(clause) - size + 1):
-            if clause[start] != phrase[0] or clause[start : start + size] != phrase:
+class _Statements:
+    """Clauses indexed by word, to ask cheaply whether any of them states a phrase."""
+
+    def __init__(self, clauses: Iterable[tuple[str, ...]]) -> None:
+        self._at: dict[str, list[tuple[tuple[str, ...], int]]] = {}
+        for clause in clauses:
+            for position, word in enumerate(clause):
+                self._at.setdefault(word, []).append((clause, position))
+
+    def state(self, phrase: tuple[str, ...]) -> bool:
+        """Whether some clause says ``phrase`` without a negation just before it."""
+        for clause, start in self._at.get(phrase[0], ()):
+            if clause[start : start + len(phrase)] != phrase:
                 continue
             if not NEGATIONS.intersection(clause[max(0, start - NEGATION_REACH) : start]):
                 return True
-    return False
+        return False
 
 
 def _normalize_command(command: str) -> str:
@@ -724,19 +731,19 @@ def _plan(conversation: Conversation, knowledge: Knowledge) -> _Plan:
     # less likely (``_RankedCause.score``); on a tie the data file's order stands.
     # A check whose recorded outcome states a fact for its cause confirmed it rather than
     # ruling it out ("PasswordExpired True" on the password check).
-    reported = _reported(conversation, knowledge)
+    reported = _Statements(_reported(conversation, knowledge))
     outcomes = _outcomes_by_step(conversation, knowledge, tried_ids.values())
     ranked = []
     for position, cause in enumerate(family.causes):
         for_it, against_it = knowledge.cause_evidence[cause.id]
-        support = tuple(phrase for phrase, words in for_it if _states(words, reported))
-        against = tuple(phrase for phrase, words in against_it if _states(words, reported))
+        support = tuple(phrase for phrase, words in for_it if reported.state(words))
+        against = tuple(phrase for phrase, words in against_it if reported.state(words))
         checks, confirmed_by = [], []
         for step_id in cause.checked_by:
             if step_id not in tried_ids:
                 continue
-            said = outcomes.get(step_id, ())
-            confirms = any(_states(words, said) for _, words in for_it)
+            said = outcomes.get(step_id)
+            confirms = said is not None and any(said.state(words) for _, words in for_it)
             (confirmed_by if confirms else checks).append(tried_ids[step_id])
         ranked.append(
             (
@@ -770,15 +777,15 @@ def _reported(conversation: Conversation, knowledge: Knowledge) -> list[tuple[st
 
 def _outcomes_by_step(
     conversation: Conversation, knowledge: Knowledge, steps: Iterable[Step]
-) -> dict[str, list[tuple[str, ...]]]:
-    """The clauses of the outcomes recorded on each tried knowledge step's tasks."""
+) -> dict[str, _Statements]:
+    """What the outcomes recorded on each tried knowledge step's tasks say."""
     found: dict[str, list[tuple[str, ...]]] = {}
     for step in steps:
         keys = {knowledge.step_titles[step.id], knowledge.step_commands[step.id]} - {""}
         for task in conversation.tasks:
             if task.outcome and task.status in {"done", "failed"} and keys & set(_task_keys(task)):
                 found.setdefault(step.id, []).extend(knowledge.clauses(task.outcome))
-    return found
+    return {step_id: _Statements(clauses) for step_id, clauses in found.items()}
 
 
 def _by_evidence(steps: list[Step], causes: tuple[_RankedCause, ...]) -> tuple[Step, ...]:
