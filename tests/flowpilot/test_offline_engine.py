@@ -107,12 +107,12 @@ def test_problem_statement_matches_its_family_and_proposes_steps(
     assert len(set(titles)) == len(titles)
     assert set(titles) <= {step.title for step in family.steps}
     # The first step checks the cause the reply names as most likely, when the problem
-    # statement points at one; otherwise the family's own order stands.
-    lead = engine.assess(conversation).causes[0]
-    cause = next(c for c in family.causes if c.title == lead.title)
-    if "Fits what was reported" in lead.why and cause.checked_by:
-        assert titles[0] in {s.title for s in family.steps if s.id in cause.checked_by}
-    else:
+    # statement points at one; with no evidence either way the family's own order stands.
+    causes = engine.assess(conversation).causes
+    lead = next(c for c in family.causes if c.title == causes[0].title)
+    if "Fits what was reported" in causes[0].why and lead.checked_by:
+        assert titles[0] in {s.title for s in family.steps if s.id in lead.checked_by}
+    elif not any("reported" in c.why or "report says" in c.why for c in causes):
         assert titles == first_step_titles(engine, family_id, len(titles))
     assert any(step.command for step in reply.steps), "expected at least one copyable command"
     for step in reply.steps:
@@ -253,7 +253,7 @@ def test_steps_in_the_lane_or_finished_are_not_reproposed(
     # Titles are compared casefolded and without punctuation.
     typed = printer.steps[1].title.upper() + "!!"
     conversation = Conversation(
-        problem=PROBLEMS["printer"],
+        problem="Help needed with the HP printer on the 2nd floor",  # no evidence either way
         tasks=(TriedStep(title=typed, status=status),),
     )
 
