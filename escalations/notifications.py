@@ -37,6 +37,15 @@ def _short(text: str) -> str:
 
 def _notify(users: list[User], handoff: Handoff, kind: str, text: str) -> list[Notification]:
     """One bell item per user, and a ``notification`` event on each user's stream."""
+    notifications, events = _record(users, handoff, kind, text)
+    send_events_on_commit(events)
+    return notifications
+
+
+def _record(
+    users: list[User], handoff: Handoff, kind: str, text: str
+) -> tuple[list[Notification], list[tuple[str, str, dict]]]:
+    """``_notify``, leaving the events for the caller to send with its own."""
     notifications = Notification.objects.bulk_create(
         [
             Notification(
@@ -49,22 +58,20 @@ def _notify(users: list[User], handoff: Handoff, kind: str, text: str) -> list[N
             for user in users
         ]
     )
-    send_events_on_commit(
-        [
-            (
-                user_channel(notification.recipient_id),
-                "notification",
-                {
-                    "handoff": str(handoff.pk),
-                    "notification": notification.pk,
-                    "kind": kind,
-                    "text": notification.text,
-                },
-            )
-            for notification in notifications
-        ]
-    )
-    return notifications
+    events = [
+        (
+            user_channel(notification.recipient_id),
+            "notification",
+            {
+                "handoff": str(handoff.pk),
+                "notification": notification.pk,
+                "kind": kind,
+                "text": notification.text,
+            },
+        )
+        for notification in notifications
+    ]
+    return notifications, events
 
 
 def escalation_arrived(handoff: Handoff) -> int:
@@ -76,10 +83,14 @@ def escalation_arrived(handoff: Handoff) -> int:
     return len(seniors)
 
 
-def escalation_claimed(handoff: Handoff) -> None:
-    """Tell the escalator who picked their handoff up."""
+def escalation_claimed(handoff: Handoff) -> list[tuple[str, str, dict]]:
+    """Tell the escalator who picked their handoff up; return the live event to send.
+
+    The claim sends it with its own events (one INSERT): a claim is the hot path.
+    """
     text = f"{handoff.claimed_by.name} picked up your escalation: {handoff.session.title}"
-    _notify([handoff.escalated_by], handoff, NotificationKind.ESCALATION_CLAIMED, text)
+    _, events = _record([handoff.escalated_by], handoff, NotificationKind.ESCALATION_CLAIMED, text)
+    return events
 
 
 # Bell items that ask a senior to pick a handoff up; answered once somebody has.

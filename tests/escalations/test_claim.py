@@ -29,6 +29,32 @@ def claim_url(handoff):
 # --- the action ------------------------------------------------------------------------------
 
 
+def test_a_claim_costs_the_same_statements_however_many_seniors_were_told(tess, sam):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from resolutionflow.models import Role, User
+
+    def statements_of_a_claim() -> list[str]:
+        handoff = escalate(make_session(tess))
+        with CaptureQueriesContext(connection) as queries:
+            actions.claim_handoff(handoff_id=handoff.pk, user=sam)
+        return [query["sql"].split()[0] for query in queries.captured_queries]
+
+    few = statements_of_a_claim()
+    User.objects.bulk_create(
+        User(username=f"eng{n}", account=tess.account, role=Role.ENGINEER) for n in range(20)
+    )
+    many = statements_of_a_claim()
+
+    assert few == many
+    # The conditional UPDATE, the read, the event, the session, the escalator's bell item,
+    # the seniors' bell items answered (read + UPDATE), all live events in one INSERT.
+    assert [s for s in many if s not in ("SAVEPOINT", "RELEASE")] == [
+        "UPDATE", "SELECT", "INSERT", "UPDATE", "INSERT", "SELECT", "UPDATE", "INSERT",
+    ]  # fmt: skip
+
+
 def test_an_engineer_claims_an_open_handoff(handoff, sam, session):
     claimed = actions.claim_handoff(handoff_id=handoff.pk, user=sam)
 
