@@ -11,6 +11,7 @@ from analytics.models import BASELINE_MAX_MINUTES
 from resolutionflow.models import User
 
 BASELINE_MIN_MINUTES = Decimal("0.1")
+BASELINE_MAX_AGE_DAYS = 730
 # Days a window may name: nothing was escalated before 2000, and a year ahead is the most a
 # planning window needs. Keeping to these keeps every day ± a window inside date's range.
 EARLIEST_DAY = date(2000, 1, 1)
@@ -74,14 +75,34 @@ def parse_window(params: Mapping[str, str], *, today: date) -> Window:
     return window
 
 
+class MinutesField(forms.DecimalField):
+    """Minutes as people type them: "4.5" and "4,5" are both four and a half.
+
+    A text box, not a number box: a browser's number box may read "1,5" as 15 in an
+    English locale, and the server would never know.
+    """
+
+    widget = forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"})
+
+    def to_python(self, value):
+        if isinstance(value, str):
+            value = value.strip()
+            if value.count(",") == 1 and "." not in value:
+                value = value.replace(",", ".")
+            elif "," in value:
+                raise forms.ValidationError(
+                    "Type the minutes as one number, like 4.5 or 4,5.", code="invalid"
+                )
+        return super().to_python(value)
+
+
 class BaselineForm(forms.Form):
     """One stopwatch timing of a manual "tell me what you tried" handoff."""
 
     # No max_digits: the range check below says "more than 240" instead of counting digits.
-    minutes = forms.DecimalField(
+    minutes = MinutesField(
         decimal_places=2,
         help_text="From picking up the manual handoff to the first real action, in minutes.",
-        widget=forms.NumberInput(attrs={"step": "0.1", "inputmode": "decimal"}),
     )
     measured_on = forms.DateField(
         label="Date", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
@@ -124,4 +145,8 @@ class BaselineForm(forms.Form):
         measured_on = self.cleaned_data["measured_on"]
         if measured_on > self.today:
             raise forms.ValidationError("The date cannot be in the future.")
+        if measured_on < self.today - timedelta(days=BASELINE_MAX_AGE_DAYS):
+            raise forms.ValidationError(
+                "That is more than two years ago: time handoffs of the team as it works now."
+            )
         return measured_on

@@ -13,6 +13,8 @@ from resolutionflow.models import Role, User
 
 LIST = reverse("analytics:baseline")
 CREATE = reverse("analytics:baseline_create")
+# A recent day, as a real timing would be (the form refuses dates over two years old).
+MEASURED_ON = timezone.localdate() - timedelta(days=60)
 
 
 def edit_url(timing) -> str:
@@ -26,7 +28,7 @@ def delete_url(timing) -> str:
 def valid(user, **overrides) -> dict:
     return {
         "minutes": "14.5",
-        "measured_on": "2026-03-03",
+        "measured_on": MEASURED_ON.isoformat(),
         "timed_by": str(user.pk),
         "note": "VPN drop: asked Tess what she tried over Teams",
         **overrides,
@@ -56,7 +58,7 @@ class TestRecord:
         timing = BaselineMeasurement.objects.get()
         assert timing.account_id == ada.account_id
         assert timing.minutes == Decimal("14.50")
-        assert timing.measured_on == date(2026, 3, 3)
+        assert timing.measured_on == MEASURED_ON
         assert timing.timed_by == sam
         assert timing.note.startswith("VPN drop")
 
@@ -79,8 +81,31 @@ class TestRecord:
         html = response.content.decode()
         assert message in html
         assert f'value="{minutes}"' in html
-        assert 'value="2026-03-03"' in html
+        assert f'value="{MEASURED_ON.isoformat()}"' in html
         assert "asked Tess what she tried" in html
+        assert not BaselineMeasurement.objects.exists()
+
+    @pytest.mark.parametrize(("typed", "stored"), [("1,5", "1.50"), (" 4.25 ", "4.25")])
+    def test_a_decimal_comma_is_a_decimal_point(self, client_for, ada, typed, stored):
+        response = client_for(ada).post(CREATE, valid(ada, minutes=typed))
+        assert response.status_code == 303
+        assert BaselineMeasurement.objects.get().minutes == Decimal(stored)
+
+    def test_minutes_are_a_text_box_so_the_browser_cannot_misread_a_comma(self, client_for, ada):
+        html = client_for(ada).get(LIST).content.decode()
+        assert 'type="text" name="minutes"' in html
+        assert 'inputmode="decimal"' in html
+
+    def test_thousands_separators_are_refused_not_guessed(self, client_for, ada):
+        response = client_for(ada).post(CREATE, valid(ada, minutes="1,234.5"))
+        assert response.status_code == 400
+        assert "one number, like 4.5 or 4,5" in response.content.decode()
+
+    def test_a_timing_over_two_years_old_is_refused(self, client_for, ada):
+        long_ago = (timezone.localdate() - timedelta(days=731)).isoformat()
+        response = client_for(ada).post(CREATE, valid(ada, measured_on=long_ago))
+        assert response.status_code == 400
+        assert "more than two years ago" in response.content.decode()
         assert not BaselineMeasurement.objects.exists()
 
     def test_240_minutes_is_the_most(self, client_for, ada):
@@ -153,7 +178,7 @@ class TestEdit:
         assert (timing.minutes, timing.timed_by, timing.measured_on) == (
             Decimal("13.00"),
             sky,
-            date(2026, 3, 3),
+            MEASURED_ON,
         )
 
     def test_absurd_correction_is_refused_and_kept_in_the_form(self, client_for, ada):
