@@ -281,3 +281,20 @@ def test_the_chat_page_fills_the_window_and_only_its_panes_scroll(page_for, tess
     lane_scrolled = page.evaluate("document.querySelector('#task-lane').scrollTop")
     assert lane_scrolled > 0
     expect(page.locator("#composer textarea, textarea[name=body]").first).to_be_in_viewport()
+
+
+def test_enter_in_an_outcome_box_saves_the_outcome_and_keeps_the_status(page_for, tess):
+    session = actions.start_session(user=tess, problem="Mapped S: drive missing after reboot")
+    task = actions.add_task(session=session, user=tess, title="Check the mapping with net use")
+    page = page_for(tess)
+    page.goto(f"/flowpilot/sessions/{session.pk}/")
+
+    box = page.locator(f"#outcome-{task.pk}")
+    box.fill("S: is listed as Unavailable")
+    box.press("Enter")
+
+    item = page.locator(f"#task-{task.pk}")
+    expect(item.locator(".task-outcome")).to_contain_text("S: is listed as Unavailable")
+    expect(item.locator(".task-status")).to_have_text("To do")
+    task.refresh_from_db()
+    assert (task.status, task.outcome) == ("todo", "S: is listed as Unavailable")
