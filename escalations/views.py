@@ -16,6 +16,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.template.defaultfilters import pluralize
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
@@ -201,6 +202,17 @@ def card(request: HttpRequest, handoff_id) -> HttpResponse:
 # --- the handoff screen --------------------------------------------------------------------
 
 
+def _claim_box(request: HttpRequest, context: dict) -> HttpResponse:
+    """The claim box after a change of hands, with the header (state, waited) and the
+    history out of band: the whole screen then says the same thing."""
+    response = render(request, "escalations/handoff.html#claim-box", context)
+    for part in ("header", "timeline"):
+        response.content += render_to_string(
+            f"escalations/handoff.html#{part}", context | {"oob": True}, request=request
+        ).encode()
+    return response
+
+
 @require_GET
 @api_errors
 @any_member_required
@@ -212,9 +224,7 @@ def handoff(request: HttpRequest, handoff_id) -> HttpResponse:
         return JsonResponse(queries.handoff_json(handoff))
     if request.htmx and request.htmx.target == "claim-box":
         # Someone claimed, released or resolved it while the screen was open.
-        return render(
-            request, "escalations/handoff.html#claim-box", _handoff_context(request, handoff)
-        )
+        return _claim_box(request, _handoff_context(request, handoff))
     return render(request, "escalations/handoff.html", _handoff_context(request, handoff))
 
 
@@ -286,8 +296,7 @@ def _claim_refused(request: HttpRequest, refusal: HandoffError) -> HttpResponse:
     # htmx 2 swaps only 2xx answers: the updated fragment comes with a 200 and a toast.
     if request.htmx.target == "claim-box":
         handoff = queries.get_handoff_for_user(request.user, handoff.pk)
-        context = _handoff_context(request, handoff)
-        return render(request, "escalations/handoff.html#claim-box", context)
+        return _claim_box(request, _handoff_context(request, handoff))
     card_handoff = queries.card_for_user(request.user, handoff.pk)
     if card_handoff is None:
         return HttpResponse("")

@@ -267,6 +267,24 @@ def test_the_htmx_loser_on_the_handoff_screen_gets_the_claim_box(client_for, sky
     assert 'id="claim-box"' in body
     assert "Sam Okafor has it" in body
     assert "Already picked up by Sam Okafor" in response["HX-Trigger"]
+    # The rest of the screen follows out of band: state, "Waited", and the history.
+    header = body[body.index('id="handoff-header" hx-swap-oob="true"') :]
+    assert '<span class="pill pill-state-claimed">Claimed</span>' in header
+    assert "<dt>Waited</dt>" in header
+    timeline = body[body.index('id="handoff-timeline"') :]
+    assert timeline.index('hx-swap-oob="true"') < timeline.index(">")
+    assert "<strong>Claimed</strong> · Sam Okafor" in timeline
+
+
+def test_an_open_handoff_screen_follows_a_claim_made_elsewhere(client_for, sky, handoff, sam):
+    actions.claim_handoff(handoff_id=handoff.pk, user=sam)
+    # What the claim box asks for on the stream's handoff-claimed event.
+    url = reverse("escalations:handoff", args=[handoff.pk])
+    body = client_for(sky).get(url, HTTP_HX_TARGET="claim-box", **HTMX).content.decode()
+
+    assert body.lstrip().startswith('<section class="card claim-box claim-box-claimed"')
+    assert '<span class="pill pill-state-claimed">Claimed</span>' in body
+    assert "<strong>Claimed</strong> · Sam Okafor" in body
 
 
 def test_a_plain_form_loser_is_sent_to_the_handoff_with_a_message(client_for, sky, claimed):

@@ -323,3 +323,15 @@ def test_the_handoff_screen_renders_the_resolve_form_from_the_form(client_for, s
     form = form[: form.index("</form>")]
     assert '<textarea name="note"' in form and 'placeholder="What fixed it?"' in form
     assert "maxlength" not in form  # the server says "at most 4,000", a paste is never cut
+
+
+def test_a_released_handoff_says_it_came_back_and_by_whom(client_for, sky, sam, claimed):
+    back = actions.release_handoff(handoff_id=claimed.pk, user=sam)
+    page = client_for(sky).get(reverse("escalations:handoff", args=[back.pk])).content.decode()
+    assert "<strong>Released back to the queue</strong> · Sam Okafor" in page
+    assert ">Back in the queue</span>" in page
+
+    actions.claim_handoff(handoff_id=back.pk, user=sky)
+    actions.resolve_handoff(handoff_id=back.pk, user=sky)
+    page = client_for(sky).get(reverse("escalations:handoff", args=[back.pk])).content.decode()
+    assert ">Back in the queue</span>" not in page  # resolved, not waiting
