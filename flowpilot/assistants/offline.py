@@ -100,6 +100,7 @@ QUESTIONS_LATER_REPLY = 1
 TRIAGE_QUESTIONS_FIRST_REPLY = 4
 TRIAGE_QUESTIONS_LATER_REPLY = 2
 ASSESS_NEXT_STEPS = 5
+ASSESS_CAUSES = 5  # the most an assessment lists (the handoff screen's schema allows 5)
 ACKNOWLEDGED_FAILURES = 2
 
 _ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
@@ -139,8 +140,8 @@ def _stemmed(text: str) -> tuple[str, ...]:
 # Evidence is looked for clause by clause, and a phrase right after a negation does not
 # count: "not on spamhaus" is no evidence of a blocklist, "No, it works from a hotspot" is.
 # Sentence and clause punctuation ends a clause; a period or comma inside "2.1", an IP
-# address or "1,000" does not.
-_CLAUSE_BREAKS = re.compile(r"[.!?,;:]+(?=\s|$)|[()\[\]\n\"\u201c\u201d]+|\s[-\u2013\u2014]+\s")
+# address or "1,000" does not, nor a colon ("PasswordExpired : True" is one statement).
+_CLAUSE_BREAKS = re.compile(r"[.!?,;]+(?=\s|$)|[()\[\]\n\"\u201c\u201d]+|\s[-\u2013\u2014]+\s")
 NEGATIONS = frozenset(
     {"not", "no", "never", "nor", "neither", "without", "isnt", "arent", "wasnt", "werent"}
     | {"doesnt", "dont", "didnt", "cant", "cannot", "couldnt", "wont", "hasnt", "havent"}
@@ -937,7 +938,10 @@ class OfflineAssistant:
         plan = _plan(conversation, knowledge)
         tried = tuple(task for task in conversation.tasks if task.status != "todo")
 
-        causes = [LikelyCause(title=ranked.cause.title, why=_why(ranked)) for ranked in plan.causes]
+        causes = [
+            LikelyCause(title=ranked.cause.title, why=_why(ranked))
+            for ranked in plan.causes[:ASSESS_CAUSES]
+        ]
 
         # Sure of the problem family and of the cause: high. Sure of the family only: medium.
         matched = plan.classification.family_id is not None

@@ -785,6 +785,28 @@ def test_a_check_whose_outcome_points_at_its_cause_confirms_it(gadgets) -> None:
     assert "already checked" not in confirmed.causes[0].why
 
 
+def test_pasted_command_output_is_evidence_too(gadgets) -> None:
+    conversation = Conversation(
+        problem="The gadget is broken",
+        tasks=(
+            TriedStep("Read the gadget log", status="done", outcome="Version : 2.1\nUptime: 2h"),
+        ),
+    )
+    assert causes_of(gadgets.assess(conversation))[0] == "Firmware bug"
+
+
+@pytest.mark.parametrize("family_id", sorted(PROBLEMS))
+def test_every_assessment_fits_the_handoff_screens_schema(engine, family_id) -> None:
+    # Families may hold more causes and steps than a screen shows; the assessment lists
+    # what the stored-assessment schema accepts, so an engine fallback is never refused.
+    from escalations.assessment import MAX_CAUSES, MAX_NEXT_STEPS
+
+    family = default_knowledge().by_id[family_id]
+    assessment = engine.assess(Conversation(problem=PROBLEMS[family_id]))
+    assert len(assessment.causes) == min(len(family.causes), MAX_CAUSES)
+    assert len(assessment.next_steps) <= MAX_NEXT_STEPS
+
+
 def test_the_escalation_reason_helps_find_the_family(gadgets) -> None:
     vague = Conversation(problem="Something is off at reception")
     assert gadgets.classify(vague).family_id is None
