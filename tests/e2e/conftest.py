@@ -61,12 +61,12 @@ def browser():
 
 @pytest.fixture
 def page_for(browser, asgi_server, transactional_db):
-    """page_for(user) → a Playwright page in its own context, signed in as that user."""
+    """page_for(user[, viewport=...]) → a Playwright page in its own context, signed in."""
     contexts = []
 
-    def make(user=None):
+    def make(user=None, *, viewport=None):
         context = browser.new_context(
-            base_url=asgi_server.url, viewport={"width": 1360, "height": 900}
+            base_url=asgi_server.url, viewport=viewport or {"width": 1360, "height": 900}
         )
         context.set_default_timeout(8000)
         if user is not None:

@@ -37,3 +37,25 @@ def test_wrong_password_says_so_in_the_form(page_for, tess):
     page.click("button[type=submit]")
     expect(page.locator(".alert-error")).to_contain_text("correct username and password")
     expect(page.locator("#id_username")).to_have_value("tess")
+
+
+PHONE = {"width": 390, "height": 844}
+
+
+def test_on_a_phone_no_page_is_wider_than_the_screen(page_for, tess, sam):
+    from tests.escalations.conftest import escalate, make_session
+
+    handoff = escalate(make_session(tess, problem="Outlook keeps asking for a password"))
+    for user, path in [
+        (sam, "/escalations/"),
+        (sam, f"/handoffs/{handoff.pk}/"),
+        (tess, "/"),
+        (tess, f"/flowpilot/sessions/{handoff.session_id}/"),
+    ]:
+        page = page_for(user, viewport=PHONE)
+        page.goto(path)
+        page.wait_for_load_state("networkidle")
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], path
+        expect(page.get_by_role("button", name="Sign out")).to_be_in_viewport()
+        if path == "/escalations/":
+            expect(page.get_by_role("button", name="Claim")).to_be_in_viewport()
