@@ -881,6 +881,8 @@ class OfflineAssistant:
         """Questions still open plus the next untried steps, as Markdown and steps."""
         knowledge = self.knowledge
         plan = _plan(conversation, knowledge)
+        if plan.classification.family_id and _newcomer(conversation):
+            return self._where_it_stands(conversation, plan)
         history = _assistant_history(conversation, knowledge)
         paragraphs: list[str] = []
 
@@ -923,6 +925,36 @@ class OfflineAssistant:
             f"{number}. {step.title}" for number, step in enumerate(proposals, start=1)
         )
         paragraphs.append("Next steps (commands are in the steps):\n\n" + listed)
+        return Reply(
+            text="\n\n".join(paragraphs),
+            steps=tuple(step.proposed() for step in proposals),
+            engine=self.name,
+        )
+
+    def _where_it_stands(self, conversation: Conversation, plan: _Plan) -> Reply:
+        """The whole picture for someone new to the session (a senior who took it over):
+        what was tried, the causes as the evidence ranks them, and what to do next."""
+        paragraphs = [
+            f"**Where this stands** ({plan.family.title}): {_count_phrase(plan.lane.counts())}."
+        ]
+        lead, *others = plan.causes
+        fits = f" It fits what was reported: {_quoted(lead.support)}." if lead.support else ""
+        paragraphs.append(f"Most likely cause: **{lead.cause.title}**. {lead.cause.why}{fits}")
+        possible = [r.cause.title for r in others if not r.against and not r.fully_checked][:2]
+        if possible:
+            paragraphs.append("Also possible: " + ", ".join(f"**{t}**" for t in possible) + ".")
+        unlikely = [r.cause.title for r in others if r.against][:2]
+        if unlikely:
+            paragraphs.append(
+                "Unlikely given the report: " + ", ".join(f"**{t}**" for t in unlikely) + "."
+            )
+        proposals = plan.untouched[:STEPS_PER_REPLY]
+        if proposals:
+            listed = "\n".join(f"{n}. {step.title}" for n, step in enumerate(proposals, start=1))
+            paragraphs.append("Next steps (commands are in the steps):\n\n" + listed)
+        if plan.in_lane:
+            waiting = ", ".join(f"*{step.title}*" for step in plan.in_lane)
+            paragraphs.append(f"Already in the lane, not done yet: {waiting}.")
         return Reply(
             text="\n\n".join(paragraphs),
             steps=tuple(step.proposed() for step in proposals),
@@ -994,6 +1026,16 @@ def _why(ranked: _RankedCause) -> str:
             f"Less likely now: already checked ({_quoted(s.title for s in ranked.checks)})."
         )
     return " ".join(parts)
+
+
+def _newcomer(conversation: Conversation) -> str:
+    """Who wrote the latest message, when that person had not written before while others
+    had: someone who just took the session over (a senior after a handoff)."""
+    said = [line for line in conversation.messages if line.role == "user"]
+    if len(said) < 2 or not said[-1].author:
+        return ""
+    earlier = {line.author for line in said[:-1] if line.author}
+    return said[-1].author if earlier and said[-1].author not in earlier else ""
 
 
 def _introduction(plan: _Plan, history: list[str]) -> str:

@@ -807,6 +807,34 @@ def test_every_assessment_fits_the_handoff_screens_schema(engine, family_id) -> 
     assert len(assessment.next_steps) <= MAX_NEXT_STEPS
 
 
+def test_someone_new_to_the_session_gets_the_whole_picture(gadgets) -> None:
+    # Sam took the session over from Tess: his first message gets where it stands, with
+    # the lead cause named again although FlowPilot named it to Tess before.
+    conversation = Conversation(
+        problem="The gadget is broken",
+        messages=(
+            ChatLine("user", "It started after the update, lights are on.", author="Tess"),
+            ChatLine("assistant", "Most likely cause: **Firmware bug**.", author=""),
+            ChatLine("user", "Handoff briefing: please analyse it.", author="Sam"),
+        ),
+        tasks=(TriedStep("Swap the gadget cable", status="failed", outcome="No change"),),
+    )
+    reply = gadgets.reply(conversation)
+
+    assert reply.text.startswith("**Where this stands** (Gadgets): 1 step tried (1 failed).")
+    assert "Most likely cause: **Firmware bug**. Some versions crash." in reply.text
+    assert "Unlikely given the report: **Power supply failing**." in reply.text
+    assert "Also possible" not in reply.text  # the cable was swapped without a change
+    assert [step.title for step in reply.steps][0] == "Update the gadget firmware"
+
+    # Tess writing again is the usual next turn, not a new picture.
+    more = Conversation(
+        problem=conversation.problem,
+        messages=(*conversation.messages[:2], ChatLine("user", "Any news?", author="Tess")),
+    )
+    assert not gadgets.reply(more).text.startswith("**Where this stands**")
+
+
 def test_the_escalation_reason_helps_find_the_family(gadgets) -> None:
     vague = Conversation(problem="Something is off at reception")
     assert gadgets.classify(vague).family_id is None
