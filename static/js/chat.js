@@ -30,6 +30,16 @@
     field.form.requestSubmit();
   });
 
+  // Escape closes the Escalate popover (what was typed stays in it) and gives focus back.
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape" || event.defaultPrevented) return;
+    var popover = document.querySelector("details.fp-escalate[open]");
+    if (!popover) return;
+    popover.open = false;
+    var summary = popover.querySelector("summary");
+    if (summary) summary.focus();
+  });
+
   // ------------------------------------------------------------ one page, one session
   // Session switches are full page loads, so a request of the previous page dies with it.
   // Belt and braces: any response that belongs to another session is never swapped in.

@@ -298,3 +298,18 @@ def test_enter_in_an_outcome_box_saves_the_outcome_and_keeps_the_status(page_for
     expect(item.locator(".task-status")).to_have_text("To do")
     task.refresh_from_db()
     assert (task.status, task.outcome) == ("todo", "S: is listed as Unavailable")
+
+
+def test_escape_closes_the_escalate_popover_and_keeps_what_was_typed(page_for, tess):
+    session = actions.start_session(user=tess, problem="Mapped S: drive missing after reboot")
+    page = page_for(tess)
+    page.goto(f"/flowpilot/sessions/{session.pk}/")
+
+    page.get_by_text("Escalate…").click()
+    reason = page.locator("#escalate-reason")
+    reason.fill("Tried remapping, still red X")
+    reason.press("Escape")
+
+    expect(page.locator("details.fp-escalate")).not_to_have_attribute("open", "")
+    page.get_by_text("Escalate…").click()
+    expect(reason).to_have_value("Tried remapping, still red X")

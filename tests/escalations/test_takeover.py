@@ -281,6 +281,8 @@ def test_the_panel_has_the_overlay_with_only_close_and_the_chips(client_for, sam
     dialog = panel[panel.index("<dialog") : panel.index("</dialog>")]
     assert dialog.count("<button") == 1 and "Close" in dialog
     assert panel.count("Open in Tasks panel") == len(assessment_for_display(handoff).next_steps)
+    # The way back to release or resolve it.
+    assert f'href="/handoffs/{handoff.pk}/"' in panel and "Release or resolve" in panel
 
 
 def test_the_panel_is_empty_for_everyone_else(client_for, sam, sky, ada, handoff, tess):
