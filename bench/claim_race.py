@@ -14,7 +14,9 @@ would:
   ``--rounds`` times: winners, 409s and errors per round, and every latency;
 
 each for POST /handoffs/<id>/claim (the whole action: conditional UPDATE, event row,
-session, bell notification, outbox events published after commit) and for the floor,
+session, the escalator's bell item, every engineer's "arrived" item marked read, outbox
+events published after commit; each handoff starts with one unread "arrived" item per
+engineer, as after a real escalation) and for the floor,
 POST /bench/floor/<id>/claim (a bare view doing only the conditional UPDATE, on the same
 server and middleware). Prints p50 / p95 / p99 / max latency for each.
 """
@@ -123,7 +125,7 @@ def prepare(url: str, args: argparse.Namespace) -> Fixture:
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
     from django.contrib.sessions.backends.db import SessionStore
 
-    from escalations.models import Handoff
+    from escalations.models import Handoff, Notification, NotificationKind
     from flowpilot.models import Session, SessionStatus
     from resolutionflow.management.commands.seed_demo import seed_people
     from resolutionflow.models import Role, User
@@ -185,6 +187,22 @@ def prepare(url: str, args: argparse.Namespace) -> Fixture:
             ]
         )
         fixture.handoffs[purpose] = [str(handoff.pk) for handoff in handoffs]
+        # As after a real escalation: every engineer's bell holds an unread "arrived" item,
+        # which the claim marks read (and tells each of them, live).
+        Notification.objects.bulk_create(
+            [
+                Notification(
+                    account_id=tess.account_id,
+                    recipient=engineer,
+                    handoff=handoff,
+                    kind=NotificationKind.ESCALATION_ARRIVED,
+                    text=f"Tess Tran escalated: bench {purpose}",
+                )
+                for handoff in handoffs
+                for engineer in engineers
+            ],
+            batch_size=5000,
+        )
     from django.db import connections
 
     connections.close_all()

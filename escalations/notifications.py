@@ -97,24 +97,21 @@ def escalation_claimed(handoff: Handoff) -> list[tuple[str, str, dict]]:
 CALLS_TO_PICK_UP = (NotificationKind.ESCALATION_ARRIVED, NotificationKind.HANDOFF_RELEASED)
 
 
-def settle_calls_to_pick_up(handoff: Handoff, now) -> list[tuple[str, str, dict]]:
+def settle_calls_to_pick_up(handoff: Handoff, now) -> int:
     """The handoff is taken: every senior's unread "pick this up" item for it is read now.
 
     The bell then counts only what still needs someone. The escalator's own items (told
-    that it went back to the queue) stay as they are. Returns a ``notifications-read``
-    event per senior whose bell changed, for the caller to send with its own events.
+    that it went back to the queue) stay as they are. One UPDATE whatever the number of
+    seniors: their bells hear the claim itself (``handoff-claimed`` on the queue channel,
+    which a senior's bell stream carries) and recount. Returns how many items it read.
     """
-    unread = Notification.objects.filter(
-        handoff=handoff, kind__in=CALLS_TO_PICK_UP, read_at__isnull=True
-    ).exclude(recipient_id=handoff.escalated_by_id)
-    recipients = sorted(set(unread.values_list("recipient_id", flat=True)))
-    if not recipients:
-        return []
-    unread.update(read_at=now)
-    return [
-        (user_channel(recipient), "notifications-read", {"handoff": str(handoff.pk)})
-        for recipient in recipients
-    ]
+    return (
+        Notification.objects.filter(
+            handoff=handoff, kind__in=CALLS_TO_PICK_UP, read_at__isnull=True
+        )
+        .exclude(recipient_id=handoff.escalated_by_id)
+        .update(read_at=now)
+    )
 
 
 def handoff_released(handoff: Handoff, *, released_by: User) -> int:

@@ -25,8 +25,10 @@ LAST_EVENT_ID = re.compile(r"^[A-Za-z0-9%._-]+:\d{1,18}(,[A-Za-z0-9%._-]+:\d{1,1
 GRIP_PARAMETERS = ("es-meta", "recover", "link")
 
 
-def _stream(request: HttpRequest, channel: str | None) -> HttpResponse:
-    if channel is None or not can_read_channel(request.user, channel):
+def _stream(request: HttpRequest, *channels: str | None) -> HttpResponse:
+    if not channels or not all(
+        channel is not None and can_read_channel(request.user, channel) for channel in channels
+    ):
         return HttpResponseForbidden("You may not read this event stream.\n")
     if any(name in request.GET for name in GRIP_PARAMETERS):
         return HttpResponseBadRequest("Unsupported stream parameter.\n")
@@ -34,7 +36,7 @@ def _stream(request: HttpRequest, channel: str | None) -> HttpResponse:
     claimed_ids = [request.headers.get("Last-Event-ID", ""), *request.GET.getlist("lastEventId")]
     if any(value and not LAST_EVENT_ID.match(value) for value in claimed_ids):
         return HttpResponseBadRequest("Last-Event-ID is not valid; reconnect without it.\n")
-    response = events(request, channels=[channel])
+    response = events(request, channels=list(channels))
     response["X-Accel-Buffering"] = "no"  # proxies must not buffer a stream
     response["Cache-Control"] = "no-cache"
     return response
@@ -52,9 +54,14 @@ def queue_events(request: HttpRequest) -> HttpResponse:
 @login_not_required
 @require_GET
 def notification_events(request: HttpRequest) -> HttpResponse:
-    """The signed-in person's bell."""
+    """The signed-in person's bell; a senior's also carries the account's queue, so that a
+    claim (which answers every senior's "pick this up" item) recounts every bell."""
     user = request.user
-    return _stream(request, user_channel(user.pk) if user.is_authenticated else None)
+    if not user.is_authenticated:
+        return _stream(request, None)
+    if user.is_senior:
+        return _stream(request, user_channel(user.pk), queue_channel(user.account_id))
+    return _stream(request, user_channel(user.pk))
 
 
 @login_not_required

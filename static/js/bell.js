@@ -103,8 +103,9 @@
       var data = parse(event.data);
       if (data && data.text && window.rfToast) window.rfToast(data.text, "info");
     });
-    // Somebody picked up a handoff this bell was calling for: recount, quietly.
-    source.addEventListener("notifications-read", refresh);
+    // Somebody picked up a handoff (a senior's bell also hears the queue): its "pick this
+    // up" items were answered, so recount, quietly.
+    source.addEventListener("handoff-claimed", refresh);
     // Our last id is older than what the server keeps: re-read the bell as a whole.
     source.addEventListener("stream-reset", refresh);
     // The server refused the stream (signed out, permission changed): back off, retry fresh.

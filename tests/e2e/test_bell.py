@@ -77,3 +77,18 @@ def test_tess_hears_that_her_escalation_was_picked_up(page_for, tess, sam):
     page.locator("#bell-menu .bell-item").first.click()
     expect(page).to_have_url(re.compile(rf"/handoffs/{handoff.pk}/$"))
     assert page.rf_errors == []
+
+
+def test_a_claim_elsewhere_answers_skys_bell_live(page_for, tess, sam, sky):
+    handoff = escalate(make_session(tess, problem="Outlook asks for a password all day"))
+    skys = page_for(sky)
+    skys.goto("/flowpilot/")  # any page: the bell is on every one
+    bell_is_live(skys)
+    expect(skys.locator("#bell-button .bell-count")).to_have_text("1")
+
+    actions.claim_handoff(handoff_id=handoff.pk, user=sam)
+
+    expect(skys.locator("#bell-button .bell-count")).to_have_count(0, timeout=2000)
+    skys.locator("#bell-button").click()
+    expect(skys.locator("#bell-menu .bell-outcome")).to_have_text("Sam Okafor has it")
+    assert skys.rf_errors == []

@@ -91,13 +91,29 @@ def test_notifications_reach_only_their_recipients(streams, tess, sam, gwen):
     assert arrived.json["handoff"] == str(handoff.pk)
     assert arrived.json["kind"] == "escalation_arrived"
     assert "Tess Tran escalated" in arrived.json["text"]
-    assert arrived.id.startswith(f"{user_channel(sam.pk)}:")
+    # The id names every channel of the stream (a senior's bell also hears the queue).
+    assert any(part.startswith(f"{user_channel(sam.pk)}:") for part in arrived.id.split(","))
 
     actions.claim_handoff(handoff_id=handoff.pk, user=sam)
     claimed = tess_bell.wait_for("notification", timeout=3)
     assert claimed.json == claimed.json | {"handoff": str(handoff.pk), "kind": "escalation_claimed"}
     # Another account hears nothing at all.
     assert [e.event for e in gwen_bell.drain(quiet=0.5)] == []
+
+
+def test_a_seniors_bell_hears_claims_so_it_recounts_a_technicians_does_not(streams, tess, sam, sky):
+    sky_bell = streams(sky, "/notifications/events/").wait_open()
+    tess_bell = streams(tess, "/notifications/events/").wait_open()
+    handoff = escalate(tess)
+    sky_bell.wait_for("notification", timeout=3)
+
+    actions.claim_handoff(handoff_id=handoff.pk, user=sam)
+
+    claimed = sky_bell.wait_for("handoff-claimed", timeout=3)
+    assert claimed.json["handoff"] == str(handoff.pk)
+    heard = [event.event for event in tess_bell.drain(quiet=0.5)]
+    assert "notification" in heard  # who picked her escalation up
+    assert not {"handoff-escalated", "handoff-claimed"} & set(heard)  # never the queue
 
 
 def test_the_handoff_stream_carries_its_updates_to_the_escalator(streams, tess, sam):
