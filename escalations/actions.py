@@ -308,7 +308,6 @@ def _claim(handoff_id, user: User) -> tuple[Handoff, HandoffError | None]:
     )
     Session.objects.filter(pk=handoff.session_id).update(escalated_to=user, updated_at=now)
     handoff.session.escalated_to = user
-    notifications.settle_calls_to_pick_up(handoff, now)
     data = _queue_event_data(handoff) | {"claimed_by": _person(user)}
     send_events_on_commit(
         [

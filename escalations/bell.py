@@ -14,8 +14,7 @@ from django.utils.timesince import timesince
 from django.views.decorators.http import require_GET, require_POST
 
 from escalations.actions import mark_notifications_read
-from escalations.models import HandoffState, Notification, NotificationKind
-from escalations.notifications import CALLS_TO_PICK_UP
+from escalations.models import CALLS_TO_PICK_UP, HandoffState, Notification, NotificationKind
 from resolutionflow.http import see_other, wants_json
 
 RECENT = 10
@@ -48,7 +47,7 @@ def _ago(moment, now) -> str:
 
 def _bell_state(user) -> tuple[int, list[Notification]]:
     mine = notifications_of(user)
-    unread = mine.unread().count()
+    unread = mine.to_read().count()
     recent = list(
         mine.select_related("handoff__claimed_by").only(
             "id",
@@ -57,6 +56,8 @@ def _bell_state(user) -> tuple[int, list[Notification]]:
             "created_at",
             "read_at",
             "handoff__state",
+            "recipient",
+            "handoff__escalated_by",
             "handoff__claimed_by__username",
             "handoff__claimed_by__display_name",
             "handoff__claimed_by__first_name",
@@ -104,7 +105,7 @@ def _render(request: HttpRequest, *, status: int = 200) -> HttpResponse:
                         "handoff": str(notification.handoff_id),
                         "url": notification.url,
                         "created_at": notification.created_at.isoformat(),
-                        "read": notification.read_at is not None,
+                        "read": not notification.is_unread,
                         "outcome": notification.outcome,
                     }
                     for notification in recent

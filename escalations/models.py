@@ -7,7 +7,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 
 from flowpilot.models import Session
 from resolutionflow.models import Account
@@ -199,9 +199,24 @@ class NotificationKind(models.TextChoices):
     HANDOFF_RESOLVED = "handoff_resolved", "Your escalation was resolved"
 
 
+# Bell items that ask a senior to pick a handoff up. Once someone has (the handoff is no
+# longer open) they are answered: the bell stops counting them, with no write at claim time,
+# whatever the number of seniors. The escalator's own items about it are news, never calls.
+CALLS_TO_PICK_UP = (NotificationKind.ESCALATION_ARRIVED, NotificationKind.HANDOFF_RELEASED)
+ANSWERED = (
+    Q(kind__in=CALLS_TO_PICK_UP)
+    & ~Q(handoff__state=HandoffState.OPEN)
+    & ~Q(handoff__escalated_by=F("recipient"))
+)
+
+
 class NotificationQuerySet(models.QuerySet):
     def unread(self) -> "NotificationQuerySet":
         return self.filter(read_at__isnull=True)
+
+    def to_read(self) -> "NotificationQuerySet":
+        """Unread, and not answered already (see ``Notification.answered``)."""
+        return self.unread().exclude(ANSWERED)
 
 
 class Notification(models.Model):
@@ -225,6 +240,20 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return self.text
+
+    @property
+    def answered(self) -> bool:
+        """A call to pick a handoff up that somebody already has (``ANSWERED``, in Python)."""
+        handoff = self.handoff
+        return (
+            self.kind in CALLS_TO_PICK_UP
+            and handoff.state != HandoffState.OPEN
+            and handoff.escalated_by_id != self.recipient_id
+        )
+
+    @property
+    def is_unread(self) -> bool:
+        return self.read_at is None and not self.answered
 
 
 class EmailState(models.TextChoices):

@@ -93,27 +93,6 @@ def escalation_claimed(handoff: Handoff) -> list[tuple[str, str, dict]]:
     return events
 
 
-# Bell items that ask a senior to pick a handoff up; answered once somebody has.
-CALLS_TO_PICK_UP = (NotificationKind.ESCALATION_ARRIVED, NotificationKind.HANDOFF_RELEASED)
-
-
-def settle_calls_to_pick_up(handoff: Handoff, now) -> int:
-    """The handoff is taken: every senior's unread "pick this up" item for it is read now.
-
-    The bell then counts only what still needs someone. The escalator's own items (told
-    that it went back to the queue) stay as they are. One UPDATE whatever the number of
-    seniors: their bells hear the claim itself (``handoff-claimed`` on the queue channel,
-    which a senior's bell stream carries) and recount. Returns how many items it read.
-    """
-    return (
-        Notification.objects.filter(
-            handoff=handoff, kind__in=CALLS_TO_PICK_UP, read_at__isnull=True
-        )
-        .exclude(recipient_id=handoff.escalated_by_id)
-        .update(read_at=now)
-    )
-
-
 def handoff_released(handoff: Handoff, *, released_by: User) -> int:
     """A claimer put the session back in the queue (``handoff`` is the new, open one).
 
