@@ -561,6 +561,32 @@ def open_suggested_step(*, handoff: Handoff, user: User, title: str) -> tuple[Ta
 # --- first action and views ------------------------------------------------------------------
 
 
+def announce_session_activity(*, session: Session, kind: str, by: User | None) -> None:
+    """Tell whoever follows an escalated session (its chat page) that it changed.
+
+    Sent on the live handoff's channel, which its escalator and the account's seniors may
+    read; inside the caller's transaction, so it leaves only if the change commits. ``by``
+    (whose action, or whose message FlowPilot answered) lets that person's own page skip
+    it: their own responses updated it already.
+    """
+    if session.status != SessionStatus.ESCALATED:
+        return
+    handoff_id = (
+        Handoff.objects.live().filter(session_id=session.pk).values_list("pk", flat=True).first()
+    )
+    if handoff_id is not None:
+        send_event_on_commit(
+            handoff_channel(handoff_id),
+            "session-activity",
+            {
+                "handoff": str(handoff_id),
+                "session": session.pk,
+                "kind": kind,
+                "by": by.pk if by is not None else None,
+            },
+        )
+
+
 @transaction.atomic
 def record_first_action(*, session: Session, user: User, kind: str) -> bool:
     """Stamp the claimer's first action in ``session`` (message, task change, analysis).

@@ -1,4 +1,5 @@
-"""Listens to flowpilot's explicit signal: the claimer's first action, for the metric."""
+"""Listens to flowpilot's explicit signal: the claimer's first action, for the metric, and
+a live ``session-activity`` event for the chat pages following an escalated session."""
 
 from django.dispatch import receiver
 
@@ -7,6 +8,8 @@ from flowpilot.signals import session_activity
 
 @receiver(session_activity, dispatch_uid="escalations.first_action")
 def record_first_action_on_activity(sender, *, session, user, kind: str, **kwargs) -> None:
-    from escalations.actions import record_first_action
+    from escalations.actions import announce_session_activity, record_first_action
 
-    record_first_action(session=session, user=user, kind=kind)
+    if kind != "reply":  # FlowPilot answering is nobody's action
+        record_first_action(session=session, user=user, kind=kind)
+    announce_session_activity(session=session, kind=kind, by=user)

@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET
 from django_eventstream.views import events
 
 from escalations.channels import can_read_channel, handoff_channel, queue_channel, user_channel
+from escalations.models import Handoff
 
 # "queue-1:12" or several, comma separated, channel names percent-encoded.
 LAST_EVENT_ID = re.compile(r"^[A-Za-z0-9%._-]+:\d{1,18}(,[A-Za-z0-9%._-]+:\d{1,18})*$")
@@ -62,6 +63,28 @@ def notification_events(request: HttpRequest) -> HttpResponse:
     if user.is_senior:
         return _stream(request, user_channel(user.pk), queue_channel(user.account_id))
     return _stream(request, user_channel(user.pk))
+
+
+@login_not_required
+@require_GET
+def session_events(request: HttpRequest, session_id: int) -> HttpResponse:
+    """The live handoff of a session, for its chat page (which knows no handoff ids).
+
+    No live handoff (resolved, or never escalated): 204, on which a browser's EventSource
+    stops for good. Otherwise the same stream, and the same checks, as the handoff's own.
+    """
+    user = request.user
+    if not user.is_authenticated or user.account_id is None:
+        return _stream(request, None)
+    handoff_id = (
+        Handoff.objects.live()
+        .filter(session_id=session_id, account_id=user.account_id)
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if handoff_id is None:
+        return HttpResponse(status=204)
+    return _stream(request, handoff_channel(handoff_id))
 
 
 @login_not_required

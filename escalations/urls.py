@@ -26,6 +26,11 @@ urlpatterns = [
     path("handoffs/<uuid:handoff_id>/take-over", takeover.take_over, name="take_over"),
     path("handoffs/<uuid:handoff_id>/steps/open", takeover.open_step, name="open_step"),
     path("handoffs/sessions/<int:session_id>/panel", takeover.session_panel, name="session_panel"),
+    path(
+        "handoffs/sessions/<int:session_id>/events/",
+        streams.session_events,
+        name="session_events",
+    ),
     # The bell: the signed-in person's notifications (escalations/bell.py).
     path("notifications/", bell.bell, name="bell"),
     path("notifications/<int:notification_id>/read/", bell.mark_read, name="notification_read"),

@@ -122,7 +122,7 @@ def _touch(session: Session) -> None:
     session.save(update_fields=["updated_at"])
 
 
-def _activity(session: Session, user, kind: Literal["message", "task"]) -> None:
+def _activity(session: Session, user, kind: Literal["message", "task", "reply"]) -> None:
     session_activity.send(sender=Session, session=session, user=user, kind=kind)
 
 
@@ -188,6 +188,8 @@ def _store_reply(*, session: Session, message: Message | None, reply: Reply) -> 
     current = Session.objects.select_for_update().only("status").get(pk=session.pk)
     # Resolved while the assistant was thinking: keep its answer, but the lane stays closed.
     proposed = () if current.status == SessionStatus.RESOLVED else reply.steps
+    # FlowPilot answered (whose message, if any): whoever follows the session sees it.
+    _activity(session, message.author if message else None, "reply")
     reply_message = Message.objects.create(
         session=session,
         role=MessageRole.ASSISTANT,

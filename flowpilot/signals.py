@@ -8,5 +8,5 @@ handoff manager decides whether that is a claimer's first action.
 from django.dispatch import Signal
 
 # Sent inside the action's transaction with: session, user, kind ("message", "task",
-# "ai_analysis").
+# "ai_analysis"; "reply" when FlowPilot answered, with the user it answered, or None).
 session_activity = Signal()

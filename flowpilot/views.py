@@ -261,7 +261,27 @@ def session_detail(request: HttpRequest, session_id: int) -> HttpResponse:
                 "can_write": can_write(session, request.user),
             }
         )
+    if request.htmx and request.GET.get("live"):
+        return _live_update(request, session)
     return render(request, "flowpilot/session.html", session_page_context(request, session))
+
+
+def _live_update(request: HttpRequest, session: Session) -> HttpResponse:
+    """What changed, for a chat page following an escalated session (static/js/chat.js):
+    the header and banner, the messages after ``after``, and the lane unless ``lane=0``
+    (the viewer is typing in it). All out of band; bad parameters mean "everything"."""
+    try:
+        after = max(int(request.GET.get("after", "0")), 0)
+    except ValueError:
+        after = 0
+    context = session_page_context(
+        request,
+        session,
+        oob=True,
+        with_lane=request.GET.get("lane") != "0",
+    )
+    context["new_messages"] = [m for m in context["chat_messages"] if m.pk > after]
+    return render(request, "flowpilot/session.html#live", context)
 
 
 @require_POST

@@ -162,6 +162,100 @@
 
   scrollToEnd();
 
+  // ------------------------------------------------------- following an escalated session
+  // The handoff's stream (escalations:session_events) says when the session changed hands
+  // or someone (a person or FlowPilot) wrote in it; the page then asks the server what
+  // changed: header and banner, the messages after the last one shown, the lane unless the
+  // viewer is typing in it. Nothing typed is ever replaced.
+  var liveSource = null;
+  var liveTimer = null;
+
+  function liveElement() { return document.getElementById("session-live"); }
+
+  function lastMessageId() {
+    var shown = document.querySelectorAll("#chat-log [data-message-id]");
+    return shown.length ? shown[shown.length - 1].getAttribute("data-message-id") : "0";
+  }
+
+  function laneBusy() {
+    var lane = document.getElementById("task-lane");
+    if (!lane) return false;
+    if (lane.contains(document.activeElement) && document.activeElement.matches("input, textarea, select")) return true;
+    return Array.prototype.some.call(lane.querySelectorAll("input[type=text], textarea"), function (field) {
+      return field.value !== field.defaultValue;
+    });
+  }
+
+  function nearEnd() {
+    return !scroller || scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 120;
+  }
+
+  function followUp() {
+    var live = liveElement();
+    if (!live || !window.htmx) return;
+    var stickToEnd = nearEnd();
+    var lane = document.getElementById("task-lane");
+    var laneScroll = lane ? lane.scrollTop : 0;
+    var url = live.getAttribute("data-refresh") + "&after=" + encodeURIComponent(lastMessageId()) +
+      "&lane=" + (laneBusy() ? "0" : "1");
+    window.htmx.ajax("GET", url, { target: "#session-live", swap: "none" }).then(function () {
+      dedupeMessages();
+      if (stickToEnd) scrollToEnd();
+      var freshLane = document.getElementById("task-lane");
+      if (freshLane) freshLane.scrollTop = laneScroll;  // the lane stays where the reader was
+      if (!liveElement()) stopFollowing();  // resolved: nothing more to follow
+    });
+  }
+
+  function changed() {
+    window.clearTimeout(liveTimer);
+    liveTimer = window.setTimeout(followUp, 250);  // a message and its answer: one fetch
+  }
+
+  // A message can reach the log twice (the poster's own answer and the live fetch).
+  function dedupeMessages() {
+    var seen = {};
+    Array.prototype.forEach.call(document.querySelectorAll("#chat-log [data-message-id]"), function (item) {
+      var id = item.getAttribute("data-message-id");
+      if (seen[id]) item.remove();
+      seen[id] = true;
+    });
+  }
+  document.body.addEventListener("htmx:afterSettle", function (event) {
+    if (event.detail.target && event.detail.target.id === "chat-log") dedupeMessages();
+  });
+
+  function stopFollowing() {
+    if (liveSource) liveSource.close();
+    liveSource = null;
+  }
+
+  function follow() {
+    var live = liveElement();
+    if (!live || typeof window.EventSource !== "function") return;
+    stopFollowing();
+    liveSource = new EventSource(live.getAttribute("data-stream"));
+    ["handoff-claimed", "handoff-resolved", "stream-reset"].forEach(function (name) {
+      liveSource.addEventListener(name, changed);
+    });
+    // Someone's message or step change, or FlowPilot's answer to it; our own page was
+    // updated by our own request already.
+    liveSource.addEventListener("session-activity", function (event) {
+      var data = null;
+      try { data = JSON.parse(event.data); } catch (e) { /* refresh anyway */ }
+      var live = liveElement();
+      if (data && live && String(data.by) === live.getAttribute("data-user")) return;
+      changed();
+    });
+    // Released: a new handoff takes over the queue place, with its own stream.
+    liveSource.addEventListener("handoff-released", function () {
+      changed();
+      window.setTimeout(follow, 1000);
+    });
+  }
+  follow();
+  window.addEventListener("pagehide", stopFollowing);
+
   // --------------------------------------------------------------- the start form
   var startForm = document.querySelector("form[data-busy-label]");
   if (startForm) {

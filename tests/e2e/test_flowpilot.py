@@ -313,3 +313,29 @@ def test_escape_closes_the_escalate_popover_and_keeps_what_was_typed(page_for, t
     expect(page.locator("details.fp-escalate")).not_to_have_attribute("open", "")
     page.get_by_text("Escalate…").click()
     expect(reason).to_have_value("Tried remapping, still red X")
+
+
+def test_tess_follows_her_escalated_session_live(page_for, tess, sam):
+    from escalations import actions as handoffs
+    from tests.escalations.conftest import escalate, make_session
+
+    handoff = escalate(make_session(tess, problem="Scanner to email stopped working"))
+    page = page_for(tess)
+    page.goto(f"/flowpilot/sessions/{handoff.session_id}/")
+    expect(page.locator(".fp-banner-escalated")).to_contain_text("Waiting in the queue")
+    draft = page.locator("#composer-body")
+    draft.fill("Half-typed note")  # never replaced by a live update
+
+    handoffs.claim_handoff(handoff_id=handoff.pk, user=sam)
+    expect(page.locator(".fp-banner-escalated")).to_contain_text("Sam Okafor has it.", timeout=3000)
+
+    actions.post_message(session=handoff.session, user=sam, body="Tess, which scanner model?")
+    log = page.locator("#chat-log")
+    expect(log).to_contain_text("Tess, which scanner model?", timeout=3000)
+    expect(log.locator(".msg-assistant").last).to_be_visible()  # FlowPilot's answer too
+    ids = log.locator("[data-message-id]").evaluate_all(
+        "items => items.map(item => item.getAttribute('data-message-id'))"
+    )
+    assert len(ids) == len(set(ids))
+    expect(draft).to_have_value("Half-typed note")
+    assert page.rf_errors == []

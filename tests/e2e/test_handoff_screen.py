@@ -169,7 +169,7 @@ def test_the_overlay_closes_with_close(page_for, sam, handoff):
 def test_a_chip_expands_and_open_in_tasks_panel_adds_or_finds_the_step(page_for, sam, handoff):
     page = open_handoff(page_for, sam, handoff)
     take_over(page, "I'll take it from here")
-    chip = page.locator("#handoff-panel .chip").first
+    chip = page.locator("#handoff-panel .chip:not(.chip-in-lane)").first
     title = chip.locator(".chip-title").inner_text()
     opener = chip.get_by_role("button", name="Open in Tasks panel")
     expect(opener).to_be_hidden()
@@ -188,10 +188,13 @@ def test_a_chip_expands_and_open_in_tasks_panel_adds_or_finds_the_step(page_for,
     expect(lane_task).to_contain_text(title)
     expect(lane_task).to_be_in_viewport()
 
-    # Again: the step is opened where it is, not added twice.
+    # Its chip now says where the step is, and points at it instead of adding it twice.
+    chip = page.locator("#handoff-panel .chip", has_text=title)
+    expect(chip).to_have_class(re.compile(r"\bchip-in-lane\b"))
     chip.locator("summary").click()
-    opener.click()
-    expect(page.locator("#toasts")).to_contain_text("Already in the Tasks lane")
+    chip.get_by_role("link", name="Show in Tasks panel").click()
+    expect(lane_task).to_be_in_viewport()
+    expect(lane_task).to_have_class(re.compile(r"\btask-flash\b"))
     assert Task.objects.filter(session=handoff.session, title=title).count() == 1
     assert page.rf_errors == []
 

@@ -170,6 +170,33 @@ def test_a_last_event_id_the_storage_no_longer_has_resets_the_stream(streams, te
     assert future.wait_open().next(timeout=3).event == "stream-reset"
 
 
+def test_a_chat_page_follows_its_escalated_session_by_session_id(streams, tess, sam):
+    from flowpilot import actions as flowpilot_actions
+
+    handoff = escalate(tess)
+    follows = streams(tess, f"/handoffs/sessions/{handoff.session_id}/events/").wait_open()
+
+    actions.claim_handoff(handoff_id=handoff.pk, user=sam)
+    assert follows.wait_for("handoff-claimed", timeout=3).json["handoff"] == str(handoff.pk)
+
+    flowpilot_actions.post_message(session=handoff.session, user=sam, body="Which model?")
+    said = follows.wait_for("session-activity", timeout=3)
+    answered = follows.wait_for("session-activity", timeout=3)
+    assert (said.json["kind"], answered.json["kind"]) == ("message", "reply")
+    assert said.json["session"] == handoff.session_id
+
+
+def test_a_session_without_a_live_handoff_has_no_stream(server, tess, sam, gwen):
+    handoff = escalate(tess)
+    actions.claim_handoff(handoff_id=handoff.pk, user=sam)
+    actions.resolve_handoff(handoff_id=handoff.pk, user=sam)
+    # 204: a browser's EventSource stops for good; nothing about the session is told.
+    assert get(server, tess, f"/handoffs/sessions/{handoff.session_id}/events/").status_code == 204
+    assert get(server, None, f"/handoffs/sessions/{handoff.session_id}/events/").status_code == 403
+    live = escalate(tess, problem="Another one")
+    assert get(server, gwen, f"/handoffs/sessions/{live.session_id}/events/").status_code == 204
+
+
 # -- refusals -------------------------------------------------------------------------------
 
 
