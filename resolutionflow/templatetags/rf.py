@@ -18,3 +18,14 @@ def waited(start: datetime | None, end: datetime | None = None) -> str:
     if (end - start).total_seconds() < 60:
         return "under a minute"
     return timesince(start, end)
+
+
+@register.filter
+def ago(moment: datetime | None, now: datetime | None = None) -> str:
+    """How long ago ``moment`` was: "just now" under a minute, else "5 minutes ago"."""
+    if moment is None:
+        return ""
+    now = now or timezone.now()
+    if (now - moment).total_seconds() < 60:
+        return "just now"
+    return f"{timesince(moment, now)} ago"
