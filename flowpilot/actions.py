@@ -99,6 +99,34 @@ def _lock_for_writing(session: Session, user) -> Session:
     return session
 
 
+class NotResolvable(Exception):
+    """The session cannot be closed from the chat (it is escalated, or closed already)."""
+
+
+@transaction.atomic
+def resolve_session(*, session: Session, user, note: str = "") -> Session:
+    """The technician fixed it without help: close their active session, with a note.
+
+    Only the owner of an active session: an escalated one is resolved through its handoff
+    (the senior who has it), a resolved one stays as it is. The note becomes a line in the
+    chat, so whoever reads the session later sees what fixed it.
+    """
+    _lock_for_writing(session, user)
+    if session.status != SessionStatus.ACTIVE or session.owner_id != user.pk:
+        raise NotResolvable(
+            "This session is escalated: the senior who has it resolves it."
+            if session.status == SessionStatus.ESCALATED
+            else "Only the technician working this session can mark it resolved."
+        )
+    session.status = SessionStatus.RESOLVED
+    session.save(update_fields=["status", "updated_at"])
+    text = f"{user.name} marked this resolved."
+    if note.strip():
+        text += f" What fixed it: {note.strip()}"
+    Message.objects.create(session=session, role=MessageRole.SYSTEM, body=_clean(text, 20_000))
+    return session
+
+
 def check_can_write(session: Session, user) -> None:
     """Raise ``SessionReadOnly`` (a 403) unless ``user`` may write to ``session``.
 

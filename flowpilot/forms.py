@@ -88,5 +88,9 @@ class TaskUpdateForm(forms.Form):
         return self.cleaned_data["outcome"] if "outcome" in self.data else None
 
 
+class ResolveSessionForm(forms.Form):
+    note = TextField(max_length=OUTCOME_MAX, label="What fixed it", required=False)
+
+
 class MoveTaskForm(forms.Form):
     direction = forms.ChoiceField(choices=[("up", "Up"), ("down", "Down")])

@@ -21,7 +21,14 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from flowpilot import actions
-from flowpilot.forms import MessageForm, MoveTaskForm, SessionForm, TaskForm, TaskUpdateForm
+from flowpilot.forms import (
+    MessageForm,
+    MoveTaskForm,
+    ResolveSessionForm,
+    SessionForm,
+    TaskForm,
+    TaskUpdateForm,
+)
 from flowpilot.models import Message, Session, Task
 from flowpilot.queries import (
     SIDEBAR_LIMIT,
@@ -340,6 +347,41 @@ def post_message(request: HttpRequest, session_id: int) -> HttpResponse:
             ),
         )
     return see_other(request, session_url(session) + "#composer")
+
+
+@require_POST
+@any_member_required
+@flowpilot_view
+def resolve_session(request: HttpRequest, session_id: int) -> HttpResponse:
+    """Mark my active session resolved (it was fixed without escalating), with a note."""
+    session = get_session_for_user(request.user, session_id)
+    actions.check_can_write(session, request.user)
+    data = request_data(request)
+    form = ResolveSessionForm(data)
+    if not form.is_valid():
+        if wants_json(request):
+            return json_errors(form_errors(form))
+        context = session_page_context(
+            request,
+            session,
+            resolve_errors=form.errors.get("note", []),
+            resolve_value=data.get("note", ""),
+        )
+        return render(request, "flowpilot/session.html", context, status=400)
+    try:
+        actions.resolve_session(session=session, user=request.user, note=form.cleaned_data["note"])
+    except actions.NotResolvable as refusal:
+        if wants_json(request):
+            return JsonResponse(
+                {"error": "not_resolvable", "status": session.status, "message": str(refusal)},
+                status=409,
+            )
+        messages.warning(request, str(refusal))
+        return see_other(request, session_url(session))
+    if wants_json(request):
+        return JsonResponse({"status": "resolved", "session": session_json(session)})
+    messages.success(request, "Resolved. Well done: no escalation needed.")
+    return see_other(request, session_url(session))
 
 
 @require_http_methods(["GET", "POST"])
