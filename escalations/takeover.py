@@ -172,10 +172,18 @@ def session_panel(request: HttpRequest, session_id: int) -> HttpResponse:
     context = {
         "handoff": handoff,
         "assessment": assessment,
-        "steps": _with_lane(handoff, assessment.next_steps),
         "waited": _waited(handoff),
+        **_chips_context(handoff, assessment.next_steps),
     }
     return render(request, "escalations/takeover_panel.html", context)
+
+
+def _chips_context(handoff: Handoff, steps: list[dict]) -> dict:
+    with_lane = _with_lane(handoff, steps)
+    return {
+        "steps": with_lane,
+        "all_in_lane": bool(with_lane) and all(s["in_lane"] for s in with_lane),
+    }
 
 
 def _with_lane(handoff: Handoff, steps: list[dict]) -> list[dict]:
@@ -222,11 +230,11 @@ def open_step(request: HttpRequest, handoff_id) -> HttpResponse:
 
     response = render_lane(request, handoff.session, added_task_ids={task.pk} if added else set())
     # The chips follow: the step just opened now shows where it is.
-    steps = _with_lane(handoff, pipeline.assessment_for_display(handoff).next_steps)
+    chips_context = _chips_context(handoff, pipeline.assessment_for_display(handoff).next_steps)
     chips = render(
         request,
         "escalations/takeover_panel.html#lane-chips",
-        {"handoff": handoff, "steps": steps, "oob": True},
+        {"handoff": handoff, "oob": True, **chips_context},
     )
     response.content += chips.content
     return trigger_client_event(

@@ -333,6 +333,17 @@ def test_a_chip_whose_step_is_in_the_lane_points_at_it_instead(client_for, sam, 
     assert "Already in the Tasks lane (to do)" in panel
 
 
+def test_when_every_suggested_step_is_in_the_lane_the_chips_step_aside(client_for, sam, handoff):
+    for step in assessment_for_display(handoff).next_steps:
+        Task.objects.create(session=handoff.session, title=step["title"], position=99)
+    actions.claim_handoff(handoff_id=handoff.pk, user=sam)
+
+    panel = client_for(sam).get(panel_url(handoff), **HTMX).content.decode()
+
+    assert "Every suggested step is in the Tasks lane." in panel
+    assert 'class="chips"' not in panel
+
+
 def test_opening_a_step_turns_its_chip_into_show_in_tasks_panel(client_for, sam, handoff):
     actions.claim_handoff(handoff_id=handoff.pk, user=sam)
     step = first_step(handoff)
