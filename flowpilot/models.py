@@ -68,7 +68,13 @@ class Session(models.Model):
     def title(self) -> str:
         """The first line of the problem, short enough for a list."""
         first_line = self.problem.strip().splitlines()[0] if self.problem.strip() else ""
-        return first_line if len(first_line) <= 90 else first_line[:89] + "…"
+        if len(first_line) <= 90:
+            return first_line
+        # Cut at a word where there is one, and never leave "word.…" or "word,…".
+        cut = first_line[:89]
+        if " " in cut[40:]:
+            cut = cut[: cut.rindex(" ")]
+        return cut.rstrip(" .,;:!?-–—") + "…"
 
 
 class MessageRole(models.TextChoices):

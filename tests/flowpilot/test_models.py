@@ -21,3 +21,18 @@ def test_tried_tasks_are_every_status_but_to_do(tess):
 
 def test_the_task_manager_needs_no_migration():
     call_command("makemigrations", "flowpilot", check=True, dry_run=True, verbosity=0)
+
+
+@pytest.mark.parametrize(
+    ("problem", "title"),
+    [
+        ("Printer offline", "Printer offline"),
+        ("a" * 90, "a" * 90),
+        ("The scanner stopped emailing scans this afternoon. " + "x" * 60,
+         "The scanner stopped emailing scans this afternoon…"),
+        ("Word " * 30, ("Word " * 17).strip() + "…"),
+        ("x" * 120, "x" * 89 + "…"),
+    ],
+)  # fmt: skip
+def test_a_title_is_cut_at_a_word_without_doubled_punctuation(problem, title):
+    assert Session(problem=problem).title == title
