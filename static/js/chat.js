@@ -33,7 +33,7 @@
   // Escape closes the Escalate popover (what was typed stays in it) and gives focus back.
   document.addEventListener("keydown", function (event) {
     if (event.key !== "Escape" || event.defaultPrevented) return;
-    var popover = document.querySelector("details.fp-escalate[open]");
+    var popover = document.querySelector("details.fp-escalate[open], details.fp-resolve[open]");
     if (!popover) return;
     popover.open = false;
     var summary = popover.querySelector("summary");
@@ -235,18 +235,21 @@
     if (!live || typeof window.EventSource !== "function") return;
     stopFollowing();
     liveSource = new EventSource(live.getAttribute("data-stream"));
-    ["handoff-claimed", "handoff-resolved", "stream-reset"].forEach(function (name) {
+    ["handoff-resolved", "stream-reset"].forEach(function (name) {
       liveSource.addEventListener(name, changed);
     });
-    // Someone's message or step change, or FlowPilot's answer to it; our own page was
-    // updated by our own request already.
-    liveSource.addEventListener("session-activity", function (event) {
+    // Someone's claim, message or step change, or FlowPilot's answer to it. Our own
+    // actions updated our own page already (and a refresh would only redraw it).
+    function byOthers(event) {
       var data = null;
       try { data = JSON.parse(event.data); } catch (e) { /* refresh anyway */ }
       var live = liveElement();
-      if (data && live && String(data.by) === live.getAttribute("data-user")) return;
+      var by = data ? (data.claimed_by ? data.claimed_by.id : data.by) : null;
+      if (live && by !== null && by !== undefined && String(by) === live.getAttribute("data-user")) return;
       changed();
-    });
+    }
+    liveSource.addEventListener("handoff-claimed", byOthers);
+    liveSource.addEventListener("session-activity", byOthers);
     // Released: a new handoff takes over the queue place, with its own stream.
     liveSource.addEventListener("handoff-released", function () {
       changed();

@@ -63,7 +63,7 @@ def open_handoff(page_for, user, handoff):
 def take_over(page, button: str) -> None:
     page.get_by_role("button", name=button).click()
     expect(page).to_have_url(re.compile(r"/flowpilot/sessions/\d+/$"))
-    expect(page.locator("#handoff-panel .chips")).to_be_visible()
+    expect(page.locator("#handoff-panel #lane-chips")).to_be_visible()
 
 
 def test_the_header_and_the_assessment_render(page_for, sam, handoff):
@@ -161,12 +161,12 @@ def test_the_overlay_closes_with_close(page_for, sam, handoff):
     expect(overlay).to_be_hidden()
     expect(page.locator("#composer-body")).to_be_focused()
     page.reload()
-    expect(page.locator("#handoff-panel .chips")).to_be_visible()
+    expect(page.locator("#handoff-panel #lane-chips")).to_be_visible()
     expect(overlay).to_be_hidden()  # the flag was one-shot
     assert page.rf_errors == []
 
 
-def test_a_chip_expands_and_open_in_tasks_panel_adds_or_finds_the_step(page_for, sam, handoff):
+def test_a_chip_expands_and_open_in_tasks_panel_adds_the_step(page_for, sam, handoff):
     page = open_handoff(page_for, sam, handoff)
     take_over(page, "I'll take it from here")
     chip = page.locator("#handoff-panel .chip:not(.chip-in-lane)").first
@@ -179,23 +179,37 @@ def test_a_chip_expands_and_open_in_tasks_panel_adds_or_finds_the_step(page_for,
     expect(chip.locator(".chip-body")).to_be_visible()
     opener.click()
 
-    expect(page.locator("#toasts")).to_contain_text(
-        re.compile("(Added to|Already in) the Tasks lane")
-    )
+    expect(page.locator("#toasts")).to_contain_text("Added to the Tasks lane")
     task = Task.objects.get(session=handoff.session, title=title)
     lane_task = page.locator(f"#task-{task.pk}")
     expect(lane_task).to_be_visible()
     expect(lane_task).to_contain_text(title)
     expect(lane_task).to_be_in_viewport()
+    # The step no longer offers to be added (its chip says "In lane", or the chips step
+    # aside once every suggested step is in the lane).
+    expect(page.locator("#lane-chips .chip:not(.chip-in-lane)", has_text=title)).to_have_count(0)
+    assert page.rf_errors == []
 
-    # Its chip now says where the step is, and points at it instead of adding it twice.
-    chip = page.locator("#handoff-panel .chip", has_text=title)
+
+def test_a_chip_whose_step_is_in_the_lane_points_at_it(page_for, sam, handoff):
+    from escalations.assessment import assessment_for_display
+
+    # tess's lane already holds some of the suggested steps (FlowPilot proposed them to her).
+    lane = {task.title: task for task in Task.objects.filter(session=handoff.session)}
+    step = next(s for s in assessment_for_display(handoff).next_steps if s["title"] in lane)
+    queued = lane[step["title"]]
+    page = open_handoff(page_for, sam, handoff)
+    take_over(page, "I'll take it from here")
+
+    chip = page.locator("#handoff-panel .chip", has_text=step["title"])
     expect(chip).to_have_class(re.compile(r"\bchip-in-lane\b"))
     chip.locator("summary").click()
     chip.get_by_role("link", name="Show in Tasks panel").click()
+
+    lane_task = page.locator(f"#task-{queued.pk}")
     expect(lane_task).to_be_in_viewport()
     expect(lane_task).to_have_class(re.compile(r"\btask-flash\b"))
-    assert Task.objects.filter(session=handoff.session, title=title).count() == 1
+    assert Task.objects.filter(session=handoff.session, title=step["title"]).count() == 1
     assert page.rf_errors == []
 
 
