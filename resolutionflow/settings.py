@@ -173,6 +173,10 @@ CELERY_TASK_PUBLISH_RETRY = False
 CELERY_BEAT_SCHEDULE = {
     "drain-outbox": {"task": "resolutionflow.tasks.drain_outbox", "schedule": 5.0},
 }
+# The beat keeps its schedule in memory: a 5-second drain has nothing worth persisting, and
+# the default shelve file (SQLite under Python 3.13) can stay locked after a killed worker,
+# so that the restarted beat dies with "locking protocol" and the drain stops.
+CELERY_BEAT_SCHEDULER = "celery.beat:Scheduler"
 
 # Server-sent events (django-eventstream). Events are stored for Last-Event-ID replay.
 EVENTSTREAM_STORAGE_CLASS = "django_eventstream.storage.DjangoModelStorage"
