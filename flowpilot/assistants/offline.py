@@ -694,6 +694,13 @@ class _Plan:
     untried: tuple[Step, ...]  # not started or finished: todo ones included
     in_lane: tuple[Step, ...]  # waiting as todo/doing
     causes: tuple[_RankedCause, ...]  # most likely first
+    unlikely_steps: frozenset[str] = frozenset()  # check only causes the report contradicts
+
+    def worth_proposing(self, steps: tuple[Step, ...]) -> tuple[Step, ...]:
+        """``steps`` without those that only check contradicted causes, unless that is all
+        there is (then they are the last resort, and still offered)."""
+        plausible = tuple(step for step in steps if step.id not in self.unlikely_steps)
+        return plausible or steps
 
     @property
     def leading_cause_is_clear(self) -> bool:
@@ -760,6 +767,7 @@ def _plan(conversation: Conversation, knowledge: Knowledge) -> _Plan:
         lane=lane,
         untouched=_by_evidence(untouched, causes),
         untried=_by_evidence(untried, causes),
+        unlikely_steps=_unlikely_steps(causes),
         in_lane=tuple(in_lane),
         causes=causes,
     )
@@ -789,6 +797,13 @@ def _outcomes_by_step(
     return {step_id: _Statements(clauses) for step_id, clauses in found.items()}
 
 
+def _unlikely_steps(causes: tuple[_RankedCause, ...]) -> frozenset[str]:
+    """Ids of the steps that check only causes the report contradicts."""
+    possible = {step_id for r in causes if not r.against for step_id in r.cause.checked_by}
+    unlikely = {step_id for r in causes if r.against for step_id in r.cause.checked_by}
+    return frozenset(unlikely - possible)
+
+
 def _by_evidence(steps: list[Step], causes: tuple[_RankedCause, ...]) -> tuple[Step, ...]:
     """Steps that check a cause the evidence supports first (most likely cause first),
     steps that check only causes it contradicts last, the rest in the file's order."""
@@ -796,9 +811,7 @@ def _by_evidence(steps: list[Step], causes: tuple[_RankedCause, ...]) -> tuple[S
     for rank, ranked in enumerate(r for r in causes if r.support and not r.against):
         for step_id in ranked.cause.checked_by:
             first.setdefault(step_id, rank)
-    possible = {step_id for r in causes if not r.against for step_id in r.cause.checked_by}
-    unlikely = {step_id for r in causes if r.against for step_id in r.cause.checked_by}
-    unlikely -= possible
+    unlikely = _unlikely_steps(causes)
 
     def key(item: tuple[int, Step]) -> tuple[int, int, int]:
         position, step = item
@@ -893,7 +906,7 @@ class OfflineAssistant:
         if acknowledgement:
             paragraphs.append(acknowledgement)
 
-        proposals = plan.untouched[:STEPS_PER_REPLY]
+        proposals = plan.worth_proposing(plan.untouched)[:STEPS_PER_REPLY]
         if not proposals:
             paragraphs.extend(_out_of_steps(conversation, plan))
             return Reply(text="\n\n".join(paragraphs), engine=self.name)
@@ -948,7 +961,7 @@ class OfflineAssistant:
             paragraphs.append(
                 "Unlikely given the report: " + ", ".join(f"**{t}**" for t in unlikely) + "."
             )
-        proposals = plan.untouched[:STEPS_PER_REPLY]
+        proposals = plan.worth_proposing(plan.untouched)[:STEPS_PER_REPLY]
         if proposals:
             listed = "\n".join(f"{n}. {step.title}" for n, step in enumerate(proposals, start=1))
             paragraphs.append("Next steps (commands are in the steps):\n\n" + listed)
@@ -988,7 +1001,9 @@ class OfflineAssistant:
             summary=_summary(conversation, plan),
             tried=tried,
             causes=tuple(causes),
-            next_steps=tuple(step.proposed() for step in plan.untried[:ASSESS_NEXT_STEPS]),
+            next_steps=tuple(
+                step.proposed() for step in plan.worth_proposing(plan.untried)[:ASSESS_NEXT_STEPS]
+            ),
             confidence=confidence,
             engine=self.name,
             extra={

@@ -486,7 +486,7 @@ def test_assess_summarises_the_session(engine: OfflineAssistant) -> None:
     assert [t.outcome for t in assessment.tried[:2]] == ["OWA works", "Still prompts"]
 
     next_titles = [step.title for step in assessment.next_steps]
-    assert len(next_titles) == 5
+    assert 1 <= len(next_titles) <= 5  # steps that only check contradicted causes are left out
     assert next_titles[0] == outlook.steps[4].title  # todo: still untried
     assert not {task.title for task in tasks[:4]} & set(next_titles)
 
@@ -690,7 +690,7 @@ def test_reported_facts_raise_a_cause_its_check_comes_first_and_the_why_quotes_t
     assert reply.steps[0].title == "Update the gadget firmware"
 
 
-def test_facts_against_a_cause_sink_it_and_its_check_goes_last(gadgets) -> None:
+def test_facts_against_a_cause_sink_it_and_its_check_is_not_proposed(gadgets) -> None:
     conversation = Conversation(
         problem="The gadget is broken",
         tasks=(TriedStep(title="Read the gadget log", status="done", outcome="Lights are on."),),
@@ -701,13 +701,21 @@ def test_facts_against_a_cause_sink_it_and_its_check_goes_last(gadgets) -> None:
     assert assessment.causes[-1].why.endswith(
         "Less likely: the report says \u201clights are on\u201d."
     )
-    assert steps_of(assessment) == [
-        "Update the gadget firmware",
-        "Swap the gadget cable",
-        "Check the gadget's power supply",
-    ]
+    assert steps_of(assessment) == ["Update the gadget firmware", "Swap the gadget cable"]
     # Something pointed away from a cause, nothing pointed at one.
     assert assessment.confidence == "medium"
+
+
+def test_a_step_for_a_contradicted_cause_is_the_last_resort(gadgets) -> None:
+    done = ("Update the gadget firmware", "Swap the gadget cable", "Read the gadget log")
+    conversation = Conversation(
+        problem="The gadget is broken and the lights are on",
+        tasks=tuple(TriedStep(title, status="failed") for title in done),
+    )
+    assert steps_of(gadgets.assess(conversation)) == ["Check the gadget's power supply"]
+    assert [s.title for s in gadgets.reply(conversation).steps] == [
+        "Check the gadget's power supply"
+    ]
 
 
 def test_evidence_and_checks_weigh_together(gadgets) -> None:
