@@ -1,9 +1,11 @@
-"""SSE fan-out: how long until every connected senior's queue stream has a new escalation.
+"""SSE fan-out: how long until every connected senior's queue and bell have a new escalation.
 
 For each size (default 10, 100 and 300), a fresh uvicorn process serves the app; that many
-engineers of one bench account each hold their queue stream open (/escalations/events/,
-signed-in session cookies, httpx2 AsyncClient streams); a technician escalates over HTTP;
-we time from the POST until each stream has the event, and read the server's RSS.
+engineers of one bench account each hold the two streams of the queue page open (the queue,
+/escalations/events/, and the bell, /notifications/events/, which for a senior also carries
+the queue's events; signed-in session cookies, httpx2 AsyncClient streams); a technician
+escalates over HTTP; we time from the POST until each queue stream has the handoff and each
+bell its notification, and read the server's RSS.
 
 Run from the repository root, on PostgreSQL (the server is another process):
 
@@ -137,18 +139,20 @@ def delete_sessions(keys: list[str]) -> None:
 
 
 class Watcher:
-    """One senior's queue stream: records when each handoff's arrival event came."""
+    """One stream of one senior: records when each handoff's ``event`` came."""
 
-    def __init__(self, client, cookie: str) -> None:
+    def __init__(self, client, cookie: str, path: str, event: str) -> None:
         self.client = client
         self.cookie = cookie
+        self.path = path
+        self.event = event
         self.opened = asyncio.Event()
         self.arrivals: dict[str, float] = {}
         self.changed = asyncio.Event()
 
     async def run(self) -> None:
         headers = {"Cookie": f"sessionid={self.cookie}", "Accept": "text/event-stream"}
-        async with self.client.stream("GET", "/escalations/events/", headers=headers) as response:
+        async with self.client.stream("GET", self.path, headers=headers) as response:
             if response.status_code != 200:
                 raise RuntimeError(f"stream answered {response.status_code}")
             event = None
@@ -157,7 +161,7 @@ class Watcher:
                     event = line[7:]
                     if event == "stream-open":
                         self.opened.set()
-                elif line.startswith("data: ") and event == "handoff-escalated":
+                elif line.startswith("data: ") and event == self.event:
                     handoff = json.loads(line[6:])["handoff"]
                     self.arrivals.setdefault(handoff, time.perf_counter())
                     self.changed.set()
@@ -168,10 +172,17 @@ async def measure(
 ) -> dict:
     import httpx2
 
-    limits = httpx2.Limits(max_connections=len(cookies) + 10, max_keepalive_connections=20)
+    limits = httpx2.Limits(max_connections=2 * len(cookies) + 10, max_keepalive_connections=20)
     timeout = httpx2.Timeout(30.0, read=None)
     async with httpx2.AsyncClient(base_url=url, limits=limits, timeout=timeout) as streams:
-        watchers = [Watcher(streams, cookie) for cookie in cookies]
+        queues = [
+            Watcher(streams, cookie, "/escalations/events/", "handoff-escalated")
+            for cookie in cookies
+        ]
+        bells = [
+            Watcher(streams, cookie, "/notifications/events/", "notification") for cookie in cookies
+        ]
+        watchers = queues + bells
         started = time.perf_counter()
         tasks = [asyncio.create_task(watcher.run()) for watcher in watchers]
         await asyncio.wait_for(asyncio.gather(*(w.opened.wait() for w in watchers)), 120)
@@ -203,12 +214,12 @@ async def measure(
                         missing = sum(handoff not in w.arrivals for w in watchers)
                         raise RuntimeError(f"{missing} streams never got {handoff}")
                     await asyncio.sleep(0.005)
-                latencies = [(w.arrivals[handoff] - posted) * 1000 for w in watchers]
                 rounds.append(
                     {
                         "warmup": index == 0,
                         "request_ms": (answered - posted) * 1000,
-                        "latencies_ms": latencies,
+                        "latencies_ms": [(w.arrivals[handoff] - posted) * 1000 for w in queues],
+                        "bell_ms": [(w.arrivals[handoff] - posted) * 1000 for w in bells],
                     }
                 )
         finally:
@@ -309,8 +320,9 @@ def main() -> None:
     print(f"machine: {machine()}")
     print(f"date: {datetime.date.today().isoformat()}")
     header = (
-        f"{'clients':>7} {'connect s':>9} {'POST ms':>8} {'p50 ms':>7} {'p95 ms':>7} "
-        f"{'max ms':>7} {'first max':>9} {'RSS idle':>9} {'RSS open':>9} {'KiB/conn':>8}"
+        f"{'seniors':>7} {'connect s':>9} {'POST ms':>8} {'p50 ms':>7} {'p95 ms':>7} "
+        f"{'max ms':>7} {'bell p95':>8} {'bell max':>8} {'first max':>9} {'RSS idle':>9} "
+        f"{'RSS open':>9} {'KiB/senior':>10}"
     )
     print(header)
     try:
@@ -318,16 +330,18 @@ def main() -> None:
             result = run_size(size, args.rounds, env, workdir)
             measured = [r for r in result["rounds"] if not r["warmup"]]
             latencies = [value for r in measured for value in r["latencies_ms"]]
+            bell = [value for r in measured for value in r["bell_ms"]]
             first = max(result["rounds"][0]["latencies_ms"])
             post = statistics.median(r["request_ms"] for r in measured)
             per_connection = (result["connected_rss_kib"] - result["idle_rss_kib"]) / size
             print(
                 f"{size:>7} {result['connect_seconds']:>9.2f} {post:>8.1f} "
                 f"{statistics.median(latencies):>7.1f} {percentile(latencies, 0.95):>7.1f} "
-                f"{max(latencies):>7.1f} {first:>9.1f} "
+                f"{max(latencies):>7.1f} {percentile(bell, 0.95):>8.1f} {max(bell):>8.1f} "
+                f"{first:>9.1f} "
                 f"{result['idle_rss_kib'] / 1024:>7.1f}Mi "
                 f"{result['connected_rss_kib'] / 1024:>7.1f}Mi "
-                f"{per_connection:>8.1f}",
+                f"{per_connection:>10.1f}",
                 flush=True,
             )
     finally:

@@ -28,6 +28,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -141,24 +142,49 @@ def publish_committed(ids: list[int]) -> None:
 
 class _AfterResponse(threading.local):
     ids: list[int] | None = None
+    tasks: list[Callable[[], Any]] | None = None
 
 
 _after_response = _AfterResponse()
 
 
-@contextmanager
-def publishing_after_response() -> Iterator[list[int]]:
-    """Within this block, events committed in this thread are collected, not published.
+@dataclass
+class Collected:
+    """What a request committed for after its response: events, then inline tasks."""
 
-    The request middleware publishes them when the response is closed, after its body was
-    sent: the person who claimed or escalated does not wait for the event storage and the
-    Redis round trip. Code outside a request (tasks, commands) publishes at commit.
+    ids: list[int] = field(default_factory=list)
+    tasks: list[Callable[[], Any]] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.ids or self.tasks)
+
+    def run(self) -> None:
+        """Publish the events first (people are waiting for them), then run the tasks."""
+        ids, tasks = list(self.ids), list(self.tasks)
+        self.ids.clear()
+        self.tasks.clear()
+        if ids:
+            publish_committed(ids)
+        for task in tasks:
+            task()
+
+
+@contextmanager
+def publishing_after_response() -> Iterator[Collected]:
+    """Within this block, events committed in this thread are collected, not published,
+    and so are Celery tasks that would run inline (no broker: embedded mode).
+
+    The request middleware publishes the events when the response is closed, after its body
+    was sent, then runs the tasks: the person who claimed or escalated does not wait for the
+    event storage, the Redis round trip or (embedded) the emails, and the streams do not
+    wait for the emails either. Code outside a request (tasks, commands) does it at commit.
     """
-    _after_response.ids = collected = []
+    collected = Collected()
+    _after_response.ids, _after_response.tasks = collected.ids, collected.tasks
     try:
         yield collected
     finally:
-        _after_response.ids = None
+        _after_response.ids = _after_response.tasks = None
 
 
 def publish_collected_now() -> None:
@@ -463,6 +489,15 @@ def enqueue_task(task, *args: Any, on_failure: Callable[[], None] | None = None)
     from resolutionflow.celery import app
 
     eager = app.conf.task_always_eager
+    deferred = getattr(_after_response, "tasks", None)
+    if eager and deferred is not None:
+        # Inline tasks (embedded mode) run after the response and its events: see above.
+        deferred.append(lambda: _apply(task, args, on_failure, eager=True))
+        return True
+    return _apply(task, args, on_failure, eager=eager)
+
+
+def _apply(task, args: tuple, on_failure: Callable[[], None] | None, *, eager: bool) -> bool:
     if not eager and breaker.is_open():
         if on_failure is not None:
             on_failure()

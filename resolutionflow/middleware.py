@@ -64,11 +64,9 @@ class PublishEventsAfterResponseMiddleware:
             try:
                 response = self.get_response(request)
             except BaseException:
-                if committed:
-                    events.publish_committed(list(committed))
+                committed.run()
                 raise
         if committed:
-            ids = list(committed)
             # Django's own hook for work at close (FileResponse closes its file there).
-            response._resource_closers.append(lambda: events.publish_committed(ids))
+            response._resource_closers.append(committed.run)
         return response

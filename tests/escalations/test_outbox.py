@@ -285,6 +285,43 @@ def test_a_celery_enqueue_reaches_a_live_broker(private_redis):
     assert json.loads(queued[0])["headers"]["task"] == "escalations.tasks.send_escalation_email"
 
 
+@pytest.mark.django_db(transaction=True)
+def test_in_a_request_events_then_inline_tasks_run_after_the_response(monkeypatch, request):
+    # Embedded mode runs Celery tasks inline: an escalation's emails must neither hold the
+    # response nor the live events (300 engineers: a second of SMTP).
+    from celery import shared_task
+
+    from resolutionflow.celery import app
+
+    previously_eager = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    request.addfinalizer(lambda: setattr(app.conf, "task_always_eager", previously_eager))
+    happened = []
+
+    @shared_task(name="tests.outbox.mail")
+    def mail(n):
+        happened.append(f"mail {n}")
+
+    real_publish = events.publish_committed
+    monkeypatch.setattr(
+        events, "publish_committed", lambda ids: happened.append("events") or real_publish(ids)
+    )
+
+    with events.publishing_after_response() as committed:
+        with transaction.atomic():
+            send_event_on_commit("queue-1", "handoff-escalated", {"handoff": "h1"})
+            transaction.on_commit(lambda: enqueue_task(mail, 1))
+        assert happened == []  # committed, but nothing has left yet: the response goes first
+    committed.run()
+
+    assert happened == ["events", "mail 1"]
+    assert stored("queue-1") == [{"handoff": "h1", "_type": "handoff-escalated"}]
+    # Outside a request both happen at commit, as before.
+    with transaction.atomic():
+        transaction.on_commit(lambda: enqueue_task(mail, 2))
+    assert happened[-1] == "mail 2"
+
+
 @pytest.mark.django_db
 def test_the_drain_trims_what_replay_no_longer_needs():
     channel = queue_channel(1)
