@@ -1101,9 +1101,18 @@ def _acknowledge_failures(
         for step in plan.family.steps
         if {knowledge.step_titles[step.id], knowledge.step_commands[step.id]} & failed_keys
     }
+    lead = plan.causes[0]
+    if lead.support and not lead.against:
+        # What was reported still points at the lead cause, failed check or not (a ping
+        # that fails because the printer moved confirms it moved): stay with it.
+        fits = _quoted(lead.support)
+        return (
+            f"{clause}, the evidence still points at **{lead.cause.title}**. "
+            f"{lead.cause.why} It fits what you reported: {fits}."
+        )
     cause = next(
         (r.cause for r in plan.causes if not failed_ids & set(r.cause.checked_by)),
-        plan.causes[0].cause,
+        lead.cause,
     )
     return f"{clause}, let's move on. Next most likely: **{cause.title}**. {cause.why}"
 

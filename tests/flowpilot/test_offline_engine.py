@@ -843,6 +843,17 @@ def test_someone_new_to_the_session_gets_the_whole_picture(gadgets) -> None:
     assert not gadgets.reply(more).text.startswith("**Where this stands**")
 
 
+def test_a_failed_check_does_not_talk_the_reply_out_of_what_the_evidence_says(gadgets) -> None:
+    conversation = Conversation(
+        problem="The gadget died after the update to version 2.1",
+        messages=(ChatLine("user", "Updating again failed too.", author="Tess"),),
+        tasks=(TriedStep("Update the gadget firmware", status="failed", outcome="Same"),),
+    )
+    text = gadgets.reply(conversation).text
+    assert "the evidence still points at **Firmware bug**" in text
+    assert "Next most likely" not in text
+
+
 def test_the_escalation_reason_helps_find_the_family(gadgets) -> None:
     vague = Conversation(problem="Something is off at reception")
     assert gadgets.classify(vague).family_id is None
