@@ -86,7 +86,8 @@ def session_page_context(request: HttpRequest, session: Session, **extra) -> dic
         "session": session,
         "chat_messages": list(session_messages(session)),
         "tasks": list(session_tasks(session)),
-        "sidebar_sessions": list(my_sessions(request.user)[:SIDEBAR_LIMIT]),
+        # Read only if a template shows it: the live update (``_live_update``) never does.
+        "sidebar_sessions": lambda: list(my_sessions(request.user)[:SIDEBAR_LIMIT]),
         "can_write": writable,
         "is_owner": is_owner,
         **extra,

@@ -69,6 +69,17 @@ def test_the_live_update_sends_the_header_the_new_messages_and_the_lane(client_f
     assert 'id="task-lane"' in body and 'hx-swap-oob="outerHTML"' in body
 
 
+def test_the_live_update_reads_no_more_than_it_sends(
+    client_for, tess, sam, django_assert_num_queries
+):
+    handoff = escalate(make_session(tess))
+    client = client_for(tess)
+    client.get(live_url(handoff.session), **HTMX)  # session and user cached as on a live page
+    # The session and user, the chat session, the messages, the tasks; no sidebar.
+    with django_assert_num_queries(5):
+        client.get(live_url(handoff.session, lane="0"), **HTMX)
+
+
 def test_a_viewer_typing_in_the_lane_keeps_it(client_for, tess, sam):
     handoff = escalate(make_session(tess))
     body = client_for(tess).get(live_url(handoff.session, lane="0"), **HTMX).content.decode()
