@@ -5,11 +5,17 @@ import sys
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "resolutionflow.settings")
 
-from django.core.asgi import get_asgi_application  # noqa: E402
+import django  # noqa: E402
 
 from resolutionflow.env import ConfigError  # noqa: E402
 
 try:
-    application = get_asgi_application()
+    django.setup(set_prefix=False)
 except ConfigError as error:
     sys.exit(f"Configuration error: {error}")
+
+from resolutionflow.handler import ConnectionReleasingASGIHandler  # noqa: E402
+
+# Django's get_asgi_application(), with a handler that gives back every request's database
+# connections however the request ends (see resolutionflow/handler.py).
+application = ConnectionReleasingASGIHandler()

@@ -108,7 +108,8 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = VAR_DIR / "staticfiles"
+# collectstatic writes here: a writable folder outside the checkout in production.
+STATIC_ROOT = Path(env_str("STATIC_ROOT", default="") or VAR_DIR / "staticfiles")
 # Under DEBUG, WhiteNoise serves straight from the finders (autoreload, no collectstatic).
 WHITENOISE_USE_FINDERS = DEBUG
 WHITENOISE_AUTOREFRESH = DEBUG
