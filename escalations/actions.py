@@ -44,6 +44,7 @@ from flowpilot.models import Message, MessageRole, Session, SessionStatus, Task
 from flowpilot.signals import session_activity
 from resolutionflow.events import send_event_on_commit, send_events_on_commit
 from resolutionflow.models import User
+from resolutionflow.people import person_json
 
 REASON_MAX_LENGTH = 2000
 RESOLUTION_NOTE_MAX_LENGTH = 4000
@@ -241,11 +242,7 @@ def build_escalation_package(handoff: Handoff) -> dict:
         "handoff": str(handoff.pk),
         "session": session.pk,
         "reopened_from": str(handoff.reopened_from_id) if handoff.reopened_from_id else None,
-        "escalated_by": {
-            "id": handoff.escalated_by.pk,
-            "username": handoff.escalated_by.username,
-            "name": handoff.escalated_by.name,
-        },
+        "escalated_by": person_json(handoff.escalated_by),
         "escalated_at": handoff.created_at.isoformat(),
         "reason": handoff.reason,
         "urgency": handoff.urgency,
@@ -308,7 +305,7 @@ def _claim(handoff_id, user: User) -> tuple[Handoff, HandoffError | None]:
     )
     Session.objects.filter(pk=handoff.session_id).update(escalated_to=user, updated_at=now)
     handoff.session.escalated_to = user
-    data = _queue_event_data(handoff) | {"claimed_by": _person(user)}
+    data = _queue_event_data(handoff) | {"claimed_by": person_json(user)}
     send_events_on_commit(
         [
             (queue_channel(handoff.account_id), "handoff-claimed", data),
@@ -434,7 +431,7 @@ def resolve_handoff(*, handoff_id: uuid.UUID | str, user: User, note: str = "") 
         f"Resolved by {user.name}." + (f" Resolution: {note}" if note else ""),
     )
     notifications.handoff_resolved(handoff, resolved_by=user)
-    data = _queue_event_data(handoff) | {"resolved_by": _person(user)}
+    data = _queue_event_data(handoff) | {"resolved_by": person_json(user)}
     send_events_on_commit(
         [
             (queue_channel(handoff.account_id), "handoff-resolved", data),
@@ -655,10 +652,6 @@ def mark_notifications_read(*, user: User, notification_id: int | None = None) -
     if notification_id is not None:
         unread = unread.filter(pk=notification_id)
     return unread.update(read_at=timezone.now())
-
-
-def _person(user: User) -> dict:
-    return {"id": user.pk, "username": user.username, "name": user.name}
 
 
 def _queue_event_data(handoff: Handoff) -> dict:

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.django_db
 
 JSON = {"Accept": "application/json"}
 # Today's bodies lack the ``message`` of the one error shape; the move to api.py adds it.
-ONE_ERROR_SHAPE = False
+ONE_ERROR_SHAPE = True
 
 
 @pytest.fixture(autouse=True)
