@@ -21,6 +21,7 @@ import uuid
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from escalations import notifications
@@ -42,6 +43,7 @@ from escalations.models import (
 from flowpilot import actions as flowpilot_actions
 from flowpilot.models import Message, MessageRole, Session, SessionStatus, Task
 from flowpilot.signals import session_activity
+from flowpilot.steps import clip, title_key, with_visible_command
 from resolutionflow.events import send_event_on_commit, send_events_on_commit
 from resolutionflow.models import User
 from resolutionflow.people import person_json
@@ -228,11 +230,17 @@ def build_escalation_package(handoff: Handoff) -> dict:
         .select_related("author")
         .order_by("-created_at", "-id")[:PACKAGE_MESSAGES]
     )
+    chat = reverse("flowpilot:session", args=[session.pk])
     messages = [
         {
+            "id": message.pk,
             "role": message.role,
             "author": message.author.name if message.author else None,
-            "body": message.body[:PACKAGE_MESSAGE_CHARS],
+            # A long message is cut with "…", never silently; the whole of it stays in the
+            # chat at ``url`` (and the session's JSON).
+            "body": clip(message.body, PACKAGE_MESSAGE_CHARS),
+            "truncated": len(message.body) > PACKAGE_MESSAGE_CHARS,
+            "url": f"{chat}#message-{message.pk}",
             "at": message.created_at.isoformat(),
         }
         for message in reversed(recent)
@@ -532,7 +540,6 @@ def open_suggested_step(*, handoff: Handoff, user: User, title: str) -> tuple[Ta
     add the step twice.
     """
     check_claimer(handoff, user, to="add its steps")
-    title_key = flowpilot_actions.title_key
     key = title_key(title)
     suggested = assessment_for_display(handoff).next_steps
     step = next((s for s in suggested if key and title_key(s["title"]) == key), None)
@@ -544,6 +551,7 @@ def open_suggested_step(*, handoff: Handoff, user: User, title: str) -> tuple[Ta
     existing = next((task for task in lane if title_key(task.title) == key), None)
     if existing is not None:
         return existing, False
+    step = with_visible_command(step)
     task = flowpilot_actions.add_task(
         session=session,
         user=user,

@@ -35,8 +35,8 @@ from resolutionflow.http import (
     invalid,
     request_data,
 )
-from resolutionflow.people import person_json
 from resolutionflow.models import Role
+from resolutionflow.people import person_json
 
 MEMBERS = (Role.TECHNICIAN, Role.ENGINEER, Role.ADMIN)
 
