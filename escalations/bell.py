@@ -20,8 +20,8 @@ from resolutionflow.http import see_other, wants_json
 RECENT = 10
 
 KIND_ICONS = {
-    NotificationKind.ESCALATION_ARRIVED: "arrived",
-    NotificationKind.ESCALATION_CLAIMED: "claimed",
+    NotificationKind.HANDOFF_ESCALATED: "arrived",
+    NotificationKind.HANDOFF_CLAIMED: "claimed",
     NotificationKind.HANDOFF_RELEASED: "released",
     NotificationKind.HANDOFF_RESOLVED: "resolved",
 }

@@ -193,8 +193,8 @@ class HandoffView(models.Model):
 
 
 class NotificationKind(models.TextChoices):
-    ESCALATION_ARRIVED = "escalation_arrived", "An escalation arrived"
-    ESCALATION_CLAIMED = "escalation_claimed", "Your escalation was picked up"
+    HANDOFF_ESCALATED = "handoff_escalated", "An escalation arrived"
+    HANDOFF_CLAIMED = "handoff_claimed", "Your escalation was picked up"
     HANDOFF_RELEASED = "handoff_released", "A handoff was released back"
     HANDOFF_RESOLVED = "handoff_resolved", "Your escalation was resolved"
 
@@ -202,7 +202,7 @@ class NotificationKind(models.TextChoices):
 # Bell items that ask a senior to pick a handoff up. Once someone has (the handoff is no
 # longer open) they are answered: the bell stops counting them, with no write at claim time,
 # whatever the number of seniors. The escalator's own items about it are news, never calls.
-CALLS_TO_PICK_UP = (NotificationKind.ESCALATION_ARRIVED, NotificationKind.HANDOFF_RELEASED)
+CALLS_TO_PICK_UP = (NotificationKind.HANDOFF_ESCALATED, NotificationKind.HANDOFF_RELEASED)
 ANSWERED = (
     Q(kind__in=CALLS_TO_PICK_UP)
     & ~Q(handoff__state=HandoffState.OPEN)

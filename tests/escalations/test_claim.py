@@ -75,7 +75,7 @@ def test_a_claim_records_an_event_and_tells_the_escalator(handoff, sam, tess):
     assert list(
         HandoffEvent.objects.filter(handoff=handoff).values_list("kind", "actor__username")
     ) == [("escalated", "tess"), ("claimed", "sam")]
-    notification = Notification.objects.get(kind=NotificationKind.ESCALATION_CLAIMED)
+    notification = Notification.objects.get(kind=NotificationKind.HANDOFF_CLAIMED)
     assert notification.recipient == tess
     assert "Sam Okafor" in notification.text
 

@@ -77,7 +77,7 @@ def test_escalate_notifies_every_senior_of_the_account_but_nobody_else(
     assert escalation.notified == 3
     recipients = set(
         Notification.objects.filter(
-            handoff=escalation.handoff, kind=NotificationKind.ESCALATION_ARRIVED
+            handoff=escalation.handoff, kind=NotificationKind.HANDOFF_ESCALATED
         ).values_list("recipient__username", flat=True)
     )
     assert recipients == {"sam", "sky", "ada"}
