@@ -9,17 +9,24 @@ the account) → form (400) → one action of escalations/actions.py → JSON. A
 
 from __future__ import annotations
 
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils import timezone
 
-from escalations import actions, queries
+from escalations import actions, bell, queries
 from escalations.actions import AlreadyClaimed, AlreadyEscalated, HandoffError, HandoffForbidden
 from escalations.forms import EscalateForm, ResolveForm
 from escalations.models import Handoff
 from flowpilot.models import Session
-from resolutionflow.http import ApiError, api_view, form_errors, invalid, request_data
+from resolutionflow.http import (
+    ApiError,
+    api_view,
+    form_errors,
+    invalid,
+    request_data,
+    see_other,
+)
 from resolutionflow.models import Role
 from resolutionflow.people import person_json
 
@@ -187,3 +194,55 @@ def resolve(request: HttpRequest, handoff_id) -> JsonResponse:
     except HandoffError as refusal:
         raise refusal_error(refusal) from None
     return JsonResponse({"status": "resolved", "handoff": str(handoff.pk)})
+
+
+# ------------------------------------------------------------------------------- the bell
+
+
+def bell_json(request: HttpRequest) -> JsonResponse:
+    """The caller's unread count and 10 newest notifications."""
+    unread, recent = bell.bell_state(request.user)
+    return JsonResponse(
+        {
+            "unread": unread,
+            "notifications": [
+                {
+                    "id": notification.pk,
+                    "kind": notification.kind,
+                    "text": notification.text,
+                    "handoff": str(notification.handoff_id),
+                    "url": notification.url,
+                    "created_at": notification.created_at.isoformat(),
+                    "read": not notification.is_unread,
+                    "outcome": notification.outcome,
+                }
+                for notification in recent
+            ],
+        }
+    )
+
+
+# Everyone signed in has a bell (an account-less superuser's is empty).
+@api_view(methods=["GET"], roles=None)
+def notifications(request: HttpRequest) -> JsonResponse:
+    return bell_json(request)
+
+
+@api_view(methods=["POST"], roles=None)
+def mark_read(request: HttpRequest, notification_id: int) -> HttpResponse:
+    """Mark one of my notifications read: the fresh bell, or with ``open`` a 303 to it."""
+    notification = get_object_or_404(
+        bell.notifications_of(request.user).only("id", "handoff_id", "read_at"),
+        pk=notification_id,
+    )
+    if notification.read_at is None:
+        actions.mark_notifications_read(user=request.user, notification_id=notification.pk)
+    if request_data(request).get("open"):
+        return see_other(request, bell.notification_url(notification))
+    return bell_json(request)
+
+
+@api_view(methods=["POST"], roles=None)
+def mark_all_read(request: HttpRequest) -> JsonResponse:
+    actions.mark_notifications_read(user=request.user)
+    return bell_json(request)

@@ -41,7 +41,15 @@ urlpatterns = [
         name="session_events",
     ),
     # The bell: the signed-in person's notifications (escalations/bell.py).
-    path("notifications/", bell.bell, name="bell"),
-    path("notifications/<int:notification_id>/read/", bell.mark_read, name="notification_read"),
-    path("notifications/read-all/", bell.mark_all_read, name="notifications_read_all"),
+    path("notifications/", page_or_api(bell.bell, api.notifications), name="bell"),
+    path(
+        "notifications/<int:notification_id>/read/",
+        page_or_api(bell.mark_read, api.mark_read),
+        name="notification_read",
+    ),
+    path(
+        "notifications/read-all/",
+        page_or_api(bell.mark_all_read, api.mark_all_read),
+        name="notifications_read_all",
+    ),
 ]

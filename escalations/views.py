@@ -26,17 +26,10 @@ from escalations.actions import (
 )
 from escalations.channels import queue_channel
 from escalations.forms import EscalateForm, ResolveForm
-from escalations.models import Handoff, Urgency
+from escalations.models import Handoff
 from flowpilot.models import Session
 from resolutionflow.http import request_data, see_other
 from resolutionflow.permissions import any_member_required, senior_required
-
-# The chat page's escalate form (a partial the FlowPilot page defines), then our own.
-ESCALATE_FORM_TEMPLATES = [
-    "flowpilot/session.html#escalate-form",
-    "escalations/escalate.html#escalate-form",
-]
-
 
 # --- escalate ------------------------------------------------------------------------------
 
@@ -73,22 +66,11 @@ def escalate(request: HttpRequest, session_id: int) -> HttpResponse:
 def _escalate_form_invalid(
     request: HttpRequest, session: Session, form: EscalateForm, *, status: int = 400
 ) -> HttpResponse:
-    errors = {field: list(messages_) for field, messages_ in form.errors.items()}
-    context = {
-        "session": session,
-        # Templates cannot read "__all__": errors of the whole form are under "form".
-        "escalate_errors": {
-            ("form" if field == "__all__" else field): errs for field, errs in errors.items()
-        },
-        "escalate_values": {
-            "reason": form.data.get("reason", ""),
-            "urgency": form.data.get("urgency", "") or Urgency.NORMAL,
-        },
-        "urgency_choices": Urgency.choices,
-    }
+    """The escalate form again, bound: its errors beside what was typed."""
+    context = {"session": session, "form": form}
     if request.htmx:
         # htmx 2 does not swap 4xx answers: the re-rendered form comes with a 200.
-        return render(request, ESCALATE_FORM_TEMPLATES, context)
+        return render(request, "escalations/_escalate_form.html", context)
     return render(request, "escalations/escalate.html", context, status=status)
 
 

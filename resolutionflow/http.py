@@ -241,15 +241,15 @@ ROLE_REFUSAL = ApiError(403, "role", "Your role does not allow this.")
 def api_view(
     *,
     methods: Iterable[str],
-    roles: Iterable[str],
+    roles: Iterable[str] | None,
     role_refusal: ApiError = ROLE_REFUSAL,
 ) -> Callable:
-    """The one decorator of the JSON API: method (405), role (403), then the view, whose
-    refusals become the one error shape: ApiError as raised, an unreadable body or
-    ``BadRequestBody`` a 400, anything not found (or in another account) a 404, and a
-    PermissionDenied a 403 ``role``."""
+    """The one decorator of the JSON API: method (405), role (403; ``None`` lets every
+    signed-in person in), then the view, whose refusals become the one error shape:
+    ApiError as raised, an unreadable body or ``BadRequestBody`` a 400, anything not found
+    (or in another account) a 404, and a PermissionDenied a 403 ``role``."""
     allowed = sorted(methods)
-    members = frozenset(roles)
+    members = None if roles is None else frozenset(roles)
 
     def decorator(view: Callable) -> Callable:
         @wraps(view)
@@ -263,7 +263,7 @@ def api_view(
                 response["Allow"] = ", ".join(allowed)
                 return response
             user = request.user
-            if user.account_id is None or user.role not in members:
+            if members is not None and (user.account_id is None or user.role not in members):
                 return role_refusal.response()
             try:
                 return view(request, *args, **kwargs)

@@ -43,20 +43,18 @@ def pytest_collection_modifyitems(items) -> None:
 
     Playwright's sync API keeps an event loop running in the test thread from the first
     browser test to the end of the run, and Django refuses synchronous database calls
-    under a running loop. Only browser tests lift that guard (below); every other test
-    keeps it, so a sync database call from async code still fails where it would in
-    production.
+    under a running loop. Only browser tests lift that guard (tests/e2e/conftest.py);
+    every other test keeps it, so a sync database call from async code still fails where
+    it would in production.
     """
     items.sort(key=drives_a_browser)
 
 
 @pytest.fixture(autouse=True)
-def async_unsafe_only_for_browser_tests(request, monkeypatch):
-    """DJANGO_ALLOW_ASYNC_UNSAFE for a browser test's own (synchronous) ORM calls, which
-    run beside Playwright's loop; never for any other test."""
-    if drives_a_browser(request.node):
-        monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    else:
+def async_safety_outside_browser_tests(request, monkeypatch):
+    """Django's async-safety guard stands for every test that drives no browser, whatever
+    the environment says; browser tests lift it (tests/e2e/conftest.py ``browser``)."""
+    if not drives_a_browser(request.node):
         monkeypatch.delenv("DJANGO_ALLOW_ASYNC_UNSAFE", raising=False)
 
 
