@@ -19,14 +19,7 @@ from escalations.actions import AlreadyClaimed, AlreadyEscalated, HandoffError, 
 from escalations.forms import EscalateForm, ResolveForm
 from escalations.models import Handoff
 from flowpilot.models import Session
-from resolutionflow.http import (
-    ApiError,
-    api_view,
-    form_errors,
-    invalid,
-    request_data,
-    see_other,
-)
+from resolutionflow.http import ApiError, api_view, request_data, see_other, valid_form
 from resolutionflow.models import Role
 from resolutionflow.people import person_json
 
@@ -104,16 +97,9 @@ def handoff_json(handoff: Handoff) -> dict:
 def escalate(request: HttpRequest, session_id: int) -> JsonResponse:
     """Escalate a session of mine: ``201 {"handoff", "session", "notified"}``."""
     session = get_object_or_404(Session.objects.visible_to(request.user), pk=session_id)
-    form = EscalateForm(request_data(request))
-    if not form.is_valid():
-        return invalid(form_errors(form))
+    form = valid_form(EscalateForm, request)
     try:
-        escalation = actions.escalate(
-            session=session,
-            user=request.user,
-            reason=form.cleaned_data["reason"],
-            urgency=form.cleaned_data["urgency"],
-        )
+        escalation = actions.escalate(session=session, user=request.user, **form.cleaned_data)
     except HandoffError as refusal:
         raise refusal_error(refusal) from None
     return JsonResponse(
@@ -185,9 +171,7 @@ def resolve(request: HttpRequest, handoff_id) -> JsonResponse:
     try:
         # Before the form: someone who may not close it learns nothing from field errors.
         actions.check_can_close(handoff, request.user)
-        form = ResolveForm(request_data(request))
-        if not form.is_valid():
-            return invalid(form_errors(form))
+        form = valid_form(ResolveForm, request)
         handoff = actions.resolve_handoff(
             handoff_id=handoff.pk, user=request.user, note=form.cleaned_data["note"]
         )

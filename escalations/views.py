@@ -43,12 +43,7 @@ def escalate(request: HttpRequest, session_id: int) -> HttpResponse:
     if not form.is_valid():
         return _escalate_form_invalid(request, session, form)
     try:
-        escalation = actions.escalate(
-            session=session,
-            user=request.user,
-            reason=form.cleaned_data["reason"],
-            urgency=form.cleaned_data["urgency"],
-        )
+        escalation = actions.escalate(session=session, user=request.user, **form.cleaned_data)
     except HandoffForbidden as refusal:
         raise PermissionDenied(str(refusal)) from None
     except AlreadyEscalated as refusal:

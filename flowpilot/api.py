@@ -28,13 +28,7 @@ from flowpilot.queries import (
     sessions_page,
     task_in_session,
 )
-from resolutionflow.http import (
-    ApiError,
-    api_view,
-    form_errors,
-    invalid,
-    request_data,
-)
+from resolutionflow.http import ApiError, api_view, valid_form
 from resolutionflow.models import Role
 from resolutionflow.people import person_json
 
@@ -52,6 +46,13 @@ def _check_can_write(session: Session, user) -> None:
         actions.check_can_write(session, user)
     except actions.SessionReadOnly as denied:
         raise ApiError(403, "read_only", str(denied)) from None
+
+
+def _writable_session(request: HttpRequest, session_id: int) -> Session:
+    """The session if the caller may see it (else 404) and write to it (else 403)."""
+    session = get_session_for_user(request.user, session_id)
+    _check_can_write(session, request.user)
+    return session
 
 
 # ------------------------------------------------------------------------------ shapes
@@ -136,9 +137,7 @@ def sessions(request: HttpRequest) -> JsonResponse:
 @flowpilot_api("POST")
 def start_session(request: HttpRequest) -> JsonResponse:
     """Open a session; FlowPilot's first answer and its steps come with it."""
-    form = SessionForm(request_data(request))
-    if not form.is_valid():
-        return invalid(form_errors(form))
+    form = valid_form(SessionForm, request)
     session = actions.start_session(user=request.user, **form.cleaned_data)
     exchange = actions.answer(session=session)
     return JsonResponse(
@@ -162,11 +161,8 @@ def session_detail(request: HttpRequest, session_id: int) -> JsonResponse:
 @flowpilot_api("POST")
 def post_message(request: HttpRequest, session_id: int) -> JsonResponse:
     """Send a message: it is stored before FlowPilot answers."""
-    session = get_session_for_user(request.user, session_id)
-    _check_can_write(session, request.user)
-    form = MessageForm(request_data(request))
-    if not form.is_valid():
-        return invalid(form_errors(form))
+    session = _writable_session(request, session_id)
+    form = valid_form(MessageForm, request)
     exchange = actions.post_message(
         session=session, user=request.user, body=form.cleaned_data["body"]
     )
@@ -179,11 +175,8 @@ def post_message(request: HttpRequest, session_id: int) -> JsonResponse:
 
 @flowpilot_api("POST")
 def resolve_session(request: HttpRequest, session_id: int) -> JsonResponse:
-    session = get_session_for_user(request.user, session_id)
-    _check_can_write(session, request.user)
-    form = ResolveSessionForm(request_data(request))
-    if not form.is_valid():
-        return invalid(form_errors(form))
+    session = _writable_session(request, session_id)
+    form = valid_form(ResolveSessionForm, request)
     try:
         actions.resolve_session(session=session, user=request.user, note=form.cleaned_data["note"])
     except actions.NotResolvable as refusal:
@@ -203,9 +196,7 @@ def tasks(request: HttpRequest, session_id: int) -> JsonResponse:
             {"session": session.pk, "tasks": [task_json(task) for task in session_tasks(session)]}
         )
     _check_can_write(session, request.user)
-    form = TaskForm(request_data(request))
-    if not form.is_valid():
-        return invalid(form_errors(form))
+    form = valid_form(TaskForm, request)
     task = actions.add_task(session=session, user=request.user, **form.cleaned_data)
     return JsonResponse({"session": session.pk, "task": task_json(task)}, status=201)
 
@@ -215,9 +206,7 @@ def update_task(request: HttpRequest, session_id: int, task_id: int) -> JsonResp
     session = get_session_for_user(request.user, session_id)
     task = task_in_session(session, task_id)
     _check_can_write(session, request.user)
-    form = TaskUpdateForm(request_data(request))
-    if not form.is_valid():
-        return invalid(form_errors(form))
+    form = valid_form(TaskUpdateForm, request)
     actions.update_task(
         task=task,
         user=request.user,
@@ -232,8 +221,6 @@ def move_task(request: HttpRequest, session_id: int, task_id: int) -> JsonRespon
     session = get_session_for_user(request.user, session_id)
     task = task_in_session(session, task_id)
     _check_can_write(session, request.user)
-    form = MoveTaskForm(request_data(request))
-    if not form.is_valid():
-        return invalid(form_errors(form))
+    form = valid_form(MoveTaskForm, request)
     actions.move_task(task=task, user=request.user, direction=form.cleaned_data["direction"])
     return JsonResponse({"session": session.pk, "task": task_json(task)})

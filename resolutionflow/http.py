@@ -224,6 +224,15 @@ def form_errors(form) -> dict[str, list[str]]:
     return {field: [str(error) for error in errs] for field, errs in form.errors.items()}
 
 
+def valid_form(form_class: type, request: HttpRequest, **kwargs: Any):
+    """``form_class`` bound to the request's body and valid, or BadRequestBody with its
+    field errors (``api_view`` answers it ``400 invalid``). For API views."""
+    form = form_class(request_data(request), **kwargs)
+    if not form.is_valid():
+        raise BadRequestBody(form_errors(form))
+    return form
+
+
 class ApiError(Exception):
     """A refusal an API view raises; ``api_view`` answers it in the one error shape."""
 
