@@ -35,6 +35,7 @@ from escalations.models import Handoff, Urgency
 from flowpilot.models import Session
 from resolutionflow.http import BadRequestBody, request_data, see_other, wants_json
 from resolutionflow.permissions import any_member_required, senior_required
+from resolutionflow.ratelimit import limit_per_user
 
 # The chat page's escalate form (a partial the FlowPilot page defines), then our own.
 ESCALATE_FORM_TEMPLATES = [
@@ -91,6 +92,7 @@ def api_errors(view: Callable) -> Callable:
 @require_POST
 @api_errors
 @any_member_required
+@limit_per_user("escalations")
 def escalate(request: HttpRequest, session_id: int) -> HttpResponse:
     """Escalate a FlowPilot session with a reason and an urgency (the chat's Escalate form)."""
     session = get_object_or_404(Session.objects.visible_to(request.user), pk=session_id)

@@ -40,6 +40,7 @@ from flowpilot.queries import (
 )
 from resolutionflow.http import BadRequestBody, request_data, see_other, wants_json
 from resolutionflow.permissions import any_member_required
+from resolutionflow.ratelimit import limit_per_user
 
 SESSIONS_PER_PAGE = 25
 
@@ -225,6 +226,7 @@ def sessions_page_context(page: Page, **extra) -> dict:
 
 @require_POST
 @any_member_required
+@limit_per_user("sessions")
 @flowpilot_view
 def start_session(request: HttpRequest) -> HttpResponse:
     """Open a session and get FlowPilot's first answer with its steps."""
@@ -294,6 +296,7 @@ def _live_update(request: HttpRequest, session: Session) -> HttpResponse:
 
 @require_POST
 @any_member_required
+@limit_per_user("messages")
 @flowpilot_view
 def post_message(request: HttpRequest, session_id: int) -> HttpResponse:
     """Send a message; the answer and the refreshed lane come back together."""
