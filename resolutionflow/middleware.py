@@ -10,10 +10,12 @@ page the user is about to see.
 
 import json
 
+from django.conf import settings
 from django.contrib.messages import get_messages
 from django.http import HttpRequest, HttpResponse
+from django.utils.cache import patch_cache_control
 
-from resolutionflow import events
+from resolutionflow import events, sessions
 
 
 class HtmxMessagesMiddleware:
@@ -69,4 +71,38 @@ class PublishEventsAfterResponseMiddleware:
         if committed:
             # Django's own hook for work at close (FileResponse closes its file there).
             response._resource_closers.append(committed.run)
+        return response
+
+
+class SignedInResponseMiddleware:
+    """What every response to a signed-in person gets (resolutionflow/sessions.py).
+
+    - ``Cache-Control: no-store``: pages, JSON and CSV of an account never stay in a browser's
+      or a proxy's cache for the next person at that computer.
+    - The idle timeout slides (one session save per five minutes at most).
+    - An event stream ends when its session does (sign-out, idle timeout).
+
+    One class for the three, placed after AuthenticationMiddleware: one more middleware costs
+    every request, three would cost it three times.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        user = getattr(request, "user", None)
+        if user is None or not user.is_authenticated:
+            return response
+        patch_cache_control(response, no_store=True)
+        if response.streaming and response.get("Content-Type", "").startswith("text/event-stream"):
+            if response.is_async and request.session.session_key:
+                response.streaming_content = sessions.ending_with_session(
+                    response.streaming_content,
+                    session_key=request.session.session_key,
+                    user_pk=user.pk,
+                    every=settings.RF_STREAM_SESSION_CHECK_SECONDS,
+                )
+        else:
+            sessions.slide_idle_timeout(request)
         return response

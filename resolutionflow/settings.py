@@ -64,6 +64,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "resolutionflow.middleware.SignedInResponseMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
@@ -140,6 +141,13 @@ SECURE_CSP = {
 
 # Security: strict in production, relaxed only for local development.
 SESSION_COOKIE_HTTPONLY = True
+# Idle timeout: a session ends this long after its last request (resolutionflow/sessions.py
+# slides it, saving at most every RF_SESSION_REFRESH_SECONDS); open streams re-check it.
+SESSION_COOKIE_AGE = env_int("RF_IDLE_TIMEOUT_SECONDS", default=8 * 3600, minimum=60)
+RF_SESSION_REFRESH_SECONDS = env_int("RF_SESSION_REFRESH_SECONDS", default=300, minimum=0)
+RF_STREAM_SESSION_CHECK_SECONDS = env_float(
+    "RF_STREAM_SESSION_CHECK_SECONDS", default=60.0, minimum=0.1
+)
 CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from <body hx-headers>, not the cookie
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
