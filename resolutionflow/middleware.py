@@ -14,8 +14,19 @@ from django.conf import settings
 from django.contrib.messages import get_messages
 from django.http import HttpRequest, HttpResponse
 from django.utils.cache import patch_cache_control
+from django.utils.csp import CSP, build_policy
 
 from resolutionflow import events, sessions
+
+# Django's DEBUG pages opt out of the CSP; their 404 still gets one: inline style, no script.
+DEBUG_PAGE_CSP = {
+    "default-src": [CSP.NONE],
+    "style-src": [CSP.UNSAFE_INLINE],
+    "img-src": [CSP.SELF, "data:"],
+    "frame-ancestors": [CSP.NONE],
+    "form-action": [CSP.SELF],
+    "base-uri": [CSP.NONE],
+}
 
 
 class HtmxMessagesMiddleware:
@@ -74,16 +85,20 @@ class PublishEventsAfterResponseMiddleware:
         return response
 
 
-class SignedInResponseMiddleware:
-    """What every response to a signed-in person gets (resolutionflow/sessions.py).
+class ResponsePolicyMiddleware:
+    """What every response gets that Django's own middleware does not give
+    (resolutionflow/sessions.py for the session parts).
 
+    For a signed-in person:
     - ``Cache-Control: no-store``: pages, JSON and CSV of an account never stay in a browser's
-      or a proxy's cache for the next person at that computer.
-    - The idle timeout slides (one session save per five minutes at most).
-    - An event stream ends when its session does (sign-out, idle timeout).
+      or a proxy's cache for the next person at that computer;
+    - the idle timeout slides (one session save per five minutes at most);
+    - an event stream ends when its session does (sign-out, idle timeout).
+    For everyone: Django's DEBUG 404 page, which opts out of the CSP (it styles itself
+    inline), gets a policy that allows its inline style and no script: it echoes the path.
 
-    One class for the three, placed after AuthenticationMiddleware: one more middleware costs
-    every request, three would cost it three times.
+    One class for all of it, placed after AuthenticationMiddleware: every middleware costs
+    every request.
     """
 
     def __init__(self, get_response):
@@ -91,6 +106,8 @@ class SignedInResponseMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
+        if response.status_code == 404 and getattr(response, "_csp_config", None) == {}:
+            response.headers[str(CSP.HEADER_ENFORCE)] = build_policy(DEBUG_PAGE_CSP)
         user = getattr(request, "user", None)
         if user is None or not user.is_authenticated:
             return response
