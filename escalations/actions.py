@@ -41,6 +41,7 @@ from escalations.models import (
     TakeoverMode,
     Urgency,
 )
+from escalations.signals import handoff_changed
 from flowpilot import actions as flowpilot_actions
 from flowpilot.models import Message, MessageRole, Session, SessionStatus, Task
 from resolutionflow.events import send_event_on_commit, send_events_on_commit
@@ -51,6 +52,12 @@ RESOLUTION_NOTE_MAX_LENGTH = 4000
 # How much of the chat travels in the escalation package.
 PACKAGE_MESSAGES = 12
 PACKAGE_MESSAGE_CHARS = 2000
+
+
+def _changed(*handoffs: Handoff) -> None:
+    """Tell the listeners (analytics' rollups) which handoffs this transaction changed."""
+    for handoff in handoffs:
+        handoff_changed.send(sender=Handoff, handoff=handoff)
 
 
 class HandoffError(Exception):
@@ -170,6 +177,7 @@ def escalate(
     session.status, session.escalated_to = SessionStatus.ESCALATED, None
 
     notified = notifications.escalation_arrived(handoff)
+    _changed(handoff)
     send_event_on_commit(
         queue_channel(handoff.account_id), "handoff-escalated", _queue_event_data(handoff)
     )
@@ -309,6 +317,7 @@ def _claim(handoff_id, user: User) -> tuple[Handoff, HandoffError | None]:
     )
     Session.objects.filter(pk=handoff.session_id).update(escalated_to=user, updated_at=now)
     handoff.session.escalated_to = user
+    _changed(handoff)
     data = _queue_event_data(handoff) | {"claimed_by": _person(user)}
     send_events_on_commit(
         [
@@ -385,6 +394,7 @@ def release_handoff(*, handoff_id: uuid.UUID | str, user: User) -> Handoff:
     )
 
     notifications.handoff_released(reopened, released_by=user)
+    _changed(handoff, reopened)
     _post_system_note(session.pk, f"{user.name} released this back to the escalation queue.")
     data = _queue_event_data(reopened) | {"released": str(handoff.pk)}
     send_events_on_commit(
@@ -438,6 +448,7 @@ def resolve_handoff(*, handoff_id: uuid.UUID | str, user: User, note: str = "") 
         f"Resolved by {user.name}." + (f" Resolution: {note}" if note else ""),
     )
     notifications.handoff_resolved(handoff, resolved_by=user)
+    _changed(handoff)
     data = _queue_event_data(handoff) | {"resolved_by": _person(user)}
     send_events_on_commit(
         [
@@ -523,10 +534,11 @@ def post_analysis_briefing(*, handoff: Handoff, user: User) -> flowpilot_actions
 @transaction.atomic
 def _record_analysis_request(*, handoff: Handoff, user: User) -> None:
     flowpilot_actions.check_can_write(handoff.session, user)
-    Handoff.objects.filter(pk=handoff.pk, state=HandoffState.CLAIMED, claimed_by=user).update(
+    if Handoff.objects.filter(pk=handoff.pk, state=HandoffState.CLAIMED, claimed_by=user).update(
         takeover_mode=TakeoverMode.ANALYSIS
-    )
-    handoff.takeover_mode = TakeoverMode.ANALYSIS
+    ):
+        handoff.takeover_mode = TakeoverMode.ANALYSIS
+        _changed(handoff)
 
 
 class StepNotSuggested(LookupError):
@@ -633,6 +645,7 @@ def _stamp_first_action(*, session: Session, user: User, kind: str) -> bool:
         created_at=now,
         detail={"kind": kind},
     )
+    _changed(handoff)
     data = {
         "handoff": str(handoff.pk),
         "session": handoff.session_id,
