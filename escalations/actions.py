@@ -32,17 +32,19 @@ from escalations.assessment import (
 )
 from escalations.channels import handoff_channel, queue_channel
 from escalations.models import (
+    FirstActionKind,
     Handoff,
     HandoffEvent,
     HandoffEventKind,
     HandoffState,
     HandoffView,
     Notification,
+    TakeoverMode,
     Urgency,
 )
+from escalations.signals import handoff_changed
 from flowpilot import actions as flowpilot_actions
 from flowpilot.models import Message, MessageRole, Session, SessionStatus, Task
-from flowpilot.signals import session_activity
 from flowpilot.steps import clip, title_key, with_visible_command
 from resolutionflow.events import send_event_on_commit, send_events_on_commit
 from resolutionflow.models import User
@@ -53,6 +55,12 @@ RESOLUTION_NOTE_MAX_LENGTH = 4000
 # How much of the chat travels in the escalation package.
 PACKAGE_MESSAGES = 12
 PACKAGE_MESSAGE_CHARS = 2000
+
+
+def _changed(*handoffs: Handoff) -> None:
+    """Tell the listeners (analytics' rollups) which handoffs this transaction changed."""
+    for handoff in handoffs:
+        handoff_changed.send(sender=Handoff, handoff=handoff)
 
 
 class HandoffError(Exception):
@@ -172,6 +180,7 @@ def escalate(
     session.status, session.escalated_to = SessionStatus.ESCALATED, None
 
     notified = notifications.handoff_escalated(handoff)
+    _changed(handoff)
     send_event_on_commit(
         queue_channel(handoff.account_id), "handoff-escalated", _queue_event_data(handoff)
     )
@@ -313,6 +322,7 @@ def _claim(handoff_id, user: User) -> tuple[Handoff, HandoffError | None]:
     )
     Session.objects.filter(pk=handoff.session_id).update(escalated_to=user, updated_at=now)
     handoff.session.escalated_to = user
+    _changed(handoff)
     data = _queue_event_data(handoff) | {"claimed_by": person_json(user)}
     send_events_on_commit(
         [
@@ -346,7 +356,9 @@ def _claim_refusal(handoff: Handoff, user: User) -> HandoffError:
 @transaction.atomic
 def release_handoff(*, handoff_id: uuid.UUID | str, user: User) -> Handoff:
     """Give a claimed handoff back: it closes as released and the session goes back to the
-    queue as a new open handoff (same escalator, reason and urgency). Returns the new one.
+    queue as a new open handoff (same escalator, reason, urgency and escalation time: its
+    wait keeps counting from the first escalation). Returns the new one; its ESCALATED event
+    says when it was re-queued.
 
     Allowed to the claimer and the account's admins.
     """
@@ -370,7 +382,8 @@ def release_handoff(*, handoff_id: uuid.UUID | str, user: User) -> Handoff:
         reason=handoff.reason,
         urgency=handoff.urgency,
         reopened_from=handoff,
-        created_at=now,
+        # Waits count from the first escalation: the problem has waited since then.
+        created_at=handoff.created_at,
     )
     reopened.escalation_package = build_escalation_package(reopened)
     _insert_live_handoff(reopened)
@@ -386,6 +399,7 @@ def release_handoff(*, handoff_id: uuid.UUID | str, user: User) -> Handoff:
     )
 
     notifications.handoff_released(reopened, released_by=user)
+    _changed(handoff, reopened)
     _post_system_note(session.pk, f"{user.name} released this back to the escalation queue.")
     data = _queue_event_data(reopened) | {"released": str(handoff.pk)}
     send_events_on_commit(
@@ -439,6 +453,7 @@ def resolve_handoff(*, handoff_id: uuid.UUID | str, user: User, note: str = "") 
         f"Resolved by {user.name}." + (f" Resolution: {note}" if note else ""),
     )
     notifications.handoff_resolved(handoff, resolved_by=user)
+    _changed(handoff)
     data = _queue_event_data(handoff) | {"resolved_by": person_json(user)}
     send_events_on_commit(
         [
@@ -507,24 +522,28 @@ def check_claimer(handoff: Handoff, user: User, *, to: str) -> None:
 def post_analysis_briefing(*, handoff: Handoff, user: User) -> flowpilot_actions.Exchange:
     """ "Get AI analysis": brief FlowPilot on the handoff; its answer and steps land in the chat.
 
-    Only the claimer of a claimed handoff. Records the first action (kind "ai_analysis"),
-    then posts the briefing through flowpilot's ``post_message``, which stores the message,
-    asks the assistant and adds its proposed steps to the lane. Like ``post_message`` it is
+    Only the claimer of a claimed handoff. Records the take-over mode ("Get AI analysis"),
+    then posts the briefing through flowpilot's ``post_message`` (kind "briefing"), which
+    stores the message, asks the assistant and adds its proposed steps to the lane. None of
+    it is the claimer's first action: the analysis may shorten the time to their first real
+    action, which is the effect to measure, not to count. Like ``post_message`` it is
     deliberately not one transaction: the assistant may take seconds.
     """
     check_claimer(handoff, user, to="brief FlowPilot")
     session = handoff.session
-    _record_analysis_request(session=session, user=user)
+    _record_analysis_request(handoff=handoff, user=user)
     body = briefing_text(handoff, assessment_for_display(handoff))
-    return flowpilot_actions.post_message(session=session, user=user, body=body)
+    return flowpilot_actions.post_message(session=session, user=user, body=body, kind="briefing")
 
 
 @transaction.atomic
-def _record_analysis_request(*, session: Session, user: User) -> None:
-    flowpilot_actions.check_can_write(session, user)
-    # Sent before the briefing is posted, so the claimer's first action is "ai_analysis"
-    # (the message that follows is the same gesture, not a second action).
-    session_activity.send(sender=Session, session=session, user=user, kind="ai_analysis")
+def _record_analysis_request(*, handoff: Handoff, user: User) -> None:
+    flowpilot_actions.check_can_write(handoff.session, user)
+    if Handoff.objects.filter(pk=handoff.pk, state=HandoffState.CLAIMED, claimed_by=user).update(
+        takeover_mode=TakeoverMode.ANALYSIS
+    ):
+        handoff.takeover_mode = TakeoverMode.ANALYSIS
+        _changed(handoff)
 
 
 class StepNotSuggested(LookupError):
@@ -559,6 +578,7 @@ def open_suggested_step(*, handoff: Handoff, user: User, title: str) -> tuple[Ta
         detail=step["detail"],
         command=step["command"],
         shell=step["shell"],
+        kind="step_opened",  # FlowPilot's step, one click: not the claimer's first action
     )
     return task, True
 
@@ -592,23 +612,34 @@ def announce_session_activity(*, session: Session, kind: str, by: User | None) -
         )
 
 
-@transaction.atomic
-def record_first_action(*, session: Session, user: User, kind: str) -> bool:
-    """Stamp the claimer's first action in ``session`` (message, task change, analysis).
+# flowpilot's activity kinds that are the claimer's own work on the problem.
+FIRST_ACTION_KINDS = frozenset(FirstActionKind.values)
 
-    Set exactly once, by one conditional UPDATE: activity of anyone else, of a session with
-    no claimed handoff, or after the first action changes nothing. Returns whether it stamped.
-    Called from flowpilot's ``session_activity`` signal, inside flowpilot's transaction.
+
+def record_first_action(*, session: Session, user: User | None, kind: str) -> bool:
+    """Stamp the claimer's first action in ``session``: a message they wrote, a step whose
+    status or outcome they recorded, or a step they added by hand (``FirstActionKind``).
+
+    Set exactly once, by one conditional UPDATE: any other kind of activity (the briefing
+    of "Get AI analysis", "Open in Tasks panel", FlowPilot's replies, moves), activity of
+    anyone but the claimer, of a session with no claimed handoff, or after the first action
+    changes nothing. Returns whether it stamped. Called from flowpilot's
+    ``session_activity`` signal, inside flowpilot's transaction.
     """
-    if user is None or not getattr(user, "pk", None):
+    if kind not in FIRST_ACTION_KINDS or user is None or not getattr(user, "pk", None):
         return False
+    return _stamp_first_action(session=session, user=user, kind=kind)
+
+
+@transaction.atomic
+def _stamp_first_action(*, session: Session, user: User, kind: str) -> bool:
     now = timezone.now()
     stamped = Handoff.objects.filter(
         session_id=session.pk,
         state=HandoffState.CLAIMED,
         claimed_by=user,
         first_action_at__isnull=True,
-    ).update(first_action_at=now, first_action_kind=kind[:30])
+    ).update(first_action_at=now, first_action_kind=kind)
     if not stamped:
         return False
     handoff = Handoff.objects.get(session_id=session.pk, state=HandoffState.CLAIMED)
@@ -619,6 +650,7 @@ def record_first_action(*, session: Session, user: User, kind: str) -> bool:
         created_at=now,
         detail={"kind": kind},
     )
+    _changed(handoff)
     data = {
         "handoff": str(handoff.pk),
         "session": handoff.session_id,

@@ -22,6 +22,7 @@ from flowpilot.models import Session
 from resolutionflow.http import ApiError, api_view, request_data, see_other, valid_form
 from resolutionflow.models import Role
 from resolutionflow.people import person_json
+from resolutionflow.ratelimit import limit_per_user
 
 MEMBERS = (Role.TECHNICIAN, Role.ENGINEER, Role.ADMIN)
 SENIORS = (Role.ENGINEER, Role.ADMIN)
@@ -94,6 +95,7 @@ def handoff_json(handoff: Handoff) -> dict:
 
 
 @handoff_api("POST", roles=MEMBERS)
+@limit_per_user("escalations")
 def escalate(request: HttpRequest, session_id: int) -> JsonResponse:
     """Escalate a session of mine: ``201 {"handoff", "session", "notified"}``."""
     session = get_object_or_404(Session.objects.visible_to(request.user), pk=session_id)

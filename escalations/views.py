@@ -30,12 +30,14 @@ from escalations.models import Handoff
 from flowpilot.models import Session
 from resolutionflow.http import request_data, see_other
 from resolutionflow.permissions import any_member_required, senior_required
+from resolutionflow.ratelimit import limit_per_user
 
 # --- escalate ------------------------------------------------------------------------------
 
 
 @require_POST
 @any_member_required
+@limit_per_user("escalations")
 def escalate(request: HttpRequest, session_id: int) -> HttpResponse:
     """Escalate a FlowPilot session with a reason and an urgency (the chat's Escalate form)."""
     session = get_object_or_404(Session.objects.visible_to(request.user), pk=session_id)

@@ -143,7 +143,8 @@ def _touch(session: Session) -> None:
     session.save(update_fields=["updated_at"])
 
 
-def _activity(session: Session, user, kind: Literal["message", "task", "reply"]) -> None:
+def _activity(session: Session, user, kind: str) -> None:
+    """Tell the handoff manager what happened (``flowpilot.signals.ACTIVITY_KINDS``)."""
     session_activity.send(sender=Session, session=session, user=user, kind=kind)
 
 
@@ -164,15 +165,23 @@ def start_session(*, user, problem: str, customer: str = "", device: str = "") -
 
 
 def post_message(
-    *, session: Session, user, body: str, assistant: Assistant | None = None
+    *,
+    session: Session,
+    user,
+    body: str,
+    assistant: Assistant | None = None,
+    kind: Literal["message", "briefing"] = "message",
 ) -> Exchange:
     """Store the user's message, ask the assistant, store its reply and proposed steps.
+
+    ``kind`` "briefing" marks the handoff briefing that "Get AI analysis" posts in the
+    claimer's name: a button press, not something the claimer wrote.
 
     Deliberately not one transaction: the assistant may take seconds (Claude), and a
     write transaction held that long would block every other writer (on SQLite, the
     whole database). The user's message commits first; the reply commits on its own.
     """
-    message = _store_user_message(session=session, user=user, body=body)
+    message = _store_user_message(session=session, user=user, body=body, kind=kind)
     return _answer(session=session, message=message, assistant=assistant)
 
 
@@ -182,11 +191,11 @@ def answer(*, session: Session, assistant: Assistant | None = None) -> Exchange:
 
 
 @transaction.atomic
-def _store_user_message(*, session: Session, user, body: str) -> Message:
+def _store_user_message(*, session: Session, user, body: str, kind: str) -> Message:
     _lock_for_writing(session, user)
     message = Message.objects.create(session=session, role=MessageRole.USER, author=user, body=body)
     _touch(session)
-    _activity(session, user, "message")
+    _activity(session, user, kind)
     return message
 
 
@@ -255,9 +264,17 @@ def _store_reply(*, session: Session, message: Message | None, reply: Reply) -> 
 
 @transaction.atomic
 def add_task(
-    *, session: Session, user, title: str, detail: str = "", command: str = "", shell: str = ""
+    *,
+    session: Session,
+    user,
+    title: str,
+    detail: str = "",
+    command: str = "",
+    shell: str = "",
+    kind: Literal["task_added", "step_opened"] = "task_added",
 ) -> Task:
-    """Add a step by hand at the end of the lane."""
+    """Add a step at the end of the lane: typed by hand, or (``kind`` "step_opened") a
+    suggested step the claimer put there with "Open in Tasks panel"."""
     _lock_for_writing(session, user)
     position = (session.tasks.aggregate(last=Max("position"))["last"] or 0) + 1
     task = Task.objects.create(
@@ -271,7 +288,7 @@ def add_task(
         created_by=user,
     )
     _touch(session)
-    _activity(session, user, "task")
+    _activity(session, user, kind)
     return task
 
 
@@ -282,6 +299,10 @@ def update_task(*, task: Task, user, status: str, outcome: str | None = None) ->
         raise ValueError(f"Unknown task status {status!r}")
     session = task.session
     _lock_for_writing(session, user)
+    # Recorded = a result written down: a status other than "to do" set, or an outcome.
+    recorded = (status != task.status and status != TaskStatus.TODO) or bool(
+        outcome and outcome != task.outcome
+    )
     task.status = status
     fields = ["status", "updated_at"]
     if outcome is not None:
@@ -289,7 +310,7 @@ def update_task(*, task: Task, user, status: str, outcome: str | None = None) ->
         fields.append("outcome")
     task.save(update_fields=fields)
     _touch(session)
-    _activity(session, user, "task")
+    _activity(session, user, "task_recorded" if recorded else "task_unchanged")
     return task
 
 
@@ -311,5 +332,5 @@ def move_task(*, task: Task, user, direction: Literal["up", "down"]) -> Task:
     Task.objects.bulk_update(changed, ["position"])
     task.position = next(other.position for other in lane if other.pk == task.pk)
     _touch(session)
-    _activity(session, user, "task")
+    _activity(session, user, "task_moved")
     return task

@@ -31,6 +31,7 @@ from flowpilot.queries import (
 from resolutionflow.http import ApiError, api_view, valid_form
 from resolutionflow.models import Role
 from resolutionflow.people import person_json
+from resolutionflow.ratelimit import limit_per_user
 
 MEMBERS = (Role.TECHNICIAN, Role.ENGINEER, Role.ADMIN)
 
@@ -135,6 +136,7 @@ def sessions(request: HttpRequest) -> JsonResponse:
 
 
 @flowpilot_api("POST")
+@limit_per_user("sessions")
 def start_session(request: HttpRequest) -> JsonResponse:
     """Open a session; FlowPilot's first answer and its steps come with it."""
     form = valid_form(SessionForm, request)
@@ -159,6 +161,7 @@ def session_detail(request: HttpRequest, session_id: int) -> JsonResponse:
 
 
 @flowpilot_api("POST")
+@limit_per_user("messages")
 def post_message(request: HttpRequest, session_id: int) -> JsonResponse:
     """Send a message: it is stored before FlowPilot answers."""
     session = _writable_session(request, session_id)

@@ -41,6 +41,7 @@ from flowpilot.queries import (
 )
 from resolutionflow.http import request_data, see_other
 from resolutionflow.permissions import any_member_required
+from resolutionflow.ratelimit import limit_per_user
 
 # ---------------------------------------------------------------------------- helpers
 
@@ -152,6 +153,7 @@ def sessions_page_context(page: Page, **extra) -> dict:
 
 @require_POST
 @any_member_required
+@limit_per_user("sessions")
 def start_session(request: HttpRequest) -> HttpResponse:
     """Open a session and get FlowPilot's first answer with its steps."""
     form = SessionForm(request_data(request))
@@ -198,6 +200,7 @@ def _live_update(request: HttpRequest, session: Session) -> HttpResponse:
 
 @require_POST
 @any_member_required
+@limit_per_user("messages")
 @flowpilot_view
 def post_message(request: HttpRequest, session_id: int) -> HttpResponse:
     """Send a message; the answer and the refreshed lane come back together."""

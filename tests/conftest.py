@@ -59,6 +59,21 @@ def async_safety_outside_browser_tests(request, monkeypatch):
 
 
 @pytest.fixture(autouse=True)
+def fresh_rate_limits(settings):
+    """Each test counts rate limits from zero, in memory (tests of the Redis-backed counters
+    build their own cache): a user id reused by the next test must not inherit its hits."""
+    import uuid
+
+    settings.CACHES = {
+        **settings.CACHES,
+        "ratelimit": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": f"ratelimit-{uuid.uuid4().hex}",
+        },
+    }
+
+
+@pytest.fixture(autouse=True)
 def fast_password_hashing(settings):
     """The demo password is hashed for every persona of every test: keep it cheap."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -340,3 +340,41 @@ def test_a_released_handoff_says_it_came_back_and_by_whom(client_for, sky, sam, 
     actions.resolve_handoff(handoff_id=back.pk, user=sky)
     page = client_for(sky).get(reverse("escalations:handoff", args=[back.pk])).content.decode()
     assert ">Back in the queue</span>" not in page  # resolved, not waiting
+
+
+# --- waits count from the first escalation ---------------------------------------------------
+
+
+def test_a_requeued_handoff_keeps_the_first_escalation_time_for_card_and_analytics(
+    client_for, handoff, sam, sky
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from analytics import metrics
+
+    first_escalation = timezone.now() - timedelta(minutes=12)
+    Handoff.objects.filter(pk=handoff.pk).update(created_at=first_escalation)
+    actions.claim_handoff(handoff_id=handoff.pk, user=sam)
+    reopened = actions.release_handoff(handoff_id=handoff.pk, user=sam)
+
+    assert reopened.created_at == first_escalation
+    queue = client_for(sky).get(reverse("escalations:queue")).content.decode()
+    assert f'data-since="{int(first_escalation.timestamp())}"' in queue
+    assert "Waiting <time" in queue and ">12\xa0minutes</time>" in queue
+    # The history keeps each hand: escalated, claimed and released on the first; the
+    # re-queue (when it happened, by whom) on the second.
+    requeued = HandoffEvent.objects.get(handoff=reopened, kind="escalated")
+    assert requeued.created_at > first_escalation + timedelta(minutes=11)
+    assert requeued.detail["reopened_from"] == str(handoff.pk)
+
+    actions.claim_handoff(handoff_id=reopened.pk, user=sky)
+    reopened.refresh_from_db()
+    today = timezone.localdate()
+    summary = metrics.escalation_summary(
+        reopened.account_id, metrics.Window.last_days(7, today=today), now=timezone.now()
+    )
+    # Both hands' waits count from 12 minutes ago: the re-queued one waited 12 minutes.
+    assert summary.counts.claimed == 2
+    assert summary.time_to_claim.p90 >= 12 * 60 - 1
