@@ -6,8 +6,8 @@ from django.db.migrations.executor import MigrationExecutor
 
 from escalations.models import NotificationKind
 
-BEFORE = [("escalations", "0005_notification_resolved_kind")]
-AFTER = [("escalations", "0006_notification_kind_names")]
+BEFORE = [("escalations", "0006_first_action_definition")]
+AFTER = [("escalations", "0007_notification_kind_names")]
 
 
 def test_every_kind_is_named_for_a_handoff_event():

@@ -23,7 +23,7 @@ def restore_kinds(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("escalations", "0005_notification_resolved_kind"),
+        ("escalations", "0006_first_action_definition"),
     ]
 
     operations = [
