@@ -17,7 +17,7 @@ from analytics.formatting import duration_short, duration_text, number
 from analytics.forms import BaselineForm, InvalidWindow, parse_window
 from analytics.queries import baselines_for_account, get_baseline_for_user
 from escalations.models import FirstActionKind, TakeoverMode
-from resolutionflow.http import invalid, see_other
+from resolutionflow.http import invalid, request_data, see_other
 from resolutionflow.permissions import admin_required, senior_required
 
 CSV_COLUMNS = [
@@ -286,7 +286,7 @@ def baseline_list(request: HttpRequest) -> HttpResponse:
 @require_POST
 @admin_required
 def baseline_create(request: HttpRequest) -> HttpResponse:
-    form = _new_baseline_form(request, request.POST)
+    form = _new_baseline_form(request, request_data(request))
     if not form.is_valid():
         return _baseline_page(request, form, status=400)
     timing = actions.record_baseline(account=request.user.account, **form.cleaned_data)
@@ -299,7 +299,7 @@ def baseline_create(request: HttpRequest) -> HttpResponse:
 def baseline_edit(request: HttpRequest, pk: int) -> HttpResponse:
     timing = get_baseline_for_user(request.user, pk)
     form = BaselineForm(
-        request.POST if request.method == "POST" else None,
+        request_data(request) if request.method == "POST" else None,
         account_id=request.user.account_id,
         today=timezone.localdate(),
         initial={

@@ -34,7 +34,7 @@ from escalations.models import Handoff, HandoffState
 from flowpilot.actions import SessionReadOnly
 from flowpilot.steps import title_key, with_visible_command
 from resolutionflow import events
-from resolutionflow.http import see_other
+from resolutionflow.http import request_data, see_other
 from resolutionflow.permissions import any_member_required, senior_required
 
 logger = logging.getLogger(__name__)
@@ -108,7 +108,7 @@ def _retry_message(seconds: int) -> str:
 @senior_required
 def take_over(request: HttpRequest, handoff_id) -> HttpResponse:
     """Claim the handoff, then open its chat: ready to type, or with FlowPilot briefed."""
-    mode = MODES.get(request.POST.get("mode", ""))
+    mode = MODES.get(request_data(request).get("mode", ""))
     if mode is None:
         return HttpResponseBadRequest("Choose how to take over: takeover or analysis.")
     # The access getter first: another account's handoff is a 404, like an unknown one.
@@ -216,7 +216,7 @@ def open_step(request: HttpRequest, handoff_id) -> HttpResponse:
     handoff = queries.get_handoff_for_user(request.user, handoff_id)
     try:
         task, added = actions.open_suggested_step(
-            handoff=handoff, user=request.user, title=request.POST.get("title", "")
+            handoff=handoff, user=request.user, title=request_data(request).get("title", "")
         )
     except actions.StepNotSuggested:
         # 409, not 400: the chat page swaps 400s (form errors) into the lane.
