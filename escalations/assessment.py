@@ -50,8 +50,8 @@ from flowpilot.assistants import (
 )
 from flowpilot.assistants.offline import OfflineAssistant
 from flowpilot.models import Message, Task
+from flowpilot.steps import COMMAND_MAX, DETAIL_MAX, OUTCOME_MAX, TITLE_MAX, clip
 from flowpilot.steps import SHELLS as STEP_SHELLS
-from flowpilot.steps import clip
 from flowpilot.text import has_control_characters, strip_control_characters
 from resolutionflow.events import enqueue_task, send_event_on_commit
 
@@ -60,11 +60,11 @@ logger = logging.getLogger(__name__)
 # -- the schema ------------------------------------------------------------------------------
 
 MAX_SUMMARY = 4000
-MAX_TITLE = 200
+MAX_TITLE = TITLE_MAX  # a step's limits are the lane's (flowpilot/steps.py)
 MAX_WHY = 1000
-MAX_DETAIL = 2000
-MAX_COMMAND = 1000
-MAX_OUTCOME = 2000
+MAX_DETAIL = DETAIL_MAX
+MAX_COMMAND = COMMAND_MAX
+MAX_OUTCOME = OUTCOME_MAX
 MAX_NOTE = 500
 MAX_MODEL = 100
 MAX_TRIED = 50

@@ -33,8 +33,17 @@ from flowpilot.assistants.base import (
     Reply,
     TriedStep,
 )
+from flowpilot.steps import (
+    COMMAND_MAX,
+    DETAIL_MAX,
+    TITLE_MAX,
+    clean_text,
+    clip,
+    is_finished,
+    is_tried,
+    title_key,
+)
 from flowpilot.steps import SHELLS as STEP_SHELLS
-from flowpilot.steps import clean_text, clip, is_finished, is_tried, title_key
 from flowpilot.text import strip_control_characters
 
 log = logging.getLogger(__name__)
@@ -42,9 +51,9 @@ log = logging.getLogger(__name__)
 # Limits on what we accept from the model; longer strings are clipped, extra items dropped.
 MAX_REPLY_TEXT = 8000
 MAX_STEPS = 8
-MAX_STEP_TITLE = 200
-MAX_STEP_DETAIL = 2000
-MAX_STEP_COMMAND = 1000
+MAX_STEP_TITLE = TITLE_MAX  # a step's limits are the lane's (flowpilot/steps.py)
+MAX_STEP_DETAIL = DETAIL_MAX
+MAX_STEP_COMMAND = COMMAND_MAX
 MAX_SUMMARY = 4000
 MAX_CAUSES = 5
 MAX_CAUSE_TITLE = 200
