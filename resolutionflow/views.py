@@ -46,6 +46,11 @@ class LoginView(auth_views.LoginView):
         return response
 
 
+def bad_request(request: HttpRequest, exception=None) -> HttpResponse:
+    """A request no page can read (a form post that is not UTF-8, a body too large)."""
+    return render(request, "400.html", {"reason": str(exception or "")}, status=400)
+
+
 def permission_denied(request: HttpRequest, exception=None) -> HttpResponse:
     return render(request, "403.html", {"reason": str(exception or "")}, status=403)
 

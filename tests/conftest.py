@@ -133,3 +133,12 @@ def client_for(client):
         return signed_in
 
     return make
+
+
+def api_body(body: dict) -> dict:
+    """An API answer without the human text of the one error shape (docs/API.md): what a
+    program reads, ``error`` and its facts or the field ``errors``, compared exactly."""
+    facts = {key: value for key, value in body.items() if key != "message"}
+    if facts.get("error") == "invalid":
+        del facts["error"]
+    return facts
