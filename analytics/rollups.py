@@ -31,7 +31,7 @@ from resolutionflow.models import Account
 WEEK = timedelta(days=7)
 # How many missing weeks one refresh builds per account: a two-year backfill is spread over
 # a few drains (or done at once by ``manage.py build_rollups``).
-BUILD_PER_RUN = 30
+BUILD_PER_RUN = 8
 
 
 def monday_of(day: date) -> date:
