@@ -1,13 +1,12 @@
-"""Analytics views: the JSON endpoint, the metric card, the admin dashboard, the CSV export
-and the manual baseline. Decorators → validation → metrics or one action → render/JSON."""
+"""Analytics pages: the metric card, the admin dashboard, the CSV export and the manual
+baseline (the JSON endpoint is analytics/api.py). Decorators → validation → metrics or one
+action → render."""
 
 import csv
-from collections.abc import Callable
-from functools import wraps
 
 from django.contrib import messages
 from django.db.models import F
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
@@ -18,8 +17,7 @@ from analytics.formatting import duration_short, duration_text, number
 from analytics.forms import BaselineForm, InvalidWindow, parse_window
 from analytics.queries import baselines_for_account, get_baseline_for_user
 from escalations.models import FirstActionKind, TakeoverMode
-from resolutionflow.http import see_other
-from resolutionflow.models import Role
+from resolutionflow.http import invalid, see_other
 from resolutionflow.permissions import admin_required, senior_required
 
 CSV_COLUMNS = [
@@ -50,34 +48,6 @@ CSV_NOTES = [
     + "; ".join(f"{mode.value} = {mode.label}" for mode in TakeoverMode)
     + ".",
 ]
-
-
-def seniors_json_only(view: Callable) -> Callable:
-    """Engineers and admins of an account; others get a JSON 403, as docs/API.md promises."""
-
-    @wraps(view)
-    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        user = request.user
-        if user.account_id is None or user.role not in (Role.ENGINEER, Role.ADMIN):
-            return JsonResponse(
-                {"error": "forbidden", "reason": "Only engineers and admins see analytics."},
-                status=403,
-            )
-        return view(request, *args, **kwargs)
-
-    return wrapper
-
-
-@require_GET
-@seniors_json_only
-def flowpilot_escalations(request: HttpRequest) -> HttpResponse:
-    """GET /analytics/flowpilot/escalations?from=YYYY-MM-DD&to=YYYY-MM-DD (docs/API.md)."""
-    try:
-        window = parse_window(request.GET, today=timezone.localdate())
-    except InvalidWindow as error:
-        return JsonResponse({"errors": error.errors}, status=400)
-    summary = metrics.escalation_summary(request.user.account_id, window, now=timezone.now())
-    return JsonResponse(summary.as_dict())
 
 
 @require_GET
@@ -234,7 +204,7 @@ def export_csv(request: HttpRequest) -> HttpResponse:
     try:
         window = parse_window(request.GET, today=timezone.localdate())
     except InvalidWindow as error:
-        return JsonResponse({"errors": error.errors}, status=400)
+        return invalid(error.errors)
     rows = (
         metrics.handoffs_in(request.user.account_id, window)
         .annotate(

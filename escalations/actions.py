@@ -21,6 +21,7 @@ import uuid
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from escalations import notifications
@@ -44,8 +45,10 @@ from escalations.models import (
 from escalations.signals import handoff_changed
 from flowpilot import actions as flowpilot_actions
 from flowpilot.models import Message, MessageRole, Session, SessionStatus, Task
+from flowpilot.steps import clip, title_key, with_visible_command
 from resolutionflow.events import send_event_on_commit, send_events_on_commit
 from resolutionflow.models import User
+from resolutionflow.people import person_json
 
 REASON_MAX_LENGTH = 2000
 RESOLUTION_NOTE_MAX_LENGTH = 4000
@@ -236,11 +239,17 @@ def build_escalation_package(handoff: Handoff) -> dict:
         .select_related("author")
         .order_by("-created_at", "-id")[:PACKAGE_MESSAGES]
     )
+    chat = reverse("flowpilot:session", args=[session.pk])
     messages = [
         {
+            "id": message.pk,
             "role": message.role,
             "author": message.author.name if message.author else None,
-            "body": message.body[:PACKAGE_MESSAGE_CHARS],
+            # A long message is cut with "…", never silently; the whole of it stays in the
+            # chat at ``url`` (and the session's JSON).
+            "body": clip(message.body, PACKAGE_MESSAGE_CHARS),
+            "truncated": len(message.body) > PACKAGE_MESSAGE_CHARS,
+            "url": f"{chat}#message-{message.pk}",
             "at": message.created_at.isoformat(),
         }
         for message in reversed(recent)
@@ -250,11 +259,7 @@ def build_escalation_package(handoff: Handoff) -> dict:
         "handoff": str(handoff.pk),
         "session": session.pk,
         "reopened_from": str(handoff.reopened_from_id) if handoff.reopened_from_id else None,
-        "escalated_by": {
-            "id": handoff.escalated_by.pk,
-            "username": handoff.escalated_by.username,
-            "name": handoff.escalated_by.name,
-        },
+        "escalated_by": person_json(handoff.escalated_by),
         "escalated_at": handoff.created_at.isoformat(),
         "reason": handoff.reason,
         "urgency": handoff.urgency,
@@ -318,7 +323,7 @@ def _claim(handoff_id, user: User) -> tuple[Handoff, HandoffError | None]:
     Session.objects.filter(pk=handoff.session_id).update(escalated_to=user, updated_at=now)
     handoff.session.escalated_to = user
     _changed(handoff)
-    data = _queue_event_data(handoff) | {"claimed_by": _person(user)}
+    data = _queue_event_data(handoff) | {"claimed_by": person_json(user)}
     send_events_on_commit(
         [
             (queue_channel(handoff.account_id), "handoff-claimed", data),
@@ -449,7 +454,7 @@ def resolve_handoff(*, handoff_id: uuid.UUID | str, user: User, note: str = "") 
     )
     notifications.handoff_resolved(handoff, resolved_by=user)
     _changed(handoff)
-    data = _queue_event_data(handoff) | {"resolved_by": _person(user)}
+    data = _queue_event_data(handoff) | {"resolved_by": person_json(user)}
     send_events_on_commit(
         [
             (queue_channel(handoff.account_id), "handoff-resolved", data),
@@ -554,7 +559,6 @@ def open_suggested_step(*, handoff: Handoff, user: User, title: str) -> tuple[Ta
     add the step twice.
     """
     check_claimer(handoff, user, to="add its steps")
-    title_key = flowpilot_actions.title_key
     key = title_key(title)
     suggested = assessment_for_display(handoff).next_steps
     step = next((s for s in suggested if key and title_key(s["title"]) == key), None)
@@ -566,6 +570,7 @@ def open_suggested_step(*, handoff: Handoff, user: User, title: str) -> tuple[Ta
     existing = next((task for task in lane if title_key(task.title) == key), None)
     if existing is not None:
         return existing, False
+    step = with_visible_command(step)
     task = flowpilot_actions.add_task(
         session=session,
         user=user,
@@ -687,10 +692,6 @@ def mark_notifications_read(*, user: User, notification_id: int | None = None) -
     if notification_id is not None:
         unread = unread.filter(pk=notification_id)
     return unread.update(read_at=timezone.now())
-
-
-def _person(user: User) -> dict:
-    return {"id": user.pk, "username": user.username, "name": user.name}
 
 
 def _queue_event_data(handoff: Handoff) -> dict:

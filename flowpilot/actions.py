@@ -9,7 +9,6 @@ its transaction, so the handoff manager can record a claimer's first action.
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -29,16 +28,16 @@ from flowpilot.models import (
 )
 from flowpilot.queries import can_write, conversation_for
 from flowpilot.signals import session_activity
-from flowpilot.text import strip_control_characters
+from flowpilot.steps import (
+    DETAIL_MAX,
+    TITLE_MAX,
+    clean_text,
+    is_shell,
+    title_key,
+    with_visible_command,
+)
 
 log = logging.getLogger(__name__)
-
-# Model limits, applied to what the assistant proposes (typed input is checked by forms).
-TITLE_MAX = Task._meta.get_field("title").max_length
-DETAIL_MAX = 2000
-COMMAND_MAX = 1000
-SHELLS = frozenset({"powershell", "cmd", "bash"})
-_TITLE_NOISE = re.compile(r"[\W_]+")
 
 ASSISTANT_FAILED_TEXT = (
     "FlowPilot could not answer just now. Your message is saved; send another message to try again."
@@ -71,15 +70,9 @@ class Exchange:
         return [lane_step.task for lane_step in self.steps if lane_step.added]
 
 
-def title_key(title: str) -> str:
-    """How two task titles are compared: case, spacing and punctuation do not count."""
-    return " ".join(_TITLE_NOISE.sub(" ", title.casefold()).split())
-
-
 def _clean(text: str, limit: int) -> str:
     """Assistant output made storable: no control characters, clipped to the column."""
-    text = strip_control_characters(text or "").strip()
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return clean_text(text, limit)
 
 
 def _lock_for_writing(session: Session, user) -> Session:
@@ -246,14 +239,18 @@ def _store_reply(*, session: Session, message: Message | None, reply: Reply) -> 
         if key in lane:
             steps.append(LaneStep(step=step, task=lane[key], added=False))
             continue
-        command = _clean(step.command, COMMAND_MAX)
+        # Invisible characters leave the command with a note in the detail saying so.
+        visible = with_visible_command(
+            {"detail": _clean(step.detail, DETAIL_MAX), "command": step.command}
+        )
+        command, detail = visible["command"], visible["detail"]
         task = Task(
             session=session,
             position=position,
             title=title,
-            detail=_clean(step.detail, DETAIL_MAX),
+            detail=detail,
             command=command,
-            shell=step.shell if command and step.shell in SHELLS else "",
+            shell=step.shell if command and is_shell(step.shell) else "",
             source=TaskSource.ASSISTANT,
         )
         position += 1
@@ -286,7 +283,7 @@ def add_task(
         title=title,
         detail=detail,
         command=command,
-        shell=shell if command and shell in SHELLS else "",
+        shell=shell if command and is_shell(shell) else "",
         source=TaskSource.MANUAL,
         created_by=user,
     )

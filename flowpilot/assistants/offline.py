@@ -60,11 +60,12 @@ from flowpilot.assistants.base import (
     Reply,
     TriedStep,
 )
+from flowpilot.steps import FINISHED, SHELLS
 
 KNOWLEDGE_DIR = Path(__file__).resolve().parent.parent / "knowledge"
 
-VALID_SHELLS = frozenset({"powershell", "cmd", "bash"})
-FINISHED_STATUSES = frozenset({"done", "failed", "skipped"})
+VALID_SHELLS = frozenset(SHELLS)
+FINISHED_STATUSES = FINISHED
 LANE_STATUSES = frozenset({"todo", "doing"})
 
 # Matching weights. The problem statement is what the technician wrote down first, so it

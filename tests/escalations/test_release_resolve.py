@@ -15,6 +15,7 @@ from escalations.models import (
 )
 from flowpilot.models import Message, SessionStatus
 from resolutionflow.models import OutboxEvent
+from tests.conftest import api_body
 from tests.escalations.conftest import HTMX, JSON
 
 pytestmark = pytest.mark.django_db
@@ -173,7 +174,7 @@ def test_json_release_answers_with_the_reopened_handoff(client_for, sam, claimed
     response = client_for(sam).post(url("release", claimed), **JSON)
     assert response.status_code == 200
     reopened = Handoff.objects.get(reopened_from=claimed)
-    assert response.json() == {
+    assert api_body(response.json()) == {
         "status": "released",
         "handoff": str(claimed.pk),
         "reopened_as": str(reopened.pk),
@@ -188,13 +189,17 @@ def test_release_from_the_page_goes_back_to_the_queue(client_for, sam, claimed):
 def test_json_release_of_an_open_handoff_is_409_not_claimed(client_for, ada, handoff):
     response = client_for(ada).post(url("release", handoff), **JSON)
     assert response.status_code == 409
-    assert response.json() == {"error": "not_claimed", "handoff": str(handoff.pk), "state": "open"}
+    assert api_body(response.json()) == {
+        "error": "not_claimed",
+        "handoff": str(handoff.pk),
+        "state": "open",
+    }
 
 
 def test_json_resolve_answers_200_and_stores_the_note(client_for, sam, claimed):
     response = client_for(sam).post(url("resolve", claimed), {"note": "Fixed"}, **JSON)
     assert response.status_code == 200
-    assert response.json() == {"status": "resolved", "handoff": str(claimed.pk)}
+    assert api_body(response.json()) == {"status": "resolved", "handoff": str(claimed.pk)}
     claimed.refresh_from_db()
     assert claimed.resolution_note == "Fixed"
 
@@ -230,9 +235,9 @@ def test_wrong_method_is_405(client_for, sam, claimed, name):
 @pytest.mark.parametrize("name", ["release", "resolve"])
 def test_wrong_role_is_403(client_for, tess, sky, claimed, name):
     response = client_for(tess).post(url(name, claimed), **JSON)
-    assert (response.status_code, response.json()) == (403, {"error": "role"})
+    assert (response.status_code, api_body(response.json())) == (403, {"error": "role"})
     response = client_for(sky).post(url(name, claimed), **JSON)
-    assert (response.status_code, response.json()) == (403, {"error": "not_claimer"})
+    assert (response.status_code, api_body(response.json())) == (403, {"error": "not_claimer"})
     assert client_for(sky).post(url(name, claimed)).status_code == 403
     claimed.refresh_from_db()
     assert claimed.state == HandoffState.CLAIMED
@@ -241,7 +246,7 @@ def test_wrong_role_is_403(client_for, tess, sky, claimed, name):
 @pytest.mark.parametrize("name", ["release", "resolve"])
 def test_another_account_is_404(client_for, gwen, claimed, name):
     response = client_for(gwen).post(url(name, claimed), **JSON)
-    assert (response.status_code, response.json()) == (404, {"error": "not_found"})
+    assert (response.status_code, api_body(response.json())) == (404, {"error": "not_found"})
     assert client_for(gwen).post(url(name, claimed)).status_code == 404
     claimed.refresh_from_db()
     assert claimed.state == HandoffState.CLAIMED
@@ -303,7 +308,7 @@ def test_json_note_that_is_not_a_string_is_a_400_field_error(client_for, sam, cl
         content_type="application/json",
         **JSON,
     )
-    assert (response.status_code, response.json()) == (
+    assert (response.status_code, api_body(response.json())) == (
         400,
         {"errors": {"note": ["Must be a string."]}},
     )
@@ -313,7 +318,7 @@ def test_json_note_that_is_not_a_string_is_a_400_field_error(client_for, sam, cl
 
 def test_someone_who_may_not_resolve_learns_nothing_from_the_notes_errors(client_for, sky, claimed):
     response = client_for(sky).post(url("resolve", claimed), {"note": "x" * 5000}, **JSON)
-    assert (response.status_code, response.json()) == (403, {"error": "not_claimer"})
+    assert (response.status_code, api_body(response.json())) == (403, {"error": "not_claimer"})
     assert client_for(sky).post(url("resolve", claimed), {"note": "x" * 5000}).status_code == 403
 
 
