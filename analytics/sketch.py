@@ -69,6 +69,19 @@ class Sketch:
 
     # -- filling -------------------------------------------------------------------------
 
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Sketch:
+        """A sketch of many values at once (much faster than adding them one by one)."""
+        sketch = cls()
+        values = [max(0.0, float(value)) for value in values]
+        sketch.n = len(values)
+        if len(values) <= EXACT_UP_TO:
+            sketch.values = sorted(values)
+        else:
+            sketch.values = None
+            sketch._count_values(values)
+        return sketch
+
     def add(self, seconds: float) -> None:
         seconds = max(0.0, float(seconds))
         self.n += 1
@@ -106,6 +119,32 @@ class Sketch:
         self._add_counts(other.offset, other.counts)
         return self
 
+    @classmethod
+    def merged(cls, sketches: Iterable[Sketch]) -> Sketch:
+        """One sketch of many (a window of weeks): the same result as merging them one by
+        one, but the bins are added column by column in one pass."""
+        sketches = [sketch for sketch in sketches if sketch.n]
+        exact = [
+            value for sketch in sketches if sketch.values is not None for value in sketch.values
+        ]
+        binned = [sketch for sketch in sketches if sketch.values is None]
+        if not binned:
+            return cls.of(exact)
+        result = cls()
+        result.values = None
+        result.n = sum(sketch.n for sketch in sketches)
+        start = min(sketch.offset for sketch in binned)
+        end = max(sketch.offset + len(sketch.counts) for sketch in binned)
+        padded = [
+            [0] * (sketch.offset - start)
+            + sketch.counts
+            + [0] * (end - sketch.offset - len(sketch.counts))
+            for sketch in binned
+        ]
+        result.offset, result.counts = start, [sum(column) for column in zip(*padded, strict=True)]
+        result._count_values(exact)
+        return result
+
     def _to_bins(self) -> None:
         values, self.values = self.values or [], None
         self.counts, self.offset = [], 0
@@ -118,7 +157,8 @@ class Sketch:
         """Count many values into the bins with one merge of the arrays."""
         if not values:
             return
-        bins = [bin_of(value) for value in values]
+        log, smallest, growth = math.log, SMALLEST, _LOG_GROWTH  # bin_of, inlined: hot
+        bins = [0 if v < smallest else 1 + int(log(v / smallest) / growth) for v in values]
         lowest = min(bins)
         dense = [0] * (max(bins) - lowest + 1)
         for index in bins:
