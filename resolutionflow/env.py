@@ -4,6 +4,7 @@ A bad value raises ``ConfigError`` with a one-line reason naming the variable;
 manage.py, asgi.py and the Celery app print that line and exit instead of a traceback.
 """
 
+import math
 import os
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -17,6 +18,21 @@ FALSE_WORDS = {"0", "false", "no", "off", ""}
 
 # Concurrent writers (ASGI threads, the inline worker) wait for the lock instead of failing.
 SQLITE_OPTIONS = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
+
+
+# How long a request waits for a pooled database connection before it answers 503 (see
+# resolutionflow/unavailable.py). Under load a checkout waits milliseconds; a wait of
+# seconds means the database is down or refusing connections, and then a quick "try again
+# in a few seconds" beats holding the person (and a server thread) for the 10+ s a browser
+# or proxy might wait. 3 s also rides out a pool refilling after a restart of PostgreSQL.
+DATABASE_POOL_TIMEOUT_DEFAULT = 3.0
+
+
+def _pool_check_connection(connection) -> None:
+    """psycopg_pool's check, imported only when PostgreSQL is configured."""
+    from psycopg_pool import ConnectionPool
+
+    ConnectionPool.check_connection(connection)
 
 
 class ConfigError(Exception):
@@ -103,11 +119,22 @@ def env_database(name: str, *, default_sqlite: Path) -> dict:
             raise ConfigError(f"{name} must name a database (got {value!r})")
         # A pool instead of a connection per request (about 4 ms saved per request).
         config["CONN_MAX_AGE"] = 0
-        config.setdefault("OPTIONS", {})["pool"] = {
+        options = config.setdefault("OPTIONS", {})
+        timeout = env_float(
+            "DATABASE_POOL_TIMEOUT", default=DATABASE_POOL_TIMEOUT_DEFAULT, minimum=0.1
+        )
+        options["pool"] = {
             "min_size": 2,
             "max_size": env_int("DATABASE_POOL_SIZE", default=20, minimum=2),
-            "timeout": env_float("DATABASE_POOL_TIMEOUT", default=10.0, minimum=0.1),
+            "timeout": timeout,
+            # A connection whose server went away (restart, pg_terminate_backend, failover)
+            # is found dead here, one empty query before it is handed out, and replaced:
+            # without it every dead pooled connection cost one request its 500.
+            "check": _pool_check_connection,
         }
+        # A server that swallows packets must not hold a pool worker for minutes; libpq
+        # counts whole seconds and treats 1 as 2.
+        options.setdefault("connect_timeout", max(2, math.ceil(timeout)))
     return config
 
 

@@ -31,6 +31,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_until(condition, timeout: float, message="condition not met", *, every=0.05) -> None:
+    """Poll ``condition`` until it is true; after ``timeout`` seconds fail with ``message``
+    (a string, or a callable giving one: say what was seen, not only what was expected)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(message() if callable(message) else message)
+        time.sleep(every)
+
+
 def wait_for_port(port: int, *, timeout: float = 15.0, process=None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

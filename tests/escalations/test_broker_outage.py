@@ -15,7 +15,7 @@ import pytest
 from escalations.models import EmailDelivery, EmailState, Handoff
 from flowpilot.models import Session
 from resolutionflow.models import OutboxEvent
-from tests.asgi import SseStream, session_cookie
+from tests.asgi import SseStream, session_cookie, wait_until
 from tests.services import Rig
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis, pytest.mark.postgres]
@@ -53,14 +53,6 @@ class Escalator:
             json={"reason": "Tried the usual; still broken", "urgency": "high"},
         )
         return response, time.monotonic() - started
-
-
-def wait_until(condition, timeout: float, message) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(message() if callable(message) else message)
-        time.sleep(0.1)
 
 
 def test_escalations_survive_a_paused_and_a_dead_redis(rig, tess, sam, sky, ada):

@@ -6,7 +6,6 @@ it shares the test database: every test here is transaction=True.
 """
 
 import json
-import time
 
 import httpx2
 import pytest
@@ -21,7 +20,7 @@ from flowpilot.models import Session
 from resolutionflow import eventstream_redis
 from resolutionflow.events import breaker
 from resolutionflow.models import Role, User
-from tests.asgi import AsgiServer, SseStream, session_cookie
+from tests.asgi import AsgiServer, SseStream, session_cookie, wait_until
 from tests.services import RedisServer
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -319,14 +318,6 @@ def private_redis(tmp_path):
         relay.stop()
     redis.stop()
     breaker.reset()  # this test's outages must not make later tests skip Redis
-
-
-def wait_until(condition, timeout: float, message: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(message)
-        time.sleep(0.05)
 
 
 def test_the_relay_survives_a_redis_restart_and_clients_catch_up(private_redis, streams, tess, sam):

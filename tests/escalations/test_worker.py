@@ -17,7 +17,7 @@ from escalations.models import EmailDelivery, EmailState
 from flowpilot.models import Session
 from resolutionflow.events import breaker
 from resolutionflow.models import OutboxEvent
-from tests.asgi import SseStream, session_cookie
+from tests.asgi import SseStream, session_cookie, wait_until
 from tests.services import Rig, celery_broker
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis, pytest.mark.postgres]
@@ -43,14 +43,6 @@ def escalate(tess, problem="Printers: every job stays queued"):
 def states(handoff) -> dict[str, tuple[str, int]]:
     rows = EmailDelivery.objects.filter(handoff=handoff).order_by("address")
     return {row.address: (row.state, row.attempts) for row in rows}
-
-
-def wait_until(condition, timeout: float, message) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(message() if callable(message) else message)
-        time.sleep(0.1)
 
 
 def test_the_worker_sends_exactly_one_email_per_recipient(rig, tess, sam, sky, ada):
