@@ -155,7 +155,11 @@ def env_email(name: str, *, default: str) -> dict:
     if not config.get("EMAIL_BACKEND"):
         raise ConfigError(f"{name} has an unknown scheme (got {value!r})")
     options = {}
-    if config["EMAIL_BACKEND"].endswith("smtp.EmailBackend"):
+    backend = config["EMAIL_BACKEND"]
+    if backend.endswith("smtp.EmailBackend"):
+        # Django's SMTP backend with one deadline for the whole exchange, derived from the
+        # timeout, as the email lease is (resolutionflow/smtp.py).
+        backend = "resolutionflow.smtp.DeadlineEmailBackend"
         options = {
             "host": config["EMAIL_HOST"] or "localhost",
             "port": config["EMAIL_PORT"] or 25,
@@ -163,12 +167,13 @@ def env_email(name: str, *, default: str) -> dict:
             "password": config["EMAIL_HOST_PASSWORD"] or "",
             "use_tls": config["EMAIL_USE_TLS"],
             "use_ssl": config["EMAIL_USE_SSL"],
-            # A hung mail server must not hold a worker forever.
+            # Each SMTP round trip waits at most this; a whole send at most one per round
+            # trip (resolutionflow.smtp.send_deadline); a row is leased a little longer.
             "timeout": config["EMAIL_TIMEOUT"] or 10,
         }
     elif config["EMAIL_BACKEND"].endswith("filebased.EmailBackend"):
         options = {"file_path": config["EMAIL_FILE_PATH"]}
-    return {"default": {"BACKEND": config["EMAIL_BACKEND"], "OPTIONS": options}}
+    return {"default": {"BACKEND": backend, "OPTIONS": options}}
 
 
 def env_choice(name: str, *, default: str, choices: set[str] | frozenset[str]) -> str:
