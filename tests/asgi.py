@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx2
@@ -137,6 +137,7 @@ class SseEvent:
     event: str
     data: str
     id: str | None
+    received_at: float = field(default_factory=time.monotonic)
 
     @property
     def json(self):

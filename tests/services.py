@@ -22,10 +22,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx2
+
 from tests.asgi import (
     ROOT,
     UvicornProcess,
     free_port,
+    session_cookie,
     subprocess_env,
     wait_for_port,
     wait_until,
@@ -347,3 +350,32 @@ class Rig:
 
     def logs(self) -> str:
         return "\n".join(worker.output() for worker in self.workers)
+
+
+CSRF = "b" * 32  # a well-formed CSRF secret, sent as cookie and header like a browser would
+
+
+class Escalator:
+    """tess, escalating over HTTP like the chat's Escalate form (JSON flavour)."""
+
+    def __init__(self, web, tess) -> None:
+        self.tess = tess
+        self.client = httpx2.Client(
+            base_url=web.url,
+            cookies=session_cookie(tess) | {"csrftoken": CSRF},
+            headers={"X-CSRFToken": CSRF, "Accept": "application/json"},
+            timeout=10,
+        )
+
+    def escalate(self, problem: str) -> tuple[httpx2.Response, float]:
+        from flowpilot.models import Session
+
+        session = Session.objects.create(
+            account=self.tess.account, owner=self.tess, problem=problem
+        )
+        started = time.monotonic()
+        response = self.client.post(
+            f"/flowpilot/sessions/{session.pk}/escalate",
+            json={"reason": "Tried the usual; still broken", "urgency": "high"},
+        )
+        return response, time.monotonic() - started
