@@ -43,6 +43,20 @@ PROBLEMS = {
     "software": "Windows Update fails with 0x80070643 on three laptops",
     "email-delivery": "Emails to a customer bounce back with an NDR 550 5.7.1",
     "teams-audio-video": "In Teams meetings nobody can hear me, the headset microphone is dead",
+    "phishing": "User entered her password on a fake Microsoft login page from a phishing email",
+    "bitlocker": "Laptop boots to a BitLocker recovery screen asking for the recovery key",
+    "profile": "User gets a temporary profile at sign-in and her desktop is empty",
+    "macos": "MacBook keeps asking for the login keychain password after the password change",
+    "linux-ssh": "SSH to the build server fails with Permission denied (publickey)",
+    "onedrive": "OneDrive shows sync pending on the Finance folder for two days",
+    "office-licensing": "Excel shows Unlicensed Product and editing is disabled",
+    "display-dock": "Both external monitors on the docking station show no signal",
+    "mobile-mail": "Work email stopped syncing in the iPhone Mail app",
+    "teams-client": "Teams won't open on her laptop, just a white screen then it closes",
+    "group-policy": "The new GPO for the wallpaper is not applying, gpresult does not list it",
+    "time-sync": "Sign-in fails with 'the time difference between client and server is too great'",
+    "server-down": "The intranet shows HTTP Error 503. The service is unavailable",
+    "new-starter": "New starter in sales on Monday: needs an account, licence and laptop",
 }
 
 
@@ -52,7 +66,11 @@ def engine() -> OfflineAssistant:
 
 
 def first_step_titles(engine: OfflineAssistant, family_id: str, count: int) -> list[str]:
-    return [step.title for step in default_knowledge().by_id[family_id].steps[:count]]
+    """With no evidence: the family's checks in file order, its fixes after them."""
+    steps = default_knowledge().by_id[family_id].steps
+    fix_ids = {s for c in default_knowledge().by_id[family_id].causes for s in c.fixed_by}
+    ordered = sorted(steps, key=lambda step: step.id in fix_ids)
+    return [step.title for step in ordered[:count]]
 
 
 def all_steps_as(family_id: str, status: str) -> tuple[TriedStep, ...]:
@@ -108,11 +126,12 @@ def test_problem_statement_matches_its_family_and_proposes_steps(
     assert set(titles) <= {step.title for step in family.steps}
     # The first step checks the cause the reply names as most likely, when the problem
     # statement points at one; with no evidence either way the family's own order stands.
-    causes = engine.assess(conversation).causes
-    lead = next(c for c in family.causes if c.title == causes[0].title)
-    if "Fits what was reported" in causes[0].why and lead.checked_by:
-        assert titles[0] in {s.title for s in family.steps if s.id in lead.checked_by}
-    elif not any("reported" in c.why or "report says" in c.why for c in causes):
+    the_plan = engine.plan(conversation)
+    lead = the_plan.lead
+    if lead.support and (lead.cause.checked_by or lead.cause.fixed_by):
+        own = {*lead.cause.checked_by, *lead.cause.fixed_by}
+        assert titles[0] in {s.title for s in family.steps if s.id in own}
+    elif not any(r.facts for r in the_plan.causes):
         assert titles == first_step_titles(engine, family_id, len(titles))
     assert any(step.command for step in reply.steps), "expected at least one copyable command"
     for step in reply.steps:
@@ -174,8 +193,11 @@ def test_a_later_correcting_message_shifts_the_family(engine: OfflineAssistant) 
     assert engine.match(before) == "mapped-drive"
     assert engine.match(after) == "vpn"
     reply = engine.reply(after)
-    assert "the closest match is now **VPN connection**" in reply.text
-    assert reply.steps[0].title == default_knowledge().by_id["vpn"].steps[0].title
+    # A share that fails only over the VPN could be either: the reply leads with the VPN
+    # and asks, rather than claiming it.
+    assert reply.text.index("**VPN connection**") < reply.text.index("**Mapped drives")
+    assert reply.family == "vpn"
+    assert reply.steps[0].title in {s.title for s in default_knowledge().by_id["vpn"].steps}
 
 
 def test_a_passing_mention_does_not_outweigh_the_problem(engine: OfflineAssistant) -> None:
@@ -283,12 +305,14 @@ def test_exhausted_family_recommends_escalation_with_summary(engine: OfflineAssi
     reply = engine.reply(conversation)
 
     assert reply.steps == ()
-    assert "run out of steps" in reply.text
+    assert "has been tried and the problem is still open" in reply.text
     assert "escalat" in reply.text.casefold()
     assert "Summary for the handoff" in reply.text
     assert f"{len(tasks)} steps tried ({len(tasks)} failed)" in reply.text
     assert "Acme Ltd" in reply.text
-    assert "Every likely cause in the playbook has been checked" in reply.text
+    # The cause the problem statement still points at is named with its evidence.
+    assert "Most likely remaining cause: **The local network blocks the VPN**" in reply.text
+    assert "\u201csays gateway unreachable\u201d, the problem" in reply.text
 
 
 def test_only_lane_steps_left_asks_to_finish_them(engine: OfflineAssistant) -> None:
@@ -487,7 +511,7 @@ def test_assess_summarises_the_session(engine: OfflineAssistant) -> None:
 
     next_titles = [step.title for step in assessment.next_steps]
     assert 1 <= len(next_titles) <= 5  # steps that only check contradicted causes are left out
-    assert next_titles[0] == outlook.steps[4].title  # todo: still untried
+    assert outlook.steps[4].title in next_titles  # todo: still untried
     assert not {task.title for task in tasks[:4]} & set(next_titles)
 
     # Both checks for the cached-credentials cause were carried out, so it sinks.
@@ -495,7 +519,7 @@ def test_assess_summarises_the_session(engine: OfflineAssistant) -> None:
     titles = [cause.title for cause in assessment.causes]
     assert titles[0] != stale.title
     assert titles.index(stale.title) > titles.index(outlook.causes[1].title)
-    assert "Less likely now" in assessment.causes[titles.index(stale.title)].why
+    assert "Checked without finding it" in assessment.causes[titles.index(stale.title)].why
     assert assessment.as_dict()["confidence"] == assessment.confidence
 
 
@@ -677,16 +701,22 @@ def test_reported_facts_raise_a_cause_its_check_comes_first_and_the_why_quotes_t
     assessment = gadgets.assess(conversation)
 
     assert causes_of(assessment)[0] == "Firmware bug"
+    # The fact is quoted as written, with where it came from.
     assert assessment.causes[0].why == (
-        "Some versions crash. Fits what was reported: \u201cafter the update\u201d, "
-        "\u201cversion 2.1\u201d."
+        "Some versions crash. Fits \u201cIt started right after the update to version 2.1.\u201d, "
+        "the escalation reason."
     )
+    assert assessment.extra["fact"] == {
+        "quote": "It started right after the update to version 2.1.",
+        "source": "the escalation reason",
+        "cause": "Firmware bug",
+    }
     assert steps_of(assessment)[0] == "Update the gadget firmware"
     assert assessment.confidence == "high"
 
     reply = gadgets.reply(conversation)
     assert "Most likely cause: **Firmware bug**" in reply.text
-    assert "fits what you reported: \u201cafter the update\u201d" in reply.text
+    assert "It fits \u201cIt started right after the update to version 2.1.\u201d" in reply.text
     assert reply.steps[0].title == "Update the gadget firmware"
 
 
@@ -699,7 +729,7 @@ def test_facts_against_a_cause_sink_it_and_its_check_is_not_proposed(gadgets) ->
 
     assert causes_of(assessment) == ["Firmware bug", "Bad cable", "Power supply failing"]
     assert assessment.causes[-1].why.endswith(
-        "Less likely: the report says \u201clights are on\u201d."
+        "Against it: \u201cLights are on.\u201d, the outcome of \u201cRead the gadget log\u201d."
     )
     assert steps_of(assessment) == ["Update the gadget firmware", "Swap the gadget cable"]
     # Something pointed away from a cause, nothing pointed at one.
@@ -728,7 +758,7 @@ def test_evidence_and_checks_weigh_together(gadgets) -> None:
     assessment = gadgets.assess(conversation)
 
     assert causes_of(assessment)[0] == "Power supply failing"
-    assert "Less likely now: already checked" in assessment.causes[0].why
+    assert "Checked without finding it" in assessment.causes[0].why
     assert "Check the gadget's power supply" not in steps_of(assessment)
 
 
@@ -757,17 +787,42 @@ def test_only_what_people_reported_is_evidence(gadgets) -> None:
         ("It was not after the update, it just died.", "Power supply failing"),
         ("Did it start after the update? No idea.", "Firmware bug"),
         ("No, it runs version 2.1 like the others.", "Firmware bug"),  # "No," is a clause
-        ("It doesn't turn off by itself.", "Power supply failing"),  # file order: no facts
         ("The lights are not on.", "Power supply failing"),  # not "lights are on"
     ],
 )
-def test_a_negated_fact_is_no_evidence(gadgets, said: str, lead: str) -> None:
+def test_a_negated_fact_is_no_evidence_for_its_cause(gadgets, said: str, lead: str) -> None:
     conversation = Conversation(
         problem="The gadget is broken", messages=(ChatLine(role="user", text=said),)
     )
     assessment = gadgets.assess(conversation)
     assert causes_of(assessment)[0] == lead
-    assert not any("Less likely" in cause.why for cause in assessment.causes)
+    assert not any("Fits" in cause.why for cause in assessment.causes if cause.title != lead)
+
+
+@pytest.mark.parametrize(
+    ("said", "ruled_out", "quote"),
+    [
+        (
+            "It doesn't turn off by itself.",
+            "Power supply failing",
+            "It doesn't turn off by itself.",
+        ),
+        (
+            "It was not after the update, it just died.",
+            "Firmware bug",
+            "It was not after the update",
+        ),
+    ],
+)
+def test_a_negated_fact_rules_its_cause_out(gadgets, said: str, ruled_out: str, quote: str) -> None:
+    # "MTU is fine" is evidence against the MTU cause, never for it.
+    assessment = gadgets.assess(
+        Conversation(problem="The gadget is broken", messages=(ChatLine("user", said),))
+    )
+    assert causes_of(assessment)[-1] == ruled_out
+    assert f"Against it: \u201c{quote}\u201d, the technician's message." in (
+        assessment.causes[-1].why
+    )
 
 
 def test_a_check_whose_outcome_points_at_its_cause_confirms_it(gadgets) -> None:
@@ -783,14 +838,16 @@ def test_a_check_whose_outcome_points_at_its_cause_confirms_it(gadgets) -> None:
 
     ruled_out = after_power_check("Measured 12 V, steady.")
     assert causes_of(ruled_out)[-1] == "Power supply failing"
-    assert "Less likely now: already checked" in ruled_out.causes[-1].why
+    assert "Checked without finding it" in ruled_out.causes[-1].why
 
     confirmed = after_power_check("It turns off by itself while measuring, no lights.")
     assert causes_of(confirmed)[0] == "Power supply failing"
     assert confirmed.causes[0].why.endswith(
-        "Its check points here too (\u201cCheck the gadget's power supply\u201d)."
+        "Found by a check: \u201cIt turns off by itself while measuring\u201d, "
+        "the outcome of \u201cCheck the gadget's power supply\u201d."
     )
-    assert "already checked" not in confirmed.causes[0].why
+    assert "Checked without finding it" not in confirmed.causes[0].why
+    assert confirmed.confidence == "high"
 
 
 def test_pasted_command_output_is_evidence_too(gadgets) -> None:
@@ -831,7 +888,10 @@ def test_someone_new_to_the_session_gets_the_whole_picture(gadgets) -> None:
 
     assert reply.text.startswith("**Where this stands** (Gadgets): 1 step tried (1 failed).")
     assert "Most likely cause: **Firmware bug**. Some versions crash." in reply.text
-    assert "Unlikely given the report: **Power supply failing**." in reply.text
+    assert (
+        "Unlikely given the evidence: **Power supply failing** "
+        "(\u201clights are on.\u201d, Tess's message)." in reply.text
+    )
     assert "Also possible" not in reply.text  # the cable was swapped without a change
     assert [step.title for step in reply.steps][0] == "Update the gadget firmware"
 
