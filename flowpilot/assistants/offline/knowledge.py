@@ -15,6 +15,7 @@ from flowpilot.assistants.base import ProposedStep
 from flowpilot.assistants.offline.text import (
     FOREIGN_WORDS,
     NEGATION_REACH,
+    NEGATIONS,
     Speller,
     _clauses,
     _normalize_command,
@@ -23,9 +24,7 @@ from flowpilot.assistants.offline.text import (
     states_fine,
     words,
 )
-from flowpilot.assistants.offline.text import (
-    error_codes as _codes_in,
-)
+from flowpilot.assistants.offline.text import error_codes as _codes_in
 
 KNOWLEDGE_DIR = Path(__file__).resolve().parent.parent.parent / "knowledge"
 
@@ -228,9 +227,18 @@ class Knowledge:
             for family in self.families
             for step in family.steps
         }
+        # First word of a cause phrase -> (remaining words, cause id, for it?).
+        evidence: dict[str, list[tuple[tuple[str, ...], str, bool]]] = {}
+        for cause_id, (for_it, against_it) in self.cause_evidence.items():
+            for is_for, phrases in ((True, for_it), (False, against_it)):
+                for _, tokens in phrases:
+                    evidence.setdefault(tokens[0], []).append((tokens[1:], cause_id, is_for))
+        self.evidence_index = {word: tuple(entries) for word, entries in evidence.items()}
         # Chat text repeats from reply to reply (the whole history is sent every time),
         # so each distinct text is analysed once per Knowledge.
         self.facts = lru_cache(maxsize=4096)(self._facts)
+        self.statements = lru_cache(maxsize=4096)(_statement_parts)
+        self.clause_evidence = lru_cache(maxsize=8192)(self._clause_evidence)
         self.clauses = lru_cache(maxsize=4096)(_clauses)
 
     def _build_phrase_index(self) -> dict[str, tuple[tuple[tuple[str, ...], int, str, float], ...]]:
@@ -308,6 +316,18 @@ class Knowledge:
             first_clause=tuple(sorted(first_clause.items())),
         )
 
+    def _clause_evidence(self, clause: tuple[str, ...]) -> tuple[tuple[str, bool, int, str], ...]:
+        """(cause id, for it?, phrase length, "yes" or "no") for every cause phrase the
+        clause states ("yes") or denies or calls fine ("no")."""
+        found = []
+        for start, word in enumerate(clause):
+            for rest, cause_id, for_it in self.evidence_index.get(word, ()):
+                if rest and clause[start + 1 : start + 1 + len(rest)] != rest:
+                    continue
+                size = 1 + len(rest)
+                found.append((cause_id, for_it, size, _reading(clause, start, size)))
+        return tuple(found)
+
     def codes_in(self, text: str) -> tuple[ErrorCode, ...]:
         """The known error codes quoted in ``text``."""
         return tuple(self.error_codes[c] for c in _codes_in(text) if c in self.error_codes)
@@ -315,6 +335,29 @@ class Knowledge:
     def rank(self, family_id: str) -> int:
         """Position of a family in load order, the deterministic tie-breaker."""
         return self._order[family_id]
+
+
+_STATEMENT_SPLIT = re.compile(r"(?<=[.!?;,])\s+|[()\[\]\n\"\u201c\u201d]+|\s[-\u2013\u2014]+\s")
+
+
+def _statement_parts(text: str) -> tuple[tuple[tuple[str, ...], str], ...]:
+    """The clauses of ``text`` as (stemmed words, the clause as written)."""
+    parts = []
+    for part in _STATEMENT_SPLIT.split(text or ""):
+        if part and (stemmed := _stemmed(part)):
+            parts.append((stemmed, part.strip().rstrip(",;:")))
+    return tuple(parts)
+
+
+def _reading(clause: tuple[str, ...], start: int, size: int) -> str:
+    """Whether the clause states the phrase at ``start`` ("yes") or says it is not so or
+    fine ("no")."""
+    if NEGATIONS.intersection(clause[max(0, start - NEGATION_REACH) : start]):
+        return "no"
+    end = start + size
+    if states_fine(clause, end) and "but" not in clause[end:]:
+        return "no"
+    return "yes"
 
 
 _CORRECTION_CUES_STEMMED = tuple(" ".join(_stemmed(cue)) for cue in CORRECTION_CUES)

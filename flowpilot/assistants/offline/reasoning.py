@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
 from typing import Literal
 
 from flowpilot.assistants.base import BRIEFING_PREFIX, Conversation, TriedStep
@@ -24,8 +25,6 @@ from flowpilot.assistants.offline.knowledge import (
     default_knowledge,
 )
 from flowpilot.assistants.offline.text import (
-    NEGATION_REACH,
-    NEGATIONS,
     _normalize_command,
     _stemmed,
     detect_os,
@@ -33,7 +32,6 @@ from flowpilot.assistants.offline.text import (
     reports_resolved,
     reports_still_broken,
     session_values,
-    states_fine,
 )
 
 FINISHED_STATUSES = frozenset({"done", "failed", "skipped"})
@@ -259,28 +257,28 @@ class RankedCause:
     checked: tuple[Step, ...] = ()  # its checks done without finding anything either way
     fix_failed: tuple[Step, ...] = ()  # its fixes tried without fixing the problem
 
-    @property
+    @cached_property
     def support(self) -> tuple[Fact, ...]:
         return tuple(f for f in self.facts if f.direction in {"supports", "confirms"})
 
-    @property
+    @cached_property
     def against(self) -> tuple[Fact, ...]:
         return tuple(f for f in self.facts if f.direction == "rules out")
 
-    @property
+    @cached_property
     def confirmed(self) -> bool:
         """A fix for it worked, or a check found its condition, and nothing rules it out."""
         return not self.against and any(f.strength >= 2 for f in self.support)
 
-    @property
+    @cached_property
     def fixed(self) -> bool:
         return not self.against and any(f.direction == "confirms" for f in self.support)
 
-    @property
+    @cached_property
     def fully_checked(self) -> bool:
         return bool(self.checked) and len(self.checked) >= len(self.cause.checked_by)
 
-    @property
+    @cached_property
     def tier(self) -> int:
         """Confirmed above supported above untested above checked above ruled out."""
         if self.against and not self.support:
@@ -295,17 +293,17 @@ class RankedCause:
             return 1
         return 2
 
-    @property
+    @cached_property
     def score(self) -> int:
         # What the technician just reported counts extra: the reply acts on the news.
         strength = sum(f.strength + 2 * f.recent for f in self.support[:3])
         return 2 * strength - 3 * len(self.against[:2]) - len(self.checked) - len(self.fix_failed)
 
-    @property
+    @cached_property
     def specificity(self) -> int:
         return max((f.words for f in self.support), default=0)
 
-    @property
+    @cached_property
     def strongest(self) -> Fact | None:
         return self.support[0] if self.support else None
 
@@ -364,18 +362,25 @@ def plan(conversation: Conversation, knowledge: Knowledge) -> Plan:
         else knowledge.fallback
     )
     people = _people_messages(conversation)
-    device_os = detect_os(conversation.device, conversation.problem, *people)
+    device_os = next(
+        (
+            found
+            for text in (conversation.device, conversation.problem, *people)
+            if (found := _os_of(text))
+        ),
+        "",
+    )
     everything = [conversation.problem, conversation.escalation_reason, *people]
     everything += [task.outcome for task in conversation.tasks]
-    failing_disk = _first_match(_FAILING_DISK, everything)
-    security = _first_match(_SECURITY, everything)
+    failing_disk = next((found for text in everything if (found := _disk_sign(text))), "")
+    security = next((found for text in everything if (found := _security_sign(text))), "")
 
     lane = _Lane(conversation.tasks)
     untouched, untried, in_lane, tried = [], [], [], {}
     held_back = []
     for step in family.steps:
         statuses = lane.statuses(knowledge, step)
-        unsafe = failing_disk and _DISK_STRESS.search(step.command or step.title)
+        unsafe = failing_disk and _stresses_disk(step.command or step.title)
         if (not step.runs_on(device_os) or unsafe) and not statuses:
             held_back.append(step)  # wrong OS for this device, or it would stress the disk
             continue
@@ -389,10 +394,12 @@ def plan(conversation: Conversation, knowledge: Knowledge) -> Plan:
             tried[step.id] = step
 
     statements = _statements(conversation, knowledge, tried.values())
+    matches = _evidence(statements, knowledge, family)
     resolved = _resolved(conversation)
+    resolved_lines = _resolved_lines(conversation, statements) if resolved else []
     ranked = []
     for position, cause in enumerate(family.causes):
-        ranked.append((position, _weigh(cause, statements, tried, conversation, knowledge)))
+        ranked.append((position, _weigh(cause, matches, tried, resolved_lines)))
     # A confirmed cause first, then supported ones, untested, checked, ruled out; within a
     # tier the evidence score, then the data file's order.
     ranked.sort(key=lambda item: (-item[1].tier, -item[1].score, -item[1].specificity, item[0]))
@@ -411,7 +418,7 @@ def plan(conversation: Conversation, knowledge: Knowledge) -> Plan:
         in_lane=tuple(in_lane),
         causes=causes,
         device_os=device_os,
-        values=session_values(conversation.device, [conversation.problem, *people]),
+        values=session_values(conversation.device, (conversation.problem, *people)),
         resolved=resolved,
         failing_disk=failing_disk,
         security=security,
@@ -420,11 +427,26 @@ def plan(conversation: Conversation, knowledge: Knowledge) -> Plan:
     )
 
 
-def _first_match(pattern: re.Pattern, texts: Iterable[str]) -> str:
-    for text in texts:
-        if text and (found := pattern.search(text)):
-            return found.group(0)
-    return ""
+@lru_cache(maxsize=4096)
+def _os_of(text: str) -> str:
+    return detect_os(text)
+
+
+@lru_cache(maxsize=4096)
+def _disk_sign(text: str) -> str:
+    found = _FAILING_DISK.search(text or "")
+    return found.group(0) if found else ""
+
+
+@lru_cache(maxsize=4096)
+def _security_sign(text: str) -> str:
+    found = _SECURITY.search(text or "")
+    return found.group(0) if found else ""
+
+
+@lru_cache(maxsize=1024)
+def _stresses_disk(command: str) -> bool:
+    return bool(_DISK_STRESS.search(command))
 
 
 def _resolved(conversation: Conversation) -> str:
@@ -465,10 +487,8 @@ def _statements(
     found: list[Statement] = []
 
     def add(text: str, source: str, step_id: str = "", recent: bool = False) -> None:
-        for part in _split_keep_text(text):
-            words = _stemmed(part)
-            if words:
-                found.append(Statement(words, part.strip().rstrip(",;:"), source, step_id, recent))
+        for words, part in knowledge.statements(text):
+            found.append(Statement(words, part, source, step_id, recent))
 
     add(conversation.problem, "the problem")
     add(conversation.escalation_reason, "the escalation reason")
@@ -493,40 +513,31 @@ def _statements(
     return found
 
 
-_CLAUSE_SPLIT = re.compile(r"(?<=[.!?;,])\s+|[()\[\]\n\"\u201c\u201d]+|\s[-\u2013\u2014]+\s")
+# (cause id, for it?) -> [(statement, phrase length, reading)]
+_Matches = dict[tuple[str, bool], list[tuple[Statement, int, str]]]
 
 
-def _split_keep_text(text: str) -> list[str]:
-    return [part for part in _CLAUSE_SPLIT.split(text or "") if part and part.strip()]
-
-
-def _states(statement: Statement, phrase: tuple[str, ...]) -> Literal["yes", "no", ""]:
-    """Whether the statement says ``phrase`` ("yes"), says it is not so or fine ("no")."""
-    clause = statement.words
-    size = len(phrase)
-    for start in range(len(clause) - size + 1):
-        if clause[start : start + size] != phrase:
-            continue
-        before = clause[max(0, start - NEGATION_REACH) : start]
-        if NEGATIONS.intersection(before):
-            return "no"
-        if states_fine(clause, start + size) and "but" not in clause[start + size :]:
-            return "no"
-        return "yes"
-    return ""
+def _evidence(statements: list[Statement], knowledge: Knowledge, family: Family) -> _Matches:
+    """Every cause phrase each statement states or denies, found through the phrase index
+    (one dict lookup per word, not one scan per phrase; cached per clause)."""
+    causes = {cause.id for cause in family.causes}
+    found: _Matches = {}
+    for statement in statements:
+        for cause_id, for_it, size, reading in knowledge.clause_evidence(statement.words):
+            if cause_id in causes:
+                found.setdefault((cause_id, for_it), []).append((statement, size, reading))
+    return found
 
 
 def _weigh(
     cause: Cause,
-    statements: list[Statement],
+    matches: _Matches,
     tried: dict[str, Step],
-    conversation: Conversation,
-    knowledge: Knowledge,
+    resolved_lines: list[tuple[str, str, tuple[Statement, ...]]],
 ) -> RankedCause:
     """The facts for and against one cause, from what was reported and recorded."""
-    for_it, against_it = knowledge.cause_evidence[cause.id]
     facts: list[Fact] = []
-    seen: set[str] = set()
+    seen: set[tuple[str, str]] = set()
 
     def note(statement: Statement, direction: str, strength: int, words: int = 0) -> None:
         key = (statement.text, direction)
@@ -545,32 +556,35 @@ def _weigh(
             )
         )
 
-    for statement in statements:
+    # One clause can match a fact twice ("doesn't remember the old password" states
+    # "doesn't remember the old" and negates "old password"): the longer reading wins.
+    readings: dict[int, tuple[Statement, str, int]] = {}
+    for statement, size, reading in matches.get((cause.id, True), ()):
+        kept = readings.get(id(statement))
+        if kept is None or (reading == "yes" and (kept[1] != "yes" or size > kept[2])):
+            readings[id(statement)] = (statement, reading, size)
+    for statement, reading, size in readings.values():
         on_own_check = statement.from_outcome_of in cause.checked_by
         on_own_fix = statement.from_outcome_of in cause.fixed_by
-        said = {phrase: _states(statement, phrase) for _, phrase in for_it}
-        # One clause can match a fact twice ("doesn't remember the old password" states
-        # "doesn't remember the old" and negates "old password"): the longer reading wins.
-        if "yes" in said.values():
-            size = max(len(phrase) for phrase, answer in said.items() if answer == "yes")
-            if reports_resolved(statement.text) or on_own_fix:
+        if reading == "yes":
+            if on_own_fix or reports_resolved(statement.text):
                 note(statement, "confirms", 3, size)
             else:
                 note(statement, "supports", 2 if on_own_check else 1, size)
-        elif "no" in said.values():
+        else:
             note(statement, "rules out", 2 if on_own_check else 1)
-        for _, phrase in against_it:
-            if _states(statement, phrase) == "yes":
-                note(statement, "rules out", 2 if on_own_check else 1)
+    for statement, _size, reading in matches.get((cause.id, False), ()):
+        if reading == "yes":
+            on_own_check = statement.from_outcome_of in cause.checked_by
+            note(statement, "rules out", 2 if on_own_check else 1)
     # A message that states a fact for this cause and, later in the same message, that it
     # works now ("DNS service was stopped; started it; names resolve again"): fixed.
-    for line in conversation.messages:
-        if line.role != "user" or not (said := reports_resolved(line.text)):
-            continue
-        text_words = " " + " ".join(_stemmed(line.text)) + " "
-        states_one = any(" " + " ".join(phrase) + " " in text_words for _, phrase in for_it)
-        if states_one and not any(f.direction == "confirms" for f in facts):
-            facts.append(Fact(_trim(line.text), _whose(line.author), "confirms", 3))
+    stated = {id(s) for s, reading, _ in readings.values() if reading == "yes"}
+    if not any(f.direction == "confirms" for f in facts):
+        for text, source, parts in resolved_lines:
+            if stated & {id(part) for part in parts}:
+                facts.append(Fact(_trim(text), source, "confirms", 3))
+                break
 
     checked, fix_failed = [], []
     for step_id in cause.checked_by:
@@ -582,6 +596,22 @@ def _weigh(
             fix_failed.append(tried[step_id])
     facts.sort(key=lambda f: (f.direction == "rules out", -f.strength))
     return RankedCause(cause, tuple(facts), tuple(checked), tuple(fix_failed))
+
+
+def _resolved_lines(
+    conversation: Conversation, statements: list[Statement]
+) -> list[tuple[str, str, tuple[Statement, ...]]]:
+    """People's messages that report it works now, with the statements they consist of."""
+    lines = []
+    by_source: dict[str, list[Statement]] = {}
+    for statement in statements:
+        by_source.setdefault(statement.source, []).append(statement)
+    for line in conversation.messages:
+        if line.role == "user" and reports_resolved(line.text):
+            source = _whose(line.author)
+            own = tuple(s for s in by_source.get(source, ()) if s.text in line.text)
+            lines.append((line.text, source, own))
+    return lines
 
 
 def _trim(text: str, limit: int = 200) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from functools import lru_cache
 
 # --------------------------------------------------------------------------- text
 
@@ -216,6 +217,7 @@ _STILL_BROKEN = re.compile(
 )
 
 
+@lru_cache(maxsize=4096)
 def reports_resolved(text: str) -> str:
     """The words that report the problem gone ("names resolve again"), or ""."""
     if not text or _STILL_BROKEN.search(text):
@@ -224,6 +226,7 @@ def reports_resolved(text: str) -> str:
     return found.group(0) if found else ""
 
 
+@lru_cache(maxsize=4096)
 def reports_still_broken(text: str) -> bool:
     """Whether ``text`` says the problem is still (or again) there."""
     return bool(text and _STILL_BROKEN.search(text))
@@ -275,7 +278,8 @@ _HOSTNAME = re.compile(r"\b[A-Za-z][A-Za-z0-9]*-?[A-Za-z]*\d+[A-Za-z0-9-]*\b")
 _USER_HINT = re.compile(r"(?:C:\\Users\\|/home/|user(?:name)?[ :=]+)([A-Za-z][\w.-]{1,30})", re.I)
 
 
-def session_values(device: str, texts: Iterable[str]) -> dict[str, str]:
+@lru_cache(maxsize=1024)
+def session_values(device: str, texts: tuple[str, ...]) -> dict[str, str]:
     """Values for command placeholders found in the session: device name, user, addresses."""
     values: dict[str, str] = {}
     for text in (device, *texts):
@@ -320,6 +324,7 @@ ERROR_CODE = re.compile(
 )
 
 
+@lru_cache(maxsize=4096)
 def error_codes(text: str) -> tuple[str, ...]:
     """Error codes quoted in ``text``, normalised ("0x800f0922", "AADSTS50076", "5.7.1",
     "ERR_CERT_DATE_INVALID", "HTTP 503")."""
