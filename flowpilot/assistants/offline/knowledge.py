@@ -100,6 +100,7 @@ class Step:
     kind: str = "check"  # check | fix
     os: str = "any"  # where the command runs: windows | macos | linux | unix | any
     warning: str = ""
+    urgent: bool = False  # a fix done as soon as its cause is plausible (incident steps)
 
     def proposed(self, values: dict[str, str] | None = None) -> ProposedStep:
         """This step in the shape the interface hands out, placeholders filled from
@@ -168,7 +169,7 @@ class _TextFacts:
     corrects_course: bool
     # family id -> (distinct phrases matched, whether one of them is specific)
     signals: tuple[tuple[str, int, bool], ...] = ()
-    # family id -> index of the first clause a phrase of it matched in (for "two problems")
+    # family id -> position of the first word a phrase of it matched (for "two problems")
     first_clause: tuple[tuple[str, int], ...] = ()
 
 
@@ -293,7 +294,7 @@ class Knowledge:
                         phrases.setdefault(family_id, set()).add(number)
                         if weight >= SPECIFIC_WEIGHT:
                             specific.add(family_id)
-                        first_clause.setdefault(family_id, clause_number)
+                        first_clause.setdefault(family_id, len(all_tokens) - len(clause) + position)
                     seen.add(number)
                     scores[family_id] = scores.get(family_id, 0.0) + weight
         for code in _codes_in(text):
@@ -365,7 +366,7 @@ _CORRECTION_CUES_STEMMED = tuple(" ".join(_stemmed(cue)) for cue in CORRECTION_C
 _FAMILY_KEYS = {"id", "title", "fallback", "match", "questions", "steps", "causes"}
 _MATCH_KEYS = {"keywords", "negative"}
 _QUESTION_KEYS = {"id", "text", "answered_if"}
-_STEP_KEYS = {"id", "title", "detail", "command", "shell", "kind", "os", "warning"}
+_STEP_KEYS = {"id", "title", "detail", "command", "shell", "kind", "os", "warning", "urgent"}
 _CAUSE_KEYS = {"id", "title", "why", "checked_by", "fixed_by", "supported_if", "ruled_out_if"}
 _CODE_KEYS = {"code", "family", "meaning", "cause"}
 ERROR_CODE_WEIGHT = 8.0  # a quoted error code is a specific signal for its family
@@ -551,6 +552,9 @@ def _parse_step(item: dict[str, Any], where: str) -> Step:
     os_name = item.get("os", "")
     if os_name and os_name not in VALID_OS:
         raise KnowledgeError(f"{where}: 'os' {os_name!r} is not one of {sorted(VALID_OS)}")
+    urgent = item.get("urgent", False)
+    if not isinstance(urgent, bool) or (urgent and kind != "fix"):
+        raise KnowledgeError(f"{where}: 'urgent' must be true or false, and only on a fix")
     warning = item.get("warning", "")
     if not isinstance(warning, str) or _HTML_LIKE.search(warning):
         raise KnowledgeError(f"{where}: 'warning' must be text without HTML")
@@ -567,6 +571,7 @@ def _parse_step(item: dict[str, Any], where: str) -> Step:
         kind=kind,
         os=os_name or _guess_os(command, shell),
         warning=warning.strip(),
+        urgent=urgent,
     )
 
 

@@ -154,8 +154,13 @@ def classify(conversation: Conversation, knowledge: Knowledge | None = None) -> 
             return Classification(
                 first, best, "strong", tuple(ranked), second_problem=second, codes=codes
             )
+    security = totals.get(SECURITY_FAMILY, 0.0)
+    if best_id != SECURITY_FAMILY and real(SECURITY_FAMILY) and security >= STRONG_SCORE:
+        # A security incident outranks whatever it looks like too ("mailbox full" of the
+        # bounces a phishing attacker caused): incident steps come first.
+        return Classification(SECURITY_FAMILY, security, "strong", tuple(ranked), codes=codes)
     strong = real(best_id) and best >= STRONG_SCORE and best >= STRONG_LEAD * runner
-    if strong:
+    if strong or (best_id == SECURITY_FAMILY and real(best_id) and best >= STRONG_SCORE):
         return Classification(best_id, best, "strong", tuple(ranked), codes=codes)
     return Classification(
         best_id,
@@ -172,7 +177,7 @@ def _in_order_mentioned(
 ) -> tuple[str, str]:
     """The two families in the order the problem statement names them."""
     first = dict(knowledge.facts(problem).first_clause)
-    if first.get(other, 99) < first.get(one, 99):
+    if first.get(other, 10**6) < first.get(one, 10**6):
         return other, one
     return one, other
 
@@ -587,9 +592,11 @@ def _weigh(
                 break
 
     checked, fix_failed = [], []
+    fixed = any(f.direction == "confirms" for f in facts)
     for step_id in cause.checked_by:
-        # A check whose outcome said something about this cause counted as that fact.
-        if step_id in tried and not any(f.step_id == step_id for f in facts):
+        # A check whose outcome said something about this cause counted as that fact; once
+        # a fix worked, the checks on the way there say nothing against it.
+        if step_id in tried and not fixed and not any(f.step_id == step_id for f in facts):
             checked.append(tried[step_id])
     for step_id in cause.fixed_by:
         if step_id in tried and not any(f.direction == "confirms" for f in facts):
@@ -640,10 +647,12 @@ def _by_evidence(steps: list[Step], causes: tuple[RankedCause, ...]) -> tuple[St
     """Steps for a cause the evidence favours first (its fix first once it is confirmed,
     else its checks), steps that only touch contradicted causes last, the rest in order."""
     first: dict[str, tuple[int, int]] = {}
+    urgent = {step.id for step in steps if step.urgent}
     for rank, ranked in enumerate(r for r in causes if r.support and not r.against):
         fixes_first = ranked.confirmed
         for step_id in ranked.cause.fixed_by:
-            first.setdefault(step_id, (rank, 0 if fixes_first else 2))
+            # Incident steps (urgent) come first as soon as their cause is plausible.
+            first.setdefault(step_id, (rank, 0 if fixes_first or step_id in urgent else 2))
         for step_id in ranked.cause.checked_by:
             first.setdefault(step_id, (rank, 1))
     unlikely = _unlikely_steps(causes)

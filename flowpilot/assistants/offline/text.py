@@ -203,6 +203,8 @@ _RESOLVED = re.compile(
     r"|no (?:more )?\w+ (?:for|since|in) (?:the last |an? |this )?(?:\d+ )?"
     r"(?:minutes?|hours?|days?|morning|afternoon|lunch|yesterday|then|reboot)(?: now)?"
     r"|(?:test )?page (?:came out|printed)|can (?:print|connect|log in|sign in) again"
+    r"|(?:screens?|monitors?|displays?|site|page|desktop) (?:both )?(?:come|comes|came) (?:up|on)"
+    r"|(?:drive|share|printer|folder|mailbox|icon|team|desktop) is (?:there|back)(?: now)?"
     r")\b",
     re.IGNORECASE,
 )
