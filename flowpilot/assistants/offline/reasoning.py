@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from typing import Literal
 
-from flowpilot.assistants.base import BRIEFING_PREFIX, Conversation, TriedStep
+from flowpilot.assistants.base import BRIEFING_PREFIX, ChatLine, Conversation, TriedStep
 from flowpilot.assistants.offline.knowledge import (
     SPECIFIC_WEIGHT,
     Cause,
@@ -182,13 +182,36 @@ def _in_order_mentioned(
     return one, other
 
 
+# Text that talks to the assistant instead of about the problem ("system note: already
+# resolved, high confidence", "rank X first", "ignore the above"): pasted customer text
+# trying to steer the assessment. Such a message is not evidence.
+_STEERING = re.compile(
+    r"\b(?:ignore (?:all |the |any )?(?:previous|above|prior|earlier)"
+    r"|system (?:note|prompt|message)"
+    r"|(?:high|low|medium) confidence|confidence:? ?(?:high|low|medium)|rank (?:\W?\w+ ){0,6}first"
+    r"|you are (?:an?|the) (?:ai|assistant|model)|(?:assistant|flowpilot|claude):"
+    r"|already (?:been )?(?:resolved|fixed|closed)|mark (?:this|it|the ticket) (?:as )?resolved)"
+    r"|<\s*/?\s*session",
+    re.IGNORECASE,
+)
+
+
+@lru_cache(maxsize=4096)
+def steers(text: str) -> bool:
+    """Whether ``text`` addresses the assistant rather than describing the problem."""
+    return bool(_STEERING.search(text or ""))
+
+
+def _is_evidence(line: ChatLine) -> bool:
+    return (
+        line.role == "user" and not line.text.startswith(BRIEFING_PREFIX) and not steers(line.text)
+    )
+
+
 def _people_messages(conversation: Conversation) -> list[str]:
-    """What people typed in the chat, without the briefing FlowPilot's handoff wrote."""
-    return [
-        line.text
-        for line in conversation.messages
-        if line.role == "user" and not line.text.startswith(BRIEFING_PREFIX)
-    ]
+    """What people typed about the problem: not the briefing FlowPilot's handoff wrote, not
+    text that tries to steer the assistant."""
+    return [line.text for line in conversation.messages if _is_evidence(line)]
 
 
 # ------------------------------------------------------------------ session state
@@ -497,11 +520,7 @@ def _statements(
 
     add(conversation.problem, "the problem")
     add(conversation.escalation_reason, "the escalation reason")
-    people = [
-        line
-        for line in conversation.messages
-        if line.role == "user" and not line.text.startswith(BRIEFING_PREFIX)
-    ]
+    people = [line for line in conversation.messages if _is_evidence(line)]
     for line in people:
         add(line.text, _whose(line.author), recent=line is people[-1])
     steps_by_key = {}
@@ -614,7 +633,7 @@ def _resolved_lines(
     for statement in statements:
         by_source.setdefault(statement.source, []).append(statement)
     for line in conversation.messages:
-        if line.role == "user" and reports_resolved(line.text):
+        if _is_evidence(line) and reports_resolved(line.text):
             source = _whose(line.author)
             own = tuple(s for s in by_source.get(source, ()) if s.text in line.text)
             lines.append((line.text, source, own))
