@@ -21,6 +21,7 @@ from escalations.models import (
     Handoff,
     HandoffEvent,
     HandoffEventKind,
+    HandoffState,
     HandoffView,
 )
 from flowpilot.models import Message, MessageRole, Task, tried_condition
@@ -278,6 +279,29 @@ def recently_claimed(user: User, *, limit: int = RECENTLY_CLAIMED_LIMIT) -> list
         Handoff.objects.filter(account_id=user.account_id, claimed_at__isnull=False)
         .exclude(escalated_by=user)
         .select_related("session", "claimed_by", "escalated_by")
+        .defer("escalation_package", "assessment")
+        .order_by("-claimed_at")
+    )
+    return list(handoffs[:limit])
+
+
+MY_CLAIMS_LIMIT = 20
+
+
+def my_claims_of(user: User):
+    """The handoffs ``user`` holds now (claimed, not yet released or resolved)."""
+    if user.account_id is None:
+        return Handoff.objects.none()
+    return Handoff.objects.filter(
+        account_id=user.account_id, claimed_by=user, state=HandoffState.CLAIMED
+    )
+
+
+def my_claims(user: User, *, limit: int = MY_CLAIMS_LIMIT) -> list[Handoff]:
+    """The handoffs ``user`` holds, latest claim first: the top of their queue."""
+    handoffs = (
+        my_claims_of(user)
+        .select_related("session", "escalated_by")
         .defer("escalation_package", "assessment")
         .order_by("-claimed_at")
     )

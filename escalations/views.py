@@ -203,6 +203,7 @@ def queue(request: HttpRequest) -> HttpResponse:
         page.leaving = queries.just_picked_up(user, filters, page)
         return render(request, "escalations/queue.html#queue-body", context)
     context["recent"] = queries.recently_claimed(user)
+    context["mine"] = queries.my_claims(user)
     form.fields["escalated_by"].widget.choices = [("", "Anyone")] + [
         (person.pk, person.name) for person in queries.queue_escalators(user)
     ]
@@ -238,6 +239,14 @@ def recent(request: HttpRequest) -> HttpResponse:
     """The "Recently claimed" list alone, refreshed by the live queue."""
     context = {"recent": queries.recently_claimed(request.user), "now": timezone.now()}
     return render(request, "escalations/queue.html#recent-list", context)
+
+
+@require_GET
+@senior_required
+def mine(request: HttpRequest) -> HttpResponse:
+    """ "My handoffs" alone (the senior's live claims), refreshed by the live queue."""
+    context = {"mine": queries.my_claims(request.user), "now": timezone.now()}
+    return render(request, "escalations/queue.html#my-handoffs", context)
 
 
 @require_GET

@@ -120,8 +120,8 @@ def test_the_queue_makes_a_fixed_number_of_queries(client_for, sam, sky, tess):
     many = count()
     assert few == many
     # session, user, the account (top bar), the first page of waiting, their total, the
-    # "Escalated by" choices, recently claimed, the stream's event id
-    assert many == 8
+    # "Escalated by" choices, recently claimed, my handoffs, the stream's event id
+    assert many == 9
 
 
 def test_the_queue_json_makes_a_fixed_number_of_queries(client_for, sam, tess):
@@ -547,3 +547,60 @@ def test_the_live_window_keeps_the_filters(client_for, sam, tess):
     page = client_for(sam).get(QUEUE, {"customer": "Contoso", "urgency": "normal"}).content
     window = _window(page.decode())
     assert window == {"customer": "Contoso", "urgency": "normal", "size": "50"}
+
+
+# --- my handoffs -------------------------------------------------------------------------------
+
+
+def test_my_handoffs_lists_the_seniors_live_claims_first(client_for, sam, sky, tess):
+    mine = [escalate(make_session(tess, problem=f"Mine {n}")) for n in range(3)]
+    for handoff in mine:
+        actions.claim_handoff(handoff_id=handoff.pk, user=sam)
+    theirs = escalate(make_session(tess, problem="Sky's one"))
+    actions.claim_handoff(handoff_id=theirs.pk, user=sky)
+    done = escalate(make_session(tess, problem="Resolved one"))
+    actions.claim_handoff(handoff_id=done.pk, user=sam)
+    actions.resolve_handoff(handoff_id=done.pk, user=sam, note="")
+
+    page = client_for(sam).get(QUEUE).content.decode()
+    section = page[page.index('id="my-handoffs"') : page.index('id="queue-filters"')]
+    assert 'aria-label="3 yours"' in section
+    for handoff in mine:
+        assert f'href="/flowpilot/sessions/{handoff.session_id}/"' in section
+    assert "Sky&#x27;s one" not in section and "Resolved one" not in section
+    assert section.count("pill-escalated") == 3
+
+    fragment = client_for(sky).get(reverse("escalations:queue_mine"), **HTMX).content.decode()
+    assert fragment.lstrip().startswith('<section class="card my-handoffs" id="my-handoffs"')
+    assert "Sky&#x27;s one" in fragment and "Mine 0" not in fragment
+
+
+def test_my_handoffs_is_hidden_without_claims_and_for_seniors_only(client_for, ada, tess):
+    page = client_for(ada).get(QUEUE).content.decode()
+    assert 'id="my-handoffs" aria-labelledby="mine-title" hidden' in page
+    assert client_for(tess).get(reverse("escalations:queue_mine")).status_code == 403
+
+
+def test_the_bell_carries_the_count_of_my_handoffs_for_the_top_bar(client_for, sam, tess):
+    for _ in range(2):
+        actions.claim_handoff(handoff_id=escalate(make_session(tess)).pk, user=sam)
+    bell = client_for(sam).get(reverse("escalations:bell"), **HTMX).content.decode()
+    assert '<span class="nav-count" id="nav-claims" hx-swap-oob="true"' in bell
+    assert "you hold </span>2</span>" in bell
+    # Technicians hold none: no count rides along.
+    assert (
+        "nav-claims"
+        not in client_for(tess).get(reverse("escalations:bell"), **HTMX).content.decode()
+    )
+
+
+def test_the_chat_sidebar_lists_the_sessions_a_senior_took_over(client_for, sam, tess):
+    handoff = escalate(make_session(tess, problem="Printer jams on tray 2"))
+    actions.claim_handoff(handoff_id=handoff.pk, user=sam)
+    page = client_for(sam).get(reverse("flowpilot:session", args=[handoff.session_id]))
+    html_ = page.content.decode()
+    claims = html_[html_.index('id="sidebar-claims-title"') : html_.index('id="sidebar-title"')]
+    assert "Printer jams on tray 2" in claims
+    assert '<span class="pill pill-escalated">Escalated</span>' in claims
+    own = client_for(tess).get(reverse("flowpilot:session", args=[handoff.session_id]))
+    assert "sidebar-claims-title" not in own.content.decode()
