@@ -16,10 +16,18 @@ from django.utils import timezone
 
 from escalations import actions, bell, queries
 from escalations.actions import AlreadyClaimed, AlreadyEscalated, HandoffError, HandoffForbidden
-from escalations.forms import EscalateForm, ResolveForm
+from escalations.forms import EscalateForm, QueueFilterForm, ResolveForm
 from escalations.models import Handoff
 from flowpilot.models import Session
-from resolutionflow.http import ApiError, api_view, request_data, see_other, valid_form
+from resolutionflow.http import (
+    ApiError,
+    BadRequestBody,
+    api_view,
+    form_errors,
+    request_data,
+    see_other,
+    valid_form,
+)
 from resolutionflow.models import Role
 from resolutionflow.people import person_json
 from resolutionflow.ratelimit import limit_per_user
@@ -119,11 +127,24 @@ def escalate(request: HttpRequest, session_id: int) -> JsonResponse:
 
 @handoff_api("GET")
 def queue(request: HttpRequest) -> JsonResponse:
-    """The account's waiting handoffs (never the caller's own) and its recent claims."""
+    """One page of the account's waiting handoffs (never the caller's own), filtered as the
+    page is, with the total, where the next page starts (``?after=<next>``, null at the end)
+    and the recent claims."""
+    form = QueueFilterForm(request.GET)
+    if not form.is_valid():
+        raise BadRequestBody(form_errors(form))
+    page = queries.waiting_page(
+        request.user,
+        form.filters(),
+        after=form.cleaned_data.get("after"),
+        size=form.cleaned_data.get("size"),
+    )
     now = timezone.now()
     return JsonResponse(
         {
-            "waiting": [card_json(h, now=now) for h in queries.waiting_queue(request.user)],
+            "waiting": [card_json(h, now=now) for h in page.handoffs],
+            "total": page.total,
+            "next": page.next_cursor,
             "recently_claimed": [
                 card_json(h, now=now) for h in queries.recently_claimed(request.user)
             ],

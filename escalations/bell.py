@@ -3,7 +3,8 @@ same URLs is escalations/api.py).
 
 The top bar loads the fragment with ``hx-get`` after the page (so every page stays cheap)
 and again whenever static/js/bell.js hears a ``notification`` on the user's event stream.
-Two queries whatever the number of notifications: the unread count and the recent items.
+Two queries whatever the number of notifications: the unread count and the recent items
+(a senior's third: how many handoffs they hold, for the top bar).
 """
 
 from django.db.models import QuerySet
@@ -14,6 +15,7 @@ from django.utils import timezone
 from django.utils.timesince import timesince
 from django.views.decorators.http import require_GET, require_POST
 
+from escalations import queries
 from escalations.actions import mark_notifications_read
 from escalations.models import CALLS_TO_PICK_UP, HandoffState, Notification, NotificationKind
 from resolutionflow.http import request_data, see_other
@@ -72,6 +74,13 @@ def bell_state(user) -> tuple[int, list[Notification]]:
         notification.icon = KIND_ICONS.get(notification.kind, "arrived")
         notification.ago = _ago(notification.created_at, now)
         notification.outcome = _outcome(notification, user)
+        # A call to pick up a handoff that still waits: both ways to take it over, here.
+        notification.can_take = (
+            user.is_senior
+            and notification.kind in CALLS_TO_PICK_UP
+            and notification.handoff.state == HandoffState.OPEN
+            and notification.handoff.escalated_by_id != user.pk
+        )
     return unread, recent
 
 
@@ -96,6 +105,10 @@ def _outcome(notification: Notification, user) -> str:
 def _render(request: HttpRequest, *, status: int = 200) -> HttpResponse:
     unread, recent = bell_state(request.user)
     context = {"unread": unread, "notifications": recent, "enabled": True}
+    if request.user.is_senior:
+        # The count of "My handoffs" beside Escalations in the top bar rides along (out of
+        # band): the bell already loads after every page and on every claim.
+        context["my_claims"] = queries.my_claims_of(request.user).count()
     return render(request, "escalations/bell.html", context, status=status)
 
 

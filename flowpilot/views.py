@@ -32,6 +32,7 @@ from flowpilot.models import Session
 from flowpilot.queries import (
     SIDEBAR_LIMIT,
     can_write,
+    claimed_sessions,
     get_session_for_user,
     my_sessions,
     session_messages,
@@ -92,6 +93,7 @@ def session_page_context(
         "tasks": _lane_tasks(session, refused_update, refused_task_id),
         # Read only if a template shows it: the live update (``_live_update``) never does.
         "sidebar_sessions": lambda: list(my_sessions(request.user)[:SIDEBAR_LIMIT]),
+        "sidebar_claims": lambda: list(claimed_sessions(request.user)[:SIDEBAR_LIMIT]),
         "can_write": writable,
         "is_owner": is_owner,
         **extra,
