@@ -65,6 +65,7 @@ ROUTE_ACCESS = {
     "flowpilot:move_task": MEMBER,
     "escalations:queue": SENIOR,
     "escalations:queue_recent": SENIOR,
+    "escalations:queue_mine": SENIOR,
     "escalations:queue_events": SENIOR,
     "escalations:notification_events": MEMBER,
     "escalations:handoff": MEMBER,
@@ -292,8 +293,8 @@ def _content(response) -> bytes:
 def may_use(identity_role: str | None, access: str) -> bool:
     if access == PUBLIC:
         return True
-    if access == STAFF or identity_role is None:
-        return False
+    if access in (STAFF, None) or identity_role is None:
+        return False  # an unclassified route is held to the strictest rule
     return ROLE_RANK[identity_role] >= NEEDED_RANK[access]
 
 
