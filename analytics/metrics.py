@@ -113,10 +113,11 @@ def handoffs_in(account_id: int, window: Window) -> QuerySet:
 
 
 def window_tallies(
-    account_id: int, window: Window, *, now: datetime | None = None
+    account_id: int, window: Window, *, now: datetime | None = None, memo: dict | None = None
 ) -> tuple[Tally, dict[date, Tally]]:
     """The window's tally and its weeks' (rollups for whole past weeks, live for the rest)."""
-    return rollups.window_tallies(account_id, window.start, window.end, now=now or timezone.now())
+    now = now or timezone.now()
+    return rollups.window_tallies(account_id, window.start, window.end, now=now, memo=memo)
 
 
 # --- Results -------------------------------------------------------------------------------

@@ -168,8 +168,15 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         errors = error.errors
         window = metrics.Window.last_days(metrics.DEFAULT_WINDOW_DAYS, today=today)
     # The card reads the default window: when that is the one shown, it is computed once.
-    card_tallies = metrics.window_tallies(account_id, metrics.default_window(now), now=now)
-    shown = card_tallies if window == metrics.default_window(now) else None
+    memo: dict = {}  # the two windows share their live current week
+    card_tallies = metrics.window_tallies(
+        account_id, metrics.default_window(now), now=now, memo=memo
+    )
+    shown = (
+        card_tallies
+        if window == metrics.default_window(now)
+        else metrics.window_tallies(account_id, window, now=now, memo=memo)
+    )
     summary = metrics.escalation_summary(account_id, window, now=now, tallies=shown)
     bin_seconds, bins = metrics.histogram_layout(summary.time_to_first_action.p90)
     histogram = metrics.histogram_of(summary.first_actions, bin_seconds=bin_seconds, bins=bins)
