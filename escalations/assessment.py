@@ -41,6 +41,7 @@ from django.utils.dateparse import parse_datetime
 from escalations.channels import handoff_channel
 from escalations.models import Handoff, HandoffState
 from flowpilot.assistants import (
+    BRIEFING_PREFIX,
     Assessment,
     Assistant,
     ChatLine,
@@ -593,7 +594,7 @@ def briefing_text(handoff: Handoff, assessment: AssessmentDisplay) -> str:
     session = handoff.session
     escalated_by = (package.get("escalated_by") or {}).get("name") or handoff.escalated_by.name
     lines = [
-        "Handoff briefing: I have taken over this escalation. Please analyse it and "
+        f"{BRIEFING_PREFIX} I have taken over this escalation. Please analyse it and "
         "propose the next steps.",
         "",
         f"Problem: {_one_line(package.get('problem') or session.problem, 600)}",
