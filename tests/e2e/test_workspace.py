@@ -64,7 +64,8 @@ def test_both_ways_to_take_over_from_a_bell_item(page_for, tess, sam, mode):
     handoff.refresh_from_db()
     assert handoff.claimed_by == sam
     if mode == "analysis":
-        assert handoff.first_action_kind == "ai_analysis"
+        assert handoff.takeover_mode == "analysis"
+        assert handoff.first_action_at is None  # the briefing is not the claimer's own work
     assert page.rf_errors == []
 
 
