@@ -39,10 +39,10 @@ from escalations.models import (
     Notification,
     Urgency,
 )
+from escalations.streams import send_event_on_commit, send_events_on_commit
 from flowpilot import actions as flowpilot_actions
 from flowpilot.models import Message, MessageRole, Session, SessionStatus, Task
 from flowpilot.signals import session_activity
-from resolutionflow.events import send_event_on_commit, send_events_on_commit
 from resolutionflow.models import User
 
 REASON_MAX_LENGTH = 2000
