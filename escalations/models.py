@@ -7,7 +7,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import Case, F, Q, Value, When
 
 from flowpilot.models import Session
 from resolutionflow.models import Account
@@ -20,6 +20,11 @@ class Urgency(models.TextChoices):
 
 
 URGENCY_RANK = {Urgency.HIGH: 0, Urgency.NORMAL: 1, Urgency.LOW: 2}
+# The same ranks in SQL (normal for anything unknown, as ``URGENCY_RANK.get(..., 1)``).
+URGENCY_RANK_SQL = Case(
+    *[When(urgency=urgency.value, then=Value(rank)) for urgency, rank in URGENCY_RANK.items()],
+    default=Value(1),
+)
 
 
 class HandoffState(models.TextChoices):
@@ -27,6 +32,25 @@ class HandoffState(models.TextChoices):
     CLAIMED = "claimed", "Claimed"
     RELEASED = "released", "Released"
     RESOLVED = "resolved", "Resolved"
+
+
+class FirstActionKind(models.TextChoices):
+    """What counts as the claimer's first action: their own work on the problem.
+
+    Opening the handoff, "Get AI analysis", "Open in Tasks panel", copying a command and
+    anything FlowPilot does are not actions of the claimer; nor is anyone else's activity.
+    """
+
+    MESSAGE = "message", "wrote in the chat"
+    TASK_RECORDED = "task_recorded", "recorded a step's status or outcome"
+    TASK_ADDED = "task_added", "added a step by hand"
+
+
+class TakeoverMode(models.TextChoices):
+    """How the claimer took the handoff over (the handoff screen's two buttons)."""
+
+    SELF = "self", "I'll take it from here"
+    ANALYSIS = "analysis", "Get AI analysis"
 
 
 # A session may have at most one handoff in one of these states at a time.
@@ -46,6 +70,10 @@ class HandoffQuerySet(models.QuerySet):
 class Handoff(models.Model):
     """One escalation of a session, from the technician who raised it to the senior who
     claims it. Released handoffs are closed; the session goes back to the queue as a new one.
+
+    ``created_at`` is when the problem was first escalated: a handoff re-queued by a release
+    keeps its predecessor's, so its wait (card and analytics) counts from the first
+    escalation; the history (HandoffEvent) keeps when each hand took and gave it back.
     """
 
     # Assigned before the row is written so the escalation package can carry it.
@@ -69,7 +97,10 @@ class Handoff(models.Model):
     )
     claimed_at = models.DateTimeField(null=True, blank=True)
     first_action_at = models.DateTimeField(null=True, blank=True)
-    first_action_kind = models.CharField(max_length=30, blank=True)
+    first_action_kind = models.CharField(max_length=30, blank=True, choices=FirstActionKind)
+    takeover_mode = models.CharField(
+        max_length=10, choices=TakeoverMode, default=TakeoverMode.SELF, db_default="self"
+    )
     released_at = models.DateTimeField(null=True, blank=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
     resolution_note = models.TextField(max_length=4000, blank=True)
@@ -79,6 +110,11 @@ class Handoff(models.Model):
 
     # The compatibility payload: a JSON snapshot of the session at escalation time.
     escalation_package = models.JSONField(default=dict)
+    # The queue's sort key, "high first", stored by the database: ordering by it and
+    # created_at is an index scan at any queue size, where a CASE in ORDER BY sorts it all.
+    urgency_rank = models.GeneratedField(
+        expression=URGENCY_RANK_SQL, output_field=models.SmallIntegerField(), db_persist=True
+    )
     # The latest validated assessment (flowpilot.assistants.Assessment.as_dict()).
     assessment = models.JSONField(default=dict, blank=True)
     assessment_updated_at = models.DateTimeField(null=True, blank=True)
@@ -123,6 +159,12 @@ class Handoff(models.Model):
             models.Index(fields=["account", "state", "created_at"]),
             models.Index(fields=["account", "created_at"]),
             models.Index(fields=["account", "claimed_at"]),
+            # The waiting queue in its order, keyset pages included (escalations/queries.py).
+            models.Index(
+                fields=["account", "urgency_rank", "created_at", "id"],
+                condition=Q(state="open"),
+                name="handoff_waiting_order",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -141,11 +183,6 @@ class Handoff(models.Model):
         adding suggested steps) is the claimer's alone, an admin's override covers only
         release and resolve. A released handoff keeps its claimer but is no longer held."""
         return self.state == HandoffState.CLAIMED and self.claimed_by_id == user.pk
-
-    @property
-    def urgency_rank(self) -> int:
-        """High first: the queue's sort key, also used by the live queue to place new cards."""
-        return URGENCY_RANK.get(self.urgency, 1)
 
 
 class HandoffEventKind(models.TextChoices):
@@ -175,6 +212,12 @@ class HandoffEvent(models.Model):
     def __str__(self) -> str:
         return f"{self.kind} by {self.actor_id}"
 
+    @property
+    def first_action_label(self) -> str:
+        """What the claimer did, in words, for a FIRST_ACTION row of the history."""
+        kind = (self.detail or {}).get("kind", "")
+        return FirstActionKind(kind).label if kind in FirstActionKind.values else ""
+
 
 class HandoffView(models.Model):
     """When a senior first opened (or previewed) a handoff: drives the queue's unread dot."""
@@ -193,8 +236,8 @@ class HandoffView(models.Model):
 
 
 class NotificationKind(models.TextChoices):
-    ESCALATION_ARRIVED = "escalation_arrived", "An escalation arrived"
-    ESCALATION_CLAIMED = "escalation_claimed", "Your escalation was picked up"
+    HANDOFF_ESCALATED = "handoff_escalated", "An escalation arrived"
+    HANDOFF_CLAIMED = "handoff_claimed", "Your escalation was picked up"
     HANDOFF_RELEASED = "handoff_released", "A handoff was released back"
     HANDOFF_RESOLVED = "handoff_resolved", "Your escalation was resolved"
 
@@ -202,7 +245,7 @@ class NotificationKind(models.TextChoices):
 # Bell items that ask a senior to pick a handoff up. Once someone has (the handoff is no
 # longer open) they are answered: the bell stops counting them, with no write at claim time,
 # whatever the number of seniors. The escalator's own items about it are news, never calls.
-CALLS_TO_PICK_UP = (NotificationKind.ESCALATION_ARRIVED, NotificationKind.HANDOFF_RELEASED)
+CALLS_TO_PICK_UP = (NotificationKind.HANDOFF_ESCALATED, NotificationKind.HANDOFF_RELEASED)
 ANSWERED = (
     Q(kind__in=CALLS_TO_PICK_UP)
     & ~Q(handoff__state=HandoffState.OPEN)

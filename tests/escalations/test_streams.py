@@ -88,14 +88,14 @@ def test_notifications_reach_only_their_recipients(streams, tess, sam, gwen):
 
     arrived = sam_bell.wait_for("notification", timeout=3)
     assert arrived.json["handoff"] == str(handoff.pk)
-    assert arrived.json["kind"] == "escalation_arrived"
+    assert arrived.json["kind"] == "handoff_escalated"
     assert "Tess Tran escalated" in arrived.json["text"]
     # The id names every channel of the stream (a senior's bell also hears the queue).
     assert any(part.startswith(f"{user_channel(sam.pk)}:") for part in arrived.id.split(","))
 
     actions.claim_handoff(handoff_id=handoff.pk, user=sam)
     claimed = tess_bell.wait_for("notification", timeout=3)
-    assert claimed.json == claimed.json | {"handoff": str(handoff.pk), "kind": "escalation_claimed"}
+    assert claimed.json == claimed.json | {"handoff": str(handoff.pk), "kind": "handoff_claimed"}
     # Another account hears nothing at all.
     assert [e.event for e in gwen_bell.drain(quiet=0.5)] == []
 
