@@ -43,10 +43,10 @@ from escalations.models import (
     Urgency,
 )
 from escalations.signals import handoff_changed
+from escalations.streams import send_event_on_commit, send_events_on_commit
 from flowpilot import actions as flowpilot_actions
 from flowpilot.models import Message, MessageRole, Session, SessionStatus, Task
 from flowpilot.steps import clip, title_key, with_visible_command
-from resolutionflow.events import send_event_on_commit, send_events_on_commit
 from resolutionflow.models import User
 from resolutionflow.people import person_json
 

@@ -40,6 +40,7 @@ from django.utils.dateparse import parse_datetime
 
 from escalations.channels import handoff_channel
 from escalations.models import Handoff, HandoffState
+from escalations.streams import send_event_on_commit
 from flowpilot.assistants import (
     BRIEFING_PREFIX,
     Assessment,
@@ -54,7 +55,7 @@ from flowpilot.models import Message, Task
 from flowpilot.steps import COMMAND_MAX, DETAIL_MAX, OUTCOME_MAX, TITLE_MAX, clip
 from flowpilot.steps import SHELLS as STEP_SHELLS
 from flowpilot.text import has_control_characters, strip_control_characters
-from resolutionflow.events import enqueue_task, send_event_on_commit
+from resolutionflow.broker import enqueue_task
 
 logger = logging.getLogger(__name__)
 

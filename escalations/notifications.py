@@ -12,7 +12,8 @@ from django.db.models import QuerySet
 
 from escalations.channels import user_channel
 from escalations.models import EmailDelivery, EmailState, Handoff, Notification, NotificationKind
-from resolutionflow.events import enqueue_task, send_events_on_commit
+from escalations.streams import send_events_on_commit
+from resolutionflow.broker import enqueue_task
 from resolutionflow.models import Role, User
 
 TEXT_MAX = 300

@@ -11,7 +11,7 @@ from escalations import mail
 # Registers the AI assessment task (escalations.refresh_assessment) with the worker, which
 # imports every app's tasks module at start.
 from escalations.assessment import refresh_assessment as _register_assessment  # noqa: F401
-from resolutionflow.events import enqueue_task
+from resolutionflow.broker import enqueue_task
 from resolutionflow.tasks import outbox_drain
 
 
