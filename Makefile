@@ -33,7 +33,7 @@ run: $(STAMP)
 	@echo "    Globex:   gil (technician)   gwen (engineer)"
 	@echo ""
 	@DEBUG=$${DEBUG:-1} SITE_URL=$${SITE_URL:-http://127.0.0.1:$(PORT)} $(VENV)/bin/uvicorn resolutionflow.asgi:application \
-		--host 127.0.0.1 --port $(PORT) --reload \
+		--host 127.0.0.1 --port $(PORT) --no-server-header --reload \
 		--reload-include '*.html' --reload-include '*.toml' --reload-exclude '.venv/*' \
 		--reload-exclude 'var/*' --timeout-graceful-shutdown 1 --log-level warning
 

@@ -225,6 +225,7 @@ def start_server(url: str, port: int, workers: int, defer_publish: bool) -> subp
             "-m",
             "uvicorn",
             "resolutionflow.asgi:application",
+            "--no-server-header",
             "--host",
             "127.0.0.1",
             "--port",

@@ -172,3 +172,14 @@ def env_site_url(name: str, *, default: str) -> str:
     if parts.scheme not in {"http", "https"} or not parts.netloc:
         raise ConfigError(f"{name} must be an absolute http(s):// URL (got {value!r})")
     return value
+
+
+def env_rate(name: str, *, default: str):
+    """A rate limit such as ``12/m``, ``30/h`` or ``100/15m``; ``off`` for none."""
+    from resolutionflow.ratelimit import parse_rate
+
+    value = _raw(name)
+    try:
+        return parse_rate(default if value is None else value)
+    except ValueError as error:
+        raise ConfigError(f"{name}: {error}") from None

@@ -1,10 +1,13 @@
 """Core pages: the role-aware landing redirect and friendly error pages."""
 
+import math
+
 from django.contrib.auth import views as auth_views
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
 
+from resolutionflow.forms import SignInForm
 from resolutionflow.models import Role
 
 LANDING_BY_ROLE = {
@@ -24,8 +27,28 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 class LoginView(auth_views.LoginView):
+    """Sign-in, limited by account name and by address (resolutionflow/ratelimit.py).
+
+    A refusal for too many failures is a 429 with ``Retry-After``, the page saying how long
+    to wait, the name as typed (never the password). GET and POST only: no PUT.
+    """
+
     template_name = "registration/login.html"
     redirect_authenticated_user = True
+    form_class = SignInForm
+    http_method_names = ["get", "post", "head", "options"]
+
+    def form_invalid(self, form: SignInForm) -> HttpResponse:
+        response = super().form_invalid(form)
+        if form.retry_after:
+            response.status_code = 429
+            response["Retry-After"] = str(max(1, math.ceil(form.retry_after)))
+        return response
+
+
+def bad_request(request: HttpRequest, exception=None) -> HttpResponse:
+    """A request no page can read (a form post that is not UTF-8, a body too large)."""
+    return render(request, "400.html", {"reason": str(exception or "")}, status=400)
 
 
 def permission_denied(request: HttpRequest, exception=None) -> HttpResponse:

@@ -38,6 +38,21 @@ def pytest_runtest_makereport(item, call):
 
 
 @pytest.fixture(autouse=True)
+def fresh_rate_limits(settings):
+    """Each test counts rate limits from zero, in memory (tests of the Redis-backed counters
+    build their own cache): a user id reused by the next test must not inherit its hits."""
+    import uuid
+
+    settings.CACHES = {
+        **settings.CACHES,
+        "ratelimit": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": f"ratelimit-{uuid.uuid4().hex}",
+        },
+    }
+
+
+@pytest.fixture(autouse=True)
 def fast_password_hashing(settings):
     """The demo password is hashed for every persona of every test: keep it cheap."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -118,3 +133,12 @@ def client_for(client):
         return signed_in
 
     return make
+
+
+def api_body(body: dict) -> dict:
+    """An API answer without the human text of the one error shape (docs/API.md): what a
+    program reads, ``error`` and its facts or the field ``errors``, compared exactly."""
+    facts = {key: value for key, value in body.items() if key != "message"}
+    if facts.get("error") == "invalid":
+        del facts["error"]
+    return facts

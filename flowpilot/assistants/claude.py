@@ -34,6 +34,8 @@ from flowpilot.assistants.base import (
     Reply,
     TriedStep,
 )
+from flowpilot.steps import SHELLS as STEP_SHELLS
+from flowpilot.steps import clean_text, clip, is_finished, is_tried, title_key
 from flowpilot.text import strip_control_characters
 
 log = logging.getLogger(__name__)
@@ -48,7 +50,7 @@ MAX_SUMMARY = 4000
 MAX_CAUSES = 5
 MAX_CAUSE_TITLE = 200
 MAX_CAUSE_WHY = 1000
-SHELLS = ("powershell", "cmd", "bash", "")
+SHELLS = (*STEP_SHELLS, "")  # "" for a step without a command
 CONFIDENCES = ("low", "medium", "high")
 
 # A real answer is a few kB; anything near this is broken or hostile and is not parsed.
@@ -66,9 +68,6 @@ MAX_TASK_OUTCOME_CHARS = 600
 # The assessment runs under a short hard timeout, so it asks for a shorter answer.
 REPLY_MAX_TOKENS = 4096
 ASSESS_MAX_TOKENS = 1500
-
-# Tasks in these states were already tried: never propose them again.
-TRIED_STATUSES = frozenset({"failed", "done", "skipped"})
 
 DEFAULT_MODEL = "claude-sonnet-4-5"
 DEFAULT_TIMEOUT = 20.0
@@ -648,7 +647,10 @@ def _steered(conversation: Conversation) -> bool:
 def parse_steps(raw: object, conversation: Conversation) -> tuple[ProposedStep, ...]:
     """Valid, clipped steps, without ones already tried or repeated; at most MAX_STEPS."""
     already_tried = {
-        normalise_title(task.title) for task in conversation.tasks if task.status in TRIED_STATUSES
+        # Finished steps are never proposed again; one in progress may be.
+        title_key(task.title)
+        for task in conversation.tasks
+        if is_finished(task.status)
     }
     steps: list[ProposedStep] = []
     seen: set[str] = set()
@@ -656,7 +658,7 @@ def parse_steps(raw: object, conversation: Conversation) -> tuple[ProposedStep, 
         if not isinstance(item, dict):
             continue
         title = clean_text(item.get("title"), MAX_STEP_TITLE)
-        key = normalise_title(title)
+        key = title_key(title)
         if not key or key in already_tried or key in seen:
             continue
         seen.add(key)
@@ -692,27 +694,7 @@ def _as_list(raw: object) -> list[Any]:
 
 def tried_steps(conversation: Conversation) -> tuple[TriedStep, ...]:
     """Every task that left the todo column, straight from our data."""
-    return tuple(task for task in conversation.tasks if task.status != "todo")
-
-
-def clean_text(value: object, limit: int) -> str:
-    """A stripped string without control characters, clipped to ``limit``; "" if not a string."""
-    if not isinstance(value, str):
-        return ""
-    return clip(strip_control_characters(value).strip(), limit)
-
-
-def clip(text: str, limit: int) -> str:
-    """``text`` cut to at most ``limit`` characters, marking the cut with an ellipsis."""
-    text = text or ""
-    if len(text) <= limit:
-        return text
-    return text[: limit - 1].rstrip() + "…"
-
-
-def normalise_title(title: str) -> str:
-    """A comparison key: case, spacing and trailing punctuation do not make a step new."""
-    return " ".join(title.casefold().split()).rstrip(".!?:;").strip()
+    return tuple(task for task in conversation.tasks if is_tried(task.status))
 
 
 def failure_reason(exc: BaseException) -> str:

@@ -17,6 +17,7 @@ from escalations.models import (
 )
 from flowpilot.models import SessionStatus
 from resolutionflow.models import OutboxEvent
+from tests.conftest import api_body
 from tests.escalations.conftest import HTMX, JSON, escalate, make_session
 
 pytestmark = pytest.mark.django_db
@@ -158,20 +159,20 @@ def test_the_database_refuses_an_open_handoff_with_a_claimer(handoff, sam):
 def test_json_claim_answers_200_with_the_claimer(client_for, sam, handoff):
     response = client_for(sam).post(claim_url(handoff), **JSON)
     assert response.status_code == 200
-    assert response.json() == {
+    assert api_body(response.json()) == {
         "status": "claimed",
         "handoff": str(handoff.pk),
-        "claimed_by": {"username": "sam", "name": "Sam Okafor"},
+        "claimed_by": {"id": sam.pk, "username": "sam", "name": "Sam Okafor"},
     }
 
 
 def test_second_claimer_gets_409_with_winner_name(client_for, sky, claimed):
     response = client_for(sky).post(claim_url(claimed), **JSON)
     assert response.status_code == 409
-    assert response.json() == {
+    assert api_body(response.json()) == {
         "error": "already_claimed",
         "handoff": str(claimed.pk),
-        "claimed_by": {"username": "sam", "name": "Sam Okafor"},
+        "claimed_by": {"id": claimed.claimed_by_id, "username": "sam", "name": "Sam Okafor"},
     }
 
 
@@ -179,7 +180,11 @@ def test_json_claim_of_a_released_handoff_is_409_with_its_state(client_for, sam,
     actions.release_handoff(handoff_id=claimed.pk, user=sam)
     response = client_for(sky).post(claim_url(claimed), **JSON)
     assert response.status_code == 409
-    assert response.json() == {"error": "not_open", "handoff": str(claimed.pk), "state": "released"}
+    assert api_body(response.json()) == {
+        "error": "not_open",
+        "handoff": str(claimed.pk),
+        "state": "released",
+    }
 
 
 def test_json_claim_of_a_resolved_handoff_is_409_with_its_state(client_for, ada, sky, handoff):
@@ -193,19 +198,19 @@ def test_json_claim_of_ones_own_handoff_is_403_own_handoff(client_for, sam):
     own = escalate(make_session(sam))
     response = client_for(sam).post(claim_url(own), **JSON)
     assert response.status_code == 403
-    assert response.json() == {"error": "own_handoff"}
+    assert api_body(response.json()) == {"error": "own_handoff"}
 
 
 def test_json_claim_by_a_technician_is_403_role(client_for, tess, handoff):
     response = client_for(tess).post(claim_url(handoff), **JSON)
     assert response.status_code == 403
-    assert response.json() == {"error": "role"}
+    assert api_body(response.json()) == {"error": "role"}
 
 
 def test_json_claim_from_another_account_is_404(client_for, gwen, handoff):
     response = client_for(gwen).post(claim_url(handoff), **JSON)
     assert response.status_code == 404
-    assert response.json() == {"error": "not_found"}
+    assert api_body(response.json()) == {"error": "not_found"}
     handoff.refresh_from_db()
     assert handoff.state == HandoffState.OPEN
 

@@ -25,10 +25,11 @@ from flowpilot.assistants.offline.text import (
     words,
 )
 from flowpilot.assistants.offline.text import error_codes as _codes_in
+from flowpilot.steps import SHELLS
 
 KNOWLEDGE_DIR = Path(__file__).resolve().parent.parent.parent / "knowledge"
 
-VALID_SHELLS = frozenset({"powershell", "cmd", "bash"})
+VALID_SHELLS = frozenset(SHELLS)
 VALID_KINDS = frozenset({"check", "fix"})
 VALID_OS = frozenset({"windows", "macos", "linux", "unix", "any"})
 ERROR_CODES_FILE = "error-codes.toml"

@@ -33,8 +33,9 @@ from flowpilot.assistants.offline.text import (
     reports_still_broken,
     session_values,
 )
+from flowpilot.steps import FINISHED
 
-FINISHED_STATUSES = frozenset({"done", "failed", "skipped"})
+FINISHED_STATUSES = FINISHED
 LANE_STATUSES = frozenset({"todo", "doing"})
 
 # Matching weights. The problem statement is what the technician wrote down first, so it
