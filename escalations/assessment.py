@@ -31,17 +31,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from celery import shared_task
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from escalations.channels import handoff_channel
 from escalations.models import Handoff, HandoffState
 from flowpilot.assistants import (
-    BRIEFING_PREFIX,
     Assessment,
     Assistant,
     ChatLine,
@@ -54,7 +50,7 @@ from flowpilot.models import Message, Task
 from flowpilot.steps import SHELLS as STEP_SHELLS
 from flowpilot.steps import clip
 from flowpilot.text import has_control_characters, strip_control_characters
-from resolutionflow.events import enqueue_task, send_event_on_commit
+from resolutionflow.events import enqueue_task
 
 logger = logging.getLogger(__name__)
 
@@ -354,39 +350,9 @@ def assess_within_bound(
 # -- storing it ------------------------------------------------------------------------------
 
 
-@transaction.atomic
-def store_assessment(
-    *,
-    handoff_id: Any,
-    assessment: dict[str, Any],
-    expected_updated_at: datetime | None,
-) -> datetime | None:
-    """Store ``assessment`` if the handoff's stamp is still ``expected_updated_at``.
-
-    A compare-and-set: an answer computed from an older version (a slow first pass after a
-    newer refresh, a task delivered twice) stores nothing. Returns the new stamp, or None
-    when nothing was stored. Announces ``assessment`` on the handoff's channel after commit.
-    """
-    clean = validate_assessment(assessment)
-    stamp = timezone.now()
-    rows = Handoff.objects.filter(pk=handoff_id)
-    if expected_updated_at is None:
-        rows = rows.filter(assessment_updated_at__isnull=True)
-    else:
-        rows = rows.filter(assessment_updated_at=expected_updated_at)
-    if not rows.update(assessment=clean, assessment_updated_at=stamp):
-        return None
-    send_event_on_commit(
-        handoff_channel(handoff_id),
-        "assessment",
-        {"handoff": str(handoff_id), "engine": clean["engine"], "updated_at": stamp.isoformat()},
-    )
-    return stamp
-
-
 def ai_engine_configured() -> bool:
-    """Whether an engine other than the offline one would answer (an API key is set)."""
-    return bool(getattr(settings, "ANTHROPIC_API_KEY", ""))
+    """Whether an engine other than the offline one would answer (``get_assistant`` decides)."""
+    return get_assistant().name != OfflineAssistant.name
 
 
 def start_assessment_on_commit(handoff: Handoff) -> None:
@@ -396,6 +362,9 @@ def start_assessment_on_commit(handoff: Handoff) -> None:
     The offline assessment means the screen has a complete answer from the first render; the
     AI one replaces it live when it lands.
     """
+    # The write is the handoff manager's; imported here because it imports this module.
+    from escalations.actions import store_assessment
+
     stamp = store_assessment(
         handoff_id=handoff.pk,
         assessment=offline_assessment(conversation_for_handoff(handoff)),
@@ -404,72 +373,15 @@ def start_assessment_on_commit(handoff: Handoff) -> None:
     if stamp is None or not ai_engine_configured():
         return
     handoff_id = str(handoff.pk)
-    transaction.on_commit(lambda: _queue_refresh(handoff_id, stamp))
+    transaction.on_commit(lambda: queue_refresh(handoff_id, stamp))
 
 
-def _queue_refresh(handoff_id: str, stamp: datetime) -> None:
-    # A dead broker costs one short timeout and never fails the request: the offline
-    # assessment stands, and "Refresh" asks again.
+def queue_refresh(handoff_id: str, stamp: datetime) -> None:
+    """Ask the worker to reassess (called on commit). A dead broker costs one short timeout
+    and never fails the request: the offline assessment stands, and "Refresh" asks again."""
+    from escalations.tasks import refresh_assessment
+
     enqueue_task(refresh_assessment, handoff_id, stamp.isoformat())
-
-
-@dataclass(frozen=True)
-class RefreshRequest:
-    accepted: bool
-    retry_after: int = 0  # seconds until the next refresh is allowed, when refused
-
-
-@transaction.atomic
-def request_assessment_refresh(*, handoff: Handoff) -> RefreshRequest:
-    """Regenerate the assessment, at most once per RF_ASSESSMENT_REFRESH_SECONDS per handoff.
-
-    The rate limit is a conditional update of the handoff's stamp, so two clicks (or two
-    engineers) at once start one regeneration between them.
-    """
-    interval = timedelta(seconds=settings.RF_ASSESSMENT_REFRESH_SECONDS)
-    now = timezone.now()
-    accepted = (
-        Handoff.objects.filter(pk=handoff.pk)
-        .filter(
-            Q(assessment_updated_at__isnull=True) | Q(assessment_updated_at__lte=now - interval)
-        )
-        .update(assessment_updated_at=now)
-    )
-    if not accepted:
-        last = (
-            Handoff.objects.filter(pk=handoff.pk)
-            .values_list("assessment_updated_at", flat=True)
-            .first()
-        )
-        wait = (last + interval - now).total_seconds() if last else 1
-        return RefreshRequest(accepted=False, retry_after=max(1, int(wait + 0.999)))
-    handoff.assessment_updated_at = now
-    handoff_id = str(handoff.pk)
-    transaction.on_commit(lambda: _queue_refresh(handoff_id, now))
-    return RefreshRequest(accepted=True)
-
-
-@shared_task(name="escalations.refresh_assessment", acks_late=True)
-def refresh_assessment(handoff_id: str, expected_updated_at: str | None = None) -> bool:
-    """Assess a handoff (bounded) and store the result if nothing newer was requested since.
-
-    Safe to run twice: the second run finds the stamp moved and stores nothing.
-    """
-    handoff = (
-        Handoff.objects.select_related("session", "escalated_by").filter(pk=handoff_id).first()
-    )
-    if handoff is None or handoff.state in (HandoffState.RESOLVED, HandoffState.RELEASED):
-        return False
-    expected = parse_datetime(expected_updated_at) if expected_updated_at else None
-    if expected is None:
-        expected = handoff.assessment_updated_at
-    elif expected != handoff.assessment_updated_at:
-        return False  # superseded before we started: skip the engine call too
-    data = assess_within_bound(conversation_for_handoff(handoff))
-    return (
-        store_assessment(handoff_id=handoff.pk, assessment=data, expected_updated_at=expected)
-        is not None
-    )
 
 
 # -- showing it -----------------------------------------------------------------------------
@@ -575,70 +487,3 @@ def _new_executor_after_fork() -> None:
 
 
 os.register_at_fork(after_in_child=_new_executor_after_fork)
-
-
-# -- "Get AI analysis" ----------------------------------------------------------------------
-
-BRIEFING_MAX_CHARS = 8000
-BRIEFING_TRIED = 12
-BRIEFING_CAUSES = 3
-
-
-def briefing_text(handoff: Handoff, assessment: AssessmentDisplay) -> str:
-    """The message that briefs FlowPilot on a handoff: the escalation package + assessment.
-
-    Built from the package (the session as it was escalated) so the assistant sees what the
-    senior saw; the text is the claimer's own message, clipped to the chat's limit.
-    """
-    package = handoff.escalation_package or {}
-    session = handoff.session
-    escalated_by = (package.get("escalated_by") or {}).get("name") or handoff.escalated_by.name
-    lines = [
-        f"{BRIEFING_PREFIX} I have taken over this escalation. Please analyse it and "
-        "propose the next steps.",
-        "",
-        f"Problem: {_one_line(package.get('problem') or session.problem, 600)}",
-    ]
-    facts = [
-        f"{label}: {_one_line(value, 120)}"
-        for label, value in (
-            ("Customer", package.get("customer", session.customer)),
-            ("Device", package.get("device", session.device)),
-        )
-        if value
-    ]
-    if facts:
-        lines.append(" · ".join(facts))
-    lines.append(
-        f"Escalated by {_one_line(escalated_by, 80)} "
-        f"({handoff.get_urgency_display().lower()} urgency): {_one_line(handoff.reason, 600)}"
-    )
-    tried = package.get("steps_tried")
-    if tried is None:
-        tried = assessment.data["tried"]
-    if tried:
-        lines += ["", "What was tried:"]
-        for step in tried[-BRIEFING_TRIED:]:
-            outcome = _one_line(step.get("outcome") or "", 200)
-            lines.append(
-                f"- {_one_line(step.get('title') or '', 120)} ({step.get('status', '?')})"
-                + (f": {outcome}" if outcome else "")
-            )
-    else:
-        lines += ["", "Nothing was tried yet."]
-    lines += [
-        "",
-        f"Assessment ({assessment.engine_label}, {assessment.confidence} confidence): "
-        f"{_one_line(assessment.summary, 1200)}",
-    ]
-    if assessment.causes:
-        lines.append("Likely causes:")
-        for rank, cause in enumerate(assessment.causes[:BRIEFING_CAUSES], start=1):
-            lines.append(f"{rank}. {_one_line(cause['title'], 200)}")
-    text = "\n".join(lines)
-    return text if len(text) <= BRIEFING_MAX_CHARS else text[: BRIEFING_MAX_CHARS - 1] + "…"
-
-
-def _one_line(text: str, limit: int) -> str:
-    line = " ".join(str(text or "").split())
-    return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"

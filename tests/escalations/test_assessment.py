@@ -26,20 +26,19 @@ from django.utils import timezone
 from django.utils.html import escape
 
 from escalations import assessment as pipeline
+from escalations.actions import request_assessment_refresh, store_assessment
 from escalations.assessment import (
     InvalidAssessment,
     assess_within_bound,
     assessment_for_display,
     conversation_for_handoff,
     offline_assessment,
-    refresh_assessment,
-    request_assessment_refresh,
     start_assessment_on_commit,
-    store_assessment,
     validate_assessment,
 )
 from escalations.channels import handoff_channel
 from escalations.models import Handoff, HandoffState
+from escalations.tasks import refresh_assessment
 from flowpilot.assistants import Assessment, LikelyCause, ProposedStep
 from flowpilot.assistants.claude import ASSESS_TOOL, MAX_RESPONSE_BYTES, ClaudeAssistant
 from flowpilot.models import Message, MessageRole, Session, SessionStatus, Task, TaskStatus
