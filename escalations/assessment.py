@@ -35,6 +35,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from pydantic import ValidationError
 
 from escalations.models import Handoff, HandoffState
 from flowpilot.assistants import (
@@ -45,36 +46,34 @@ from flowpilot.assistants import (
     TriedStep,
     get_assistant,
 )
+from flowpilot.assistants.base import (
+    CAUSES_MAX,
+    MODEL_NAME_MAX,
+    NEXT_STEPS_MAX,
+    NOTE_MAX,
+    SUMMARY_MAX,
+    TRIED_MAX,
+    StoredAssessment,
+)
 from flowpilot.assistants.offline import OfflineAssistant
 from flowpilot.models import Message, Task
-from flowpilot.steps import SHELLS as STEP_SHELLS
-from flowpilot.steps import clip
-from flowpilot.text import has_control_characters, strip_control_characters
+from flowpilot.steps import OUTCOME_MAX, TITLE_MAX, clip
+from flowpilot.text import strip_control_characters
 from resolutionflow.events import enqueue_task
 
 logger = logging.getLogger(__name__)
 
 # -- the schema ------------------------------------------------------------------------------
 
-MAX_SUMMARY = 4000
-MAX_TITLE = 200
-MAX_WHY = 1000
-MAX_DETAIL = 2000
-MAX_COMMAND = 1000
-MAX_OUTCOME = 2000
-MAX_NOTE = 500
-MAX_MODEL = 100
-MAX_TRIED = 50
-MAX_CAUSES = 5
-MAX_NEXT_STEPS = 8
-CONFIDENCES = ("low", "medium", "high")
-ENGINES = ("claude", "offline")
-SHELLS = (*STEP_SHELLS, "")  # "" for a step without a command
-TASK_STATUSES = ("todo", "doing", "done", "failed", "skipped")
-TOP_KEYS = frozenset(
-    {"summary", "tried", "causes", "next_steps", "confidence", "engine", "note", "generated_at"}
-)
-OPTIONAL_KEYS = frozenset({"model"})
+# The stored assessment's limits are the model's (flowpilot.assistants.base).
+MAX_SUMMARY = SUMMARY_MAX
+MAX_TITLE = TITLE_MAX
+MAX_OUTCOME = OUTCOME_MAX
+MAX_NOTE = NOTE_MAX
+MAX_MODEL = MODEL_NAME_MAX
+MAX_TRIED = TRIED_MAX
+MAX_CAUSES = CAUSES_MAX
+MAX_NEXT_STEPS = NEXT_STEPS_MAX
 
 # What the engine may read of a session: the newest messages, the lane (most recent last).
 MAX_MESSAGES_READ = 60
@@ -95,109 +94,59 @@ class InvalidAssessment(ValueError):
     """An assessment that breaks the schema; the message names the first problem."""
 
 
-def _text(data: dict, key: str, limit: int, where: str, *, required: bool = False) -> str:
-    value = data.get(key, "")
-    if not isinstance(value, str):
-        raise InvalidAssessment(f"{where}{key} is not a string")
-    if len(value) > limit:
-        raise InvalidAssessment(f"{where}{key} is longer than {limit} characters")
-    if has_control_characters(value):
-        raise InvalidAssessment(f"{where}{key} contains control characters")
-    if required and not value.strip():
-        raise InvalidAssessment(f"{where}{key} is empty")
-    return value
+def _path(loc: tuple) -> str:
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path
 
 
-def _items(data: dict, key: str, limit: int) -> list[dict]:
-    value = data.get(key, [])
-    if not isinstance(value, list):
-        raise InvalidAssessment(f"{key} is not a list")
-    if len(value) > limit:
-        raise InvalidAssessment(f"{key} has more than {limit} items")
-    for index, item in enumerate(value):
-        if not isinstance(item, dict):
-            raise InvalidAssessment(f"{key}[{index}] is not an object")
-    return value
-
-
-def _choice(data: dict, key: str, choices: tuple[str, ...], where: str = "") -> str:
-    value = data.get(key)
-    if value not in choices:
-        raise InvalidAssessment(f"{where}{key} is not one of {', '.join(map(repr, choices))}")
-    return value
-
-
-def _known_keys(item: dict, allowed: set[str], where: str) -> None:
-    unknown = set(item) - allowed
-    if unknown:
-        raise InvalidAssessment(f"{where}unknown field {sorted(unknown)[0]!r}")
+def _problem(error: dict) -> str:
+    """One pydantic error in the words the screen's log has always used."""
+    loc = tuple(error["loc"])
+    where = _path(loc)
+    kind, ctx = error["type"], error.get("ctx") or {}
+    if kind == "missing":
+        return f"missing field {loc[-1]!r}" if len(loc) == 1 else f"{where} is missing"
+    if kind == "extra_forbidden":
+        parent = _path(loc[:-1])
+        return f"{parent + '.' if parent else ''}unknown field {loc[-1]!r}"
+    if kind == "string_type":
+        return f"{where} is not a string"
+    if kind == "string_too_long":
+        return f"{where} is longer than {ctx.get('max_length')} characters"
+    if kind == "string_too_short":
+        return f"{where} is empty"
+    if kind == "too_long":
+        return f"{where} has more than {ctx.get('max_length')} items"
+    if kind == "literal_error":
+        return f"{where} is not one of {ctx.get('expected')}"
+    if kind in {"model_type", "dict_type", "model_attributes_type"}:
+        return f"{where} is not an object"
+    if kind in {"tuple_type", "list_type"}:
+        return f"{where} is not a list"
+    if kind == "value_error":
+        return f"{where} {str(ctx.get('error') or error['msg']).removeprefix('Value error, ')}"
+    return f"{where}: {error['msg']}"
 
 
 def validate_assessment(data: object) -> dict[str, Any]:
     """The assessment in canonical form, or ``InvalidAssessment`` naming the first problem.
 
-    Checks types, lengths (no empty summary or titles), counts, the confidence, engine and
-    shell enums, and a timezone-aware ``generated_at``; control characters are refused
-    (PostgreSQL cannot store NUL in JSON, and none belong in display text). Unknown fields
-    are refused too: what is stored is exactly what the screen knows how to show.
+    The schema is ``flowpilot.assistants.StoredAssessment`` (the same Step and Cause models
+    both engines produce and Claude's tool schema is built from): types, lengths (no empty
+    summary or titles), counts, the confidence, engine and shell enums, a timezone-aware
+    ``generated_at``; control characters are refused (PostgreSQL cannot store NUL in JSON,
+    and none belong in display text), and so are unknown fields: what is stored is exactly
+    what the screen knows how to show.
     """
     if not isinstance(data, dict):
         raise InvalidAssessment("the assessment is not an object")
-    _known_keys(data, TOP_KEYS | OPTIONAL_KEYS, "")
-    missing = TOP_KEYS - set(data)
-    if missing:
-        raise InvalidAssessment(f"missing field {sorted(missing)[0]!r}")
-    generated_at = data.get("generated_at")
-    parsed = parse_datetime(generated_at) if isinstance(generated_at, str) else None
-    if parsed is None or timezone.is_naive(parsed):
-        raise InvalidAssessment("generated_at is not an ISO 8601 time with a zone")
-
-    tried = []
-    for index, item in enumerate(_items(data, "tried", MAX_TRIED)):
-        where = f"tried[{index}]."
-        _known_keys(item, {"title", "status", "outcome"}, where)
-        tried.append(
-            {
-                "title": _text(item, "title", MAX_TITLE, where, required=True),
-                "status": _choice(item, "status", TASK_STATUSES, where),
-                "outcome": _text(item, "outcome", MAX_OUTCOME, where),
-            }
-        )
-    causes = []
-    for index, item in enumerate(_items(data, "causes", MAX_CAUSES)):
-        where = f"causes[{index}]."
-        _known_keys(item, {"title", "why"}, where)
-        causes.append(
-            {
-                "title": _text(item, "title", MAX_TITLE, where, required=True),
-                "why": _text(item, "why", MAX_WHY, where),
-            }
-        )
-    next_steps = []
-    for index, item in enumerate(_items(data, "next_steps", MAX_NEXT_STEPS)):
-        where = f"next_steps[{index}]."
-        _known_keys(item, {"title", "detail", "command", "shell"}, where)
-        next_steps.append(
-            {
-                "title": _text(item, "title", MAX_TITLE, where, required=True),
-                "detail": _text(item, "detail", MAX_DETAIL, where),
-                "command": _text(item, "command", MAX_COMMAND, where),
-                "shell": _choice({"shell": item.get("shell", "")}, "shell", SHELLS, where),
-            }
-        )
-    clean = {
-        "summary": _text(data, "summary", MAX_SUMMARY, "", required=True),
-        "tried": tried,
-        "causes": causes,
-        "next_steps": next_steps,
-        "confidence": _choice(data, "confidence", CONFIDENCES),
-        "engine": _choice(data, "engine", ENGINES),
-        "note": _text(data, "note", MAX_NOTE, ""),
-        "generated_at": parsed.isoformat(),
-    }
-    if "model" in data:
-        clean["model"] = _text(data, "model", MAX_MODEL, "")
-    return clean
+    try:
+        clean = StoredAssessment.model_validate(data)
+    except ValidationError as error:
+        raise InvalidAssessment(_problem(error.errors()[0])) from None
+    return clean.model_dump(mode="json", exclude_none=True)
 
 
 # -- reading a handoff for the engine --------------------------------------------------------

@@ -609,7 +609,11 @@ class StubEngine:
         ),
         (Assessment(summary="bad\x00byte"), "invalid answer"),
         (Assessment(summary="ok", confidence="certain"), "invalid answer"),  # type: ignore[arg-type]
-        (Assessment(summary="ok", next_steps=(ProposedStep(title=""),)), "invalid answer"),
+        # The Step model refuses an empty title; a buggy engine bypassing it is still caught.
+        (
+            Assessment(summary="ok", next_steps=(ProposedStep.model_construct(title=""),)),
+            "invalid answer",
+        ),
         ({"summary": "a dict, not an Assessment"}, "invalid answer"),
         (RuntimeError("engine bug"), "unexpected error"),
     ],

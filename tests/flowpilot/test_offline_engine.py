@@ -962,6 +962,10 @@ def test_a_weak_family_match_is_low_confidence(gadgets) -> None:
         ),
         (VALID_FAMILY.replace("[[steps]]", "[[steps]"), "cannot read knowledge file"),
         (
+            VALID_FAMILY.replace('detail = "Turn', 'detail = "' + "x" * 2001 + "Turn"),
+            "'detail': String should have at most 2000 characters",
+        ),
+        (
             VALID_FAMILY.replace('checked_by = ["widgets.restart"]', 'supported_if = "stuck"'),
             "supported_if: must be a list of non-empty phrases",
         ),
