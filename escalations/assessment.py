@@ -379,6 +379,11 @@ class AssessmentDisplay:
         return self.data["note"]
 
     @property
+    def fact(self) -> dict | None:
+        """The strongest fact behind the first cause (quote, source, cause), when known."""
+        return self.data.get("fact")
+
+    @property
     def is_fallback(self) -> bool:
         return self.engine == "offline" and bool(self.note)
 

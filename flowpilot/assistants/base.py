@@ -145,6 +145,16 @@ class TriedEntry(_Shape):
     _checked = field_validator("title", "outcome")(_no_control_characters)
 
 
+class StrongestFact(_Shape):
+    """The fact behind the first cause, quoted, with where it came from."""
+
+    quote: str = Field(min_length=1, max_length=WHY_MAX)
+    source: str = Field(min_length=1, max_length=TITLE_MAX)
+    cause: str = Field(min_length=1, max_length=TITLE_MAX)
+
+    _checked = field_validator("quote", "source", "cause")(_no_control_characters)
+
+
 class StoredAssessment(_Shape):
     """The assessment as stored on a Handoff and shown on the handoff screen: what either
     engine's Assessment becomes, validated field by field."""
@@ -158,6 +168,7 @@ class StoredAssessment(_Shape):
     note: str = Field(max_length=NOTE_MAX)
     generated_at: str
     model: str | None = Field(None, max_length=MODEL_NAME_MAX)
+    fact: StrongestFact | None = None  # the offline engine names it; Claude quotes it in "why"
 
     _checked = field_validator("summary", "note")(_no_control_characters)
 
@@ -237,6 +248,7 @@ class Assessment:
             "confidence": self.confidence,
             "engine": self.engine,
             "note": self.note,
+            **({"fact": self.extra["fact"]} if self.extra.get("fact") else {}),
         }
 
 

@@ -937,6 +937,13 @@ def test_mfa_handoff_ranks_the_confirmed_conditional_access_cause_first(
         "The registered phone was replaced or lost"
     )
     assert escape(f"CA policy Finance MFA: {found}") in page
+    # The strongest fact is stored and shown under the first cause, with its source.
+    assert stored["fact"] == {
+        "quote": f"CA policy Finance MFA: {found}",
+        "source": "the outcome of \u201cRead the sign-in log entry for the failed attempt\u201d",
+        "cause": "A Conditional Access policy blocks or loops",
+    }
+    assert "Strongest fact: <q>" in page
 
 
 @pytest.mark.django_db
