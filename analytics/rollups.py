@@ -31,7 +31,7 @@ from resolutionflow.models import Account
 WEEK = timedelta(days=7)
 # How many missing weeks one refresh builds per account: a two-year backfill is spread over
 # a few drains (or done at once by ``manage.py build_rollups``).
-BUILD_PER_RUN = 30
+BUILD_PER_RUN = 8
 
 
 def monday_of(day: date) -> date:
@@ -84,10 +84,7 @@ def window_tallies(
         run_start = max(start_of(run[0]), start_of(start))
         run_end = min(start_of(run[-1] + WEEK), start_of(end + timedelta(days=1)))
         weeks.update(weekly_tallies(account_id, run_start, run_end))
-    total = Tally()
-    for tally in weeks.values():
-        total.merge(tally)
-    return total, weeks
+    return Tally.merged(weeks.values()), weeks
 
 
 # -- keeping them current ------------------------------------------------------------------

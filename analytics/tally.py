@@ -13,8 +13,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from django.db import NotSupportedError
-from django.db.models import DateField, Expression, FloatField, Func, QuerySet
+from django.db import NotSupportedError, connections
+from django.db.models import (
+    Case,
+    DateField,
+    Expression,
+    FloatField,
+    Func,
+    IntegerField,
+    QuerySet,
+    When,
+)
 from django.db.models.functions import TruncWeek
 
 from analytics.sketch import Sketch
@@ -76,23 +85,43 @@ ROW_FIELDS = (
     "takeover_mode",
     "claim_seconds",
     "first_action_seconds",
-    "released_at",
-    "resolved_at",
+    "was_released",
+    "was_resolved",
 )
 
 
-def handoff_rows(account_id: int, start: datetime, end: datetime) -> Iterable[tuple]:
+def _flag(field: str) -> Case:
+    return Case(When(**{f"{field}__isnull": False}, then=1), default=0, output_field=IntegerField())
+
+
+def handoff_rows(account_id: int, start: datetime, end: datetime) -> list[tuple]:
     """The one query behind every figure: per handoff escalated in [start, end), its week
-    (Monday, current time zone), claimer, take-over mode and two durations."""
-    return (
+    (Monday, current time zone), claimer, take-over mode, two durations and whether it was
+    released or resolved.
+
+    The ORM writes the SQL; the rows are read from the cursor as they come (numbers, ids,
+    the week) so that a busy week's thousands of rows skip the per-value converters.
+    """
+    rows = (
         handoffs_between(account_id, start, end)
         .annotate(
             week=TruncWeek("created_at", output_field=DateField()),
             claim_seconds=time_to_claim_expression(),
             first_action_seconds=time_to_first_action_expression(),
+            was_released=_flag("released_at"),
+            was_resolved=_flag("resolved_at"),
         )
         .values_list(*ROW_FIELDS)
     )
+    sql, params = rows.query.sql_with_params()
+    with connections[rows.db].cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()  # one call: iterating a cursor costs per row
+    if rows and isinstance(rows[0][0], str):  # SQLite gives the text of the date
+        return [(date.fromisoformat(week), *rest) for week, *rest in rows]
+    if rows and isinstance(rows[0][0], datetime):  # PostgreSQL's date_trunc, a timestamp
+        return [(week.date(), *rest) for week, *rest in rows]
+    return rows
 
 
 @dataclass
@@ -130,24 +159,6 @@ class Tally:
     def claimed(self) -> int:
         return self.claim.n
 
-    def add(self, claimer, mode, claim_seconds, first_action_seconds, released, resolved):
-        self.escalated += 1
-        self.released += released is not None
-        self.resolved += resolved is not None
-        if claim_seconds is None:
-            return
-        self.claim.add(claim_seconds)
-        groups = (
-            self.by_mode.setdefault(mode or TakeoverMode.SELF, Group()),
-            self.by_claimer.setdefault(claimer, Group()),
-        )
-        for group in groups:
-            group.claimed += 1
-        if first_action_seconds is not None:
-            self.first_action.add(first_action_seconds)
-            for group in groups:
-                group.first_action.add(first_action_seconds)
-
     def merge(self, other: Tally) -> Tally:
         self.escalated += other.escalated
         self.released += other.released
@@ -158,6 +169,39 @@ class Tally:
             for key, group in theirs.items():
                 mine.setdefault(key, Group()).merge(group)
         return self
+
+    @classmethod
+    def merged(cls, tallies: Iterable[Tally]) -> Tally:
+        """One tally of many (a window of weeks), sketch by sketch (``Sketch.merged``)."""
+        tallies = list(tallies)
+
+        def groups(attribute: str) -> dict:
+            keys = {key for tally in tallies for key in getattr(tally, attribute)}
+            return {
+                key: Group(
+                    claimed=sum(
+                        getattr(t, attribute)[key].claimed
+                        for t in tallies
+                        if key in getattr(t, attribute)
+                    ),
+                    first_action=Sketch.merged(
+                        getattr(t, attribute)[key].first_action
+                        for t in tallies
+                        if key in getattr(t, attribute)
+                    ),
+                )
+                for key in keys
+            }
+
+        return cls(
+            escalated=sum(t.escalated for t in tallies),
+            released=sum(t.released for t in tallies),
+            resolved=sum(t.resolved for t in tallies),
+            claim=Sketch.merged(t.claim for t in tallies),
+            first_action=Sketch.merged(t.first_action for t in tallies),
+            by_mode=groups("by_mode"),
+            by_claimer=groups("by_claimer"),
+        )
 
     def as_json(self) -> dict:
         return {
@@ -186,15 +230,60 @@ class Tally:
 
 
 def weekly_tallies(account_id: int, start: datetime, end: datetime) -> dict[date, Tally]:
-    """Live: the tallies of the weeks touching [start, end), from the handoff rows."""
-    weeks: dict[date, Tally] = {}
+    """Live: the tallies of the weeks touching [start, end), from the handoff rows.
+
+    The durations are gathered in lists first and each sketch is made in one go
+    (``Sketch.of``): a busy week is thousands of rows.
+    """
+    gathered: dict[date, _Gathered] = {}
     for week, claimer, mode, claim, first_action, released, resolved in handoff_rows(
         account_id, start, end
     ):
-        # The ORM gives a date; keep it a date whatever the backend.
-        week = week.date() if isinstance(week, datetime) else week
-        tally = weeks.get(week)
-        if tally is None:
-            tally = weeks[week] = Tally()
-        tally.add(claimer, mode, claim, first_action, released, resolved)
-    return weeks
+        bucket = gathered.get(week)
+        if bucket is None:
+            bucket = gathered[week] = _Gathered()
+        bucket.escalated += 1
+        bucket.released += released
+        bucket.resolved += resolved
+        if claim is None:
+            continue
+        bucket.claims.append(claim)
+        mode_group = bucket.by_mode.setdefault(mode or TakeoverMode.SELF, ([], [0]))
+        claimer_group = bucket.by_claimer.setdefault(claimer, ([], [0]))
+        mode_group[1][0] += 1
+        claimer_group[1][0] += 1
+        if first_action is not None:
+            bucket.first_actions.append(first_action)
+            mode_group[0].append(first_action)
+            claimer_group[0].append(first_action)
+    return {week: bucket.tally() for week, bucket in gathered.items()}
+
+
+@dataclass
+class _Gathered:
+    """One week's raw values, before they become sketches."""
+
+    escalated: int = 0
+    released: int = 0
+    resolved: int = 0
+    claims: list[float] = field(default_factory=list)
+    first_actions: list[float] = field(default_factory=list)
+    by_mode: dict[str, tuple[list[float], list[int]]] = field(default_factory=dict)
+    by_claimer: dict[int, tuple[list[float], list[int]]] = field(default_factory=dict)
+
+    def tally(self) -> Tally:
+        def groups(raw: dict) -> dict:
+            return {
+                key: Group(claimed=claimed[0], first_action=Sketch.of(values))
+                for key, (values, claimed) in raw.items()
+            }
+
+        return Tally(
+            escalated=self.escalated,
+            released=self.released,
+            resolved=self.resolved,
+            claim=Sketch.of(self.claims),
+            first_action=Sketch.of(self.first_actions),
+            by_mode=groups(self.by_mode),
+            by_claimer=groups(self.by_claimer),
+        )

@@ -195,7 +195,7 @@ def prepare(url: str, args: argparse.Namespace) -> Fixture:
                     account_id=tess.account_id,
                     recipient=engineer,
                     handoff=handoff,
-                    kind=NotificationKind.ESCALATION_ARRIVED,
+                    kind=NotificationKind.HANDOFF_ESCALATED,
                     text=f"Tess Tran escalated: bench {purpose}",
                 )
                 for handoff in handoffs

@@ -184,7 +184,7 @@ def escalate(
     )
     session.status, session.escalated_to = SessionStatus.ESCALATED, None
 
-    notified = notifications.escalation_arrived(handoff)
+    notified = notifications.handoff_escalated(handoff)
     _changed(handoff)
     send_event_on_commit(
         queue_channel(handoff.account_id), "handoff-escalated", _queue_event_data(handoff)
@@ -333,7 +333,7 @@ def _claim(handoff_id, user: User) -> tuple[Handoff, HandoffError | None]:
         [
             (queue_channel(handoff.account_id), "handoff-claimed", data),
             (handoff_channel(handoff.pk), "handoff-claimed", data),
-            *notifications.escalation_claimed(handoff),
+            *notifications.handoff_claimed(handoff),
         ]
     )
     return handoff, None

@@ -9,17 +9,25 @@ the account) → form (400) → one action of escalations/actions.py → JSON. A
 
 from __future__ import annotations
 
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils import timezone
 
-from escalations import actions, queries
+from escalations import actions, bell, queries
 from escalations.actions import AlreadyClaimed, AlreadyEscalated, HandoffError, HandoffForbidden
-from escalations.forms import EscalateForm, ResolveForm
+from escalations.forms import EscalateForm, QueueFilterForm, ResolveForm
 from escalations.models import Handoff
 from flowpilot.models import Session
-from resolutionflow.http import ApiError, api_view, form_errors, invalid, request_data
+from resolutionflow.http import (
+    ApiError,
+    BadRequestBody,
+    api_view,
+    form_errors,
+    request_data,
+    see_other,
+    valid_form,
+)
 from resolutionflow.models import Role
 from resolutionflow.people import person_json
 from resolutionflow.ratelimit import limit_per_user
@@ -99,16 +107,9 @@ def handoff_json(handoff: Handoff) -> dict:
 def escalate(request: HttpRequest, session_id: int) -> JsonResponse:
     """Escalate a session of mine: ``201 {"handoff", "session", "notified"}``."""
     session = get_object_or_404(Session.objects.visible_to(request.user), pk=session_id)
-    form = EscalateForm(request_data(request))
-    if not form.is_valid():
-        return invalid(form_errors(form))
+    form = valid_form(EscalateForm, request)
     try:
-        escalation = actions.escalate(
-            session=session,
-            user=request.user,
-            reason=form.cleaned_data["reason"],
-            urgency=form.cleaned_data["urgency"],
-        )
+        escalation = actions.escalate(session=session, user=request.user, **form.cleaned_data)
     except HandoffError as refusal:
         raise refusal_error(refusal) from None
     return JsonResponse(
@@ -126,11 +127,24 @@ def escalate(request: HttpRequest, session_id: int) -> JsonResponse:
 
 @handoff_api("GET")
 def queue(request: HttpRequest) -> JsonResponse:
-    """The account's waiting handoffs (never the caller's own) and its recent claims."""
+    """One page of the account's waiting handoffs (never the caller's own), filtered as the
+    page is, with the total, where the next page starts (``?after=<next>``, null at the end)
+    and the recent claims."""
+    form = QueueFilterForm(request.GET)
+    if not form.is_valid():
+        raise BadRequestBody(form_errors(form))
+    page = queries.waiting_page(
+        request.user,
+        form.filters(),
+        after=form.cleaned_data.get("after"),
+        size=form.cleaned_data.get("size"),
+    )
     now = timezone.now()
     return JsonResponse(
         {
-            "waiting": [card_json(h, now=now) for h in queries.waiting_queue(request.user)],
+            "waiting": [card_json(h, now=now) for h in page.handoffs],
+            "total": page.total,
+            "next": page.next_cursor,
             "recently_claimed": [
                 card_json(h, now=now) for h in queries.recently_claimed(request.user)
             ],
@@ -180,12 +194,62 @@ def resolve(request: HttpRequest, handoff_id) -> JsonResponse:
     try:
         # Before the form: someone who may not close it learns nothing from field errors.
         actions.check_can_close(handoff, request.user)
-        form = ResolveForm(request_data(request))
-        if not form.is_valid():
-            return invalid(form_errors(form))
+        form = valid_form(ResolveForm, request)
         handoff = actions.resolve_handoff(
             handoff_id=handoff.pk, user=request.user, note=form.cleaned_data["note"]
         )
     except HandoffError as refusal:
         raise refusal_error(refusal) from None
     return JsonResponse({"status": "resolved", "handoff": str(handoff.pk)})
+
+
+# ------------------------------------------------------------------------------- the bell
+
+
+def bell_json(request: HttpRequest) -> JsonResponse:
+    """The caller's unread count and 10 newest notifications."""
+    unread, recent = bell.bell_state(request.user)
+    return JsonResponse(
+        {
+            "unread": unread,
+            "notifications": [
+                {
+                    "id": notification.pk,
+                    "kind": notification.kind,
+                    "text": notification.text,
+                    "handoff": str(notification.handoff_id),
+                    "url": notification.url,
+                    "created_at": notification.created_at.isoformat(),
+                    "read": not notification.is_unread,
+                    "outcome": notification.outcome,
+                }
+                for notification in recent
+            ],
+        }
+    )
+
+
+# Everyone signed in has a bell (an account-less superuser's is empty).
+@api_view(methods=["GET"], roles=None)
+def notifications(request: HttpRequest) -> JsonResponse:
+    return bell_json(request)
+
+
+@api_view(methods=["POST"], roles=None)
+def mark_read(request: HttpRequest, notification_id: int) -> HttpResponse:
+    """Mark one of my notifications read: the fresh bell, or with ``open`` a 303 to it."""
+    notification = get_object_or_404(
+        bell.notifications_of(request.user).only("id", "handoff_id", "read_at"),
+        pk=notification_id,
+    )
+    if notification.read_at is None:
+        actions.mark_notifications_read(user=request.user, notification_id=notification.pk)
+    if request_data(request).get("open"):
+        return see_other(request, bell.notification_url(notification))
+    return bell_json(request)
+
+
+@api_view(methods=["POST"], roles=None)
+def mark_all_read(request: HttpRequest) -> JsonResponse:
+    actions.mark_notifications_read(user=request.user)
+    return bell_json(request)

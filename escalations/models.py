@@ -7,7 +7,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import Case, F, Q, Value, When
 
 from flowpilot.models import Session
 from resolutionflow.models import Account
@@ -20,6 +20,11 @@ class Urgency(models.TextChoices):
 
 
 URGENCY_RANK = {Urgency.HIGH: 0, Urgency.NORMAL: 1, Urgency.LOW: 2}
+# The same ranks in SQL (normal for anything unknown, as ``URGENCY_RANK.get(..., 1)``).
+URGENCY_RANK_SQL = Case(
+    *[When(urgency=urgency.value, then=Value(rank)) for urgency, rank in URGENCY_RANK.items()],
+    default=Value(1),
+)
 
 
 class HandoffState(models.TextChoices):
@@ -105,6 +110,11 @@ class Handoff(models.Model):
 
     # The compatibility payload: a JSON snapshot of the session at escalation time.
     escalation_package = models.JSONField(default=dict)
+    # The queue's sort key, "high first", stored by the database: ordering by it and
+    # created_at is an index scan at any queue size, where a CASE in ORDER BY sorts it all.
+    urgency_rank = models.GeneratedField(
+        expression=URGENCY_RANK_SQL, output_field=models.SmallIntegerField(), db_persist=True
+    )
     # The latest validated assessment (flowpilot.assistants.Assessment.as_dict()).
     assessment = models.JSONField(default=dict, blank=True)
     assessment_updated_at = models.DateTimeField(null=True, blank=True)
@@ -149,6 +159,12 @@ class Handoff(models.Model):
             models.Index(fields=["account", "state", "created_at"]),
             models.Index(fields=["account", "created_at"]),
             models.Index(fields=["account", "claimed_at"]),
+            # The waiting queue in its order, keyset pages included (escalations/queries.py).
+            models.Index(
+                fields=["account", "urgency_rank", "created_at", "id"],
+                condition=Q(state="open"),
+                name="handoff_waiting_order",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -167,11 +183,6 @@ class Handoff(models.Model):
         adding suggested steps) is the claimer's alone, an admin's override covers only
         release and resolve. A released handoff keeps its claimer but is no longer held."""
         return self.state == HandoffState.CLAIMED and self.claimed_by_id == user.pk
-
-    @property
-    def urgency_rank(self) -> int:
-        """High first: the queue's sort key, also used by the live queue to place new cards."""
-        return URGENCY_RANK.get(self.urgency, 1)
 
 
 class HandoffEventKind(models.TextChoices):
@@ -225,8 +236,8 @@ class HandoffView(models.Model):
 
 
 class NotificationKind(models.TextChoices):
-    ESCALATION_ARRIVED = "escalation_arrived", "An escalation arrived"
-    ESCALATION_CLAIMED = "escalation_claimed", "Your escalation was picked up"
+    HANDOFF_ESCALATED = "handoff_escalated", "An escalation arrived"
+    HANDOFF_CLAIMED = "handoff_claimed", "Your escalation was picked up"
     HANDOFF_RELEASED = "handoff_released", "A handoff was released back"
     HANDOFF_RESOLVED = "handoff_resolved", "Your escalation was resolved"
 
@@ -234,7 +245,7 @@ class NotificationKind(models.TextChoices):
 # Bell items that ask a senior to pick a handoff up. Once someone has (the handoff is no
 # longer open) they are answered: the bell stops counting them, with no write at claim time,
 # whatever the number of seniors. The escalator's own items about it are news, never calls.
-CALLS_TO_PICK_UP = (NotificationKind.ESCALATION_ARRIVED, NotificationKind.HANDOFF_RELEASED)
+CALLS_TO_PICK_UP = (NotificationKind.HANDOFF_ESCALATED, NotificationKind.HANDOFF_RELEASED)
 ANSWERED = (
     Q(kind__in=CALLS_TO_PICK_UP)
     & ~Q(handoff__state=HandoffState.OPEN)

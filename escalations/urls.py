@@ -7,6 +7,7 @@ app_name = "escalations"
 urlpatterns = [
     path("escalations/", page_or_api(views.queue, api.queue), name="queue"),
     path("escalations/recent/", views.recent, name="queue_recent"),
+    path("escalations/mine/", views.mine, name="queue_mine"),
     path("escalations/events/", streams.queue_events, name="queue_events"),
     path("notifications/events/", streams.notification_events, name="notification_events"),
     path("handoffs/<uuid:handoff_id>/", page_or_api(views.handoff, api.handoff), name="handoff"),
@@ -41,7 +42,15 @@ urlpatterns = [
         name="session_events",
     ),
     # The bell: the signed-in person's notifications (escalations/bell.py).
-    path("notifications/", bell.bell, name="bell"),
-    path("notifications/<int:notification_id>/read/", bell.mark_read, name="notification_read"),
-    path("notifications/read-all/", bell.mark_all_read, name="notifications_read_all"),
+    path("notifications/", page_or_api(bell.bell, api.notifications), name="bell"),
+    path(
+        "notifications/<int:notification_id>/read/",
+        page_or_api(bell.mark_read, api.mark_read),
+        name="notification_read",
+    ),
+    path(
+        "notifications/read-all/",
+        page_or_api(bell.mark_all_read, api.mark_all_read),
+        name="notifications_read_all",
+    ),
 ]

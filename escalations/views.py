@@ -7,6 +7,8 @@ one action of the handoff manager → a page, an htmx fragment or a redirect.
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
@@ -25,19 +27,12 @@ from escalations.actions import (
     HandoffForbidden,
 )
 from escalations.channels import queue_channel
-from escalations.forms import EscalateForm, ResolveForm
-from escalations.models import Handoff, Urgency
+from escalations.forms import EscalateForm, QueueFilterForm, ResolveForm
+from escalations.models import Handoff
 from flowpilot.models import Session
 from resolutionflow.http import request_data, see_other
 from resolutionflow.permissions import any_member_required, senior_required
 from resolutionflow.ratelimit import limit_per_user
-
-# The chat page's escalate form (a partial the FlowPilot page defines), then our own.
-ESCALATE_FORM_TEMPLATES = [
-    "flowpilot/session.html#escalate-form",
-    "escalations/escalate.html#escalate-form",
-]
-
 
 # --- escalate ------------------------------------------------------------------------------
 
@@ -52,12 +47,7 @@ def escalate(request: HttpRequest, session_id: int) -> HttpResponse:
     if not form.is_valid():
         return _escalate_form_invalid(request, session, form)
     try:
-        escalation = actions.escalate(
-            session=session,
-            user=request.user,
-            reason=form.cleaned_data["reason"],
-            urgency=form.cleaned_data["urgency"],
-        )
+        escalation = actions.escalate(session=session, user=request.user, **form.cleaned_data)
     except HandoffForbidden as refusal:
         raise PermissionDenied(str(refusal)) from None
     except AlreadyEscalated as refusal:
@@ -75,22 +65,11 @@ def escalate(request: HttpRequest, session_id: int) -> HttpResponse:
 def _escalate_form_invalid(
     request: HttpRequest, session: Session, form: EscalateForm, *, status: int = 400
 ) -> HttpResponse:
-    errors = {field: list(messages_) for field, messages_ in form.errors.items()}
-    context = {
-        "session": session,
-        # Templates cannot read "__all__": errors of the whole form are under "form".
-        "escalate_errors": {
-            ("form" if field == "__all__" else field): errs for field, errs in errors.items()
-        },
-        "escalate_values": {
-            "reason": form.data.get("reason", ""),
-            "urgency": form.data.get("urgency", "") or Urgency.NORMAL,
-        },
-        "urgency_choices": Urgency.choices,
-    }
+    """The escalate form again, bound: its errors beside what was typed."""
+    context = {"session": session, "form": form}
     if request.htmx:
         # htmx 2 does not swap 4xx answers: the re-rendered form comes with a 200.
-        return render(request, ESCALATE_FORM_TEMPLATES, context)
+        return render(request, "escalations/_escalate_form.html", context)
     return render(request, "escalations/escalate.html", context, status=status)
 
 
@@ -100,19 +79,71 @@ def _escalate_form_invalid(
 @require_GET
 @senior_required
 def queue(request: HttpRequest) -> HttpResponse:
-    """The account's waiting handoffs and its recent claims, as the caller sees them."""
+    """The account's waiting handoffs (a window of them, filtered) and its recent claims.
+
+    One view, four answers: the page; its JSON; "Show more" (``after``: the next cards);
+    a live refresh or a filter change (htmx: the waiting section, ``through`` the last card
+    in view, so that one arriving beyond it changes the count only).
+    """
     user = request.user
     now = timezone.now()
-    waiting = queries.waiting_queue(user)
-    recent = queries.recently_claimed(user)
-    context = {"waiting": waiting, "recent": recent, "now": now}
+    form = QueueFilterForm(request.GET)
+    form.is_valid()  # a bad field is reported beside the filters; the others still apply
+    filters = form.filters()
+    cursor_from = form.cleaned_data.get("after")
+    if request.htmx and cursor_from is not None:
+        page = queries.waiting_page(user, filters, after=cursor_from, count=False)
+        context = {
+            "page": page,
+            "now": now,
+            "more_query": _queue_query(request, page, first_page=False),
+        }
+        return render(request, "escalations/queue.html#queue-more-page", context)
+    page = queries.waiting_page(
+        user,
+        filters,
+        after=cursor_from,
+        through=form.cleaned_data.get("through"),
+        size=form.cleaned_data.get("size"),
+    )
+    context = {
+        "page": page,
+        "now": now,
+        "filter_form": form,
+        "more_query": _queue_query(request, page, first_page=cursor_from is None),
+    }
     if request.htmx:
-        # The live queue refetches itself after a stream reset.
+        page.leaving = queries.just_picked_up(user, filters, page)
         return render(request, "escalations/queue.html#queue-body", context)
+    context["recent"] = queries.recently_claimed(user)
+    context["mine"] = queries.my_claims(user)
+    form.fields["escalated_by"].widget.choices = [("", "Anyone")] + [
+        (person.pk, person.name) for person in queries.queue_escalators(user)
+    ]
     # The live queue resumes from this event id: nothing published between this render
     # and the stream's connection is missed.
     context["stream_from"] = get_current_event_id([queue_channel(user.account_id)])
     return render(request, "escalations/queue.html", context)
+
+
+def _queue_query(
+    request: HttpRequest, page: queries.QueuePage, *, first_page: bool
+) -> dict[str, object]:
+    """What the queue's links carry: "Show more" (the filters, after the last card) and the
+    live refresh's window (the filters, and what is in view)."""
+    kept = [
+        (name, request.GET[name])
+        for name in ("urgency", "customer", "escalated_by", "q")
+        if request.GET.get(name)
+    ]
+    if page.has_more or not first_page:
+        # Cards beyond the last one in view stay out of view; the count still changes.
+        window = [*kept, ("through", page.through_cursor or "")]
+    else:
+        # The whole queue is in view: a refresh shows as many, and new ones at the end too.
+        window = [*kept, ("size", str(max(len(page.handoffs), queries.QUEUE_PAGE_SIZE)))]
+    more = urlencode([*kept, ("after", page.next_cursor)]) if page.next_cursor else None
+    return {"more": more, "window": [(name, value) for name, value in window if value]}
 
 
 @require_GET
@@ -121,6 +152,14 @@ def recent(request: HttpRequest) -> HttpResponse:
     """The "Recently claimed" list alone, refreshed by the live queue."""
     context = {"recent": queries.recently_claimed(request.user), "now": timezone.now()}
     return render(request, "escalations/queue.html#recent-list", context)
+
+
+@require_GET
+@senior_required
+def mine(request: HttpRequest) -> HttpResponse:
+    """ "My handoffs" alone (the senior's live claims), refreshed by the live queue."""
+    context = {"mine": queries.my_claims(request.user), "now": timezone.now()}
+    return render(request, "escalations/queue.html#my-handoffs", context)
 
 
 @require_GET

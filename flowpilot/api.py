@@ -28,13 +28,7 @@ from flowpilot.queries import (
     sessions_page,
     task_in_session,
 )
-from resolutionflow.http import (
-    ApiError,
-    api_view,
-    form_errors,
-    invalid,
-    request_data,
-)
+from resolutionflow.http import ApiError, api_view, valid_form
 from resolutionflow.models import Role
 from resolutionflow.people import person_json
 from resolutionflow.ratelimit import limit_per_user
@@ -53,6 +47,13 @@ def _check_can_write(session: Session, user) -> None:
         actions.check_can_write(session, user)
     except actions.SessionReadOnly as denied:
         raise ApiError(403, "read_only", str(denied)) from None
+
+
+def _writable_session(request: HttpRequest, session_id: int) -> Session:
+    """The session if the caller may see it (else 404) and write to it (else 403)."""
+    session = get_session_for_user(request.user, session_id)
+    _check_can_write(session, request.user)
+    return session
 
 
 # ------------------------------------------------------------------------------ shapes
@@ -138,9 +139,7 @@ def sessions(request: HttpRequest) -> JsonResponse:
 @limit_per_user("sessions")
 def start_session(request: HttpRequest) -> JsonResponse:
     """Open a session; FlowPilot's first answer and its steps come with it."""
-    form = SessionForm(request_data(request))
-    if not form.is_valid():
-        return invalid(form_errors(form))
+    form = valid_form(SessionForm, request)
     session = actions.start_session(user=request.user, **form.cleaned_data)
     exchange = actions.answer(session=session)
     return JsonResponse(
@@ -165,11 +164,8 @@ def session_detail(request: HttpRequest, session_id: int) -> JsonResponse:
 @limit_per_user("messages")
 def post_message(request: HttpRequest, session_id: int) -> JsonResponse:
     """Send a message: it is stored before FlowPilot answers."""
-    session = get_session_for_user(request.user, session_id)
-    _check_can_write(session, request.user)
-    form = MessageForm(request_data(request))
-    if not form.is_valid():
-        return invalid(form_errors(form))
+    session = _writable_session(request, session_id)
+    form = valid_form(MessageForm, request)
     exchange = actions.post_message(
         session=session, user=request.user, body=form.cleaned_data["body"]
     )
@@ -182,11 +178,8 @@ def post_message(request: HttpRequest, session_id: int) -> JsonResponse:
 
 @flowpilot_api("POST")
 def resolve_session(request: HttpRequest, session_id: int) -> JsonResponse:
-    session = get_session_for_user(request.user, session_id)
-    _check_can_write(session, request.user)
-    form = ResolveSessionForm(request_data(request))
-    if not form.is_valid():
-        return invalid(form_errors(form))
+    session = _writable_session(request, session_id)
+    form = valid_form(ResolveSessionForm, request)
     try:
         actions.resolve_session(session=session, user=request.user, note=form.cleaned_data["note"])
     except actions.NotResolvable as refusal:
@@ -206,9 +199,7 @@ def tasks(request: HttpRequest, session_id: int) -> JsonResponse:
             {"session": session.pk, "tasks": [task_json(task) for task in session_tasks(session)]}
         )
     _check_can_write(session, request.user)
-    form = TaskForm(request_data(request))
-    if not form.is_valid():
-        return invalid(form_errors(form))
+    form = valid_form(TaskForm, request)
     task = actions.add_task(session=session, user=request.user, **form.cleaned_data)
     return JsonResponse({"session": session.pk, "task": task_json(task)}, status=201)
 
@@ -218,9 +209,7 @@ def update_task(request: HttpRequest, session_id: int, task_id: int) -> JsonResp
     session = get_session_for_user(request.user, session_id)
     task = task_in_session(session, task_id)
     _check_can_write(session, request.user)
-    form = TaskUpdateForm(request_data(request))
-    if not form.is_valid():
-        return invalid(form_errors(form))
+    form = valid_form(TaskUpdateForm, request)
     actions.update_task(
         task=task,
         user=request.user,
@@ -235,8 +224,6 @@ def move_task(request: HttpRequest, session_id: int, task_id: int) -> JsonRespon
     session = get_session_for_user(request.user, session_id)
     task = task_in_session(session, task_id)
     _check_can_write(session, request.user)
-    form = MoveTaskForm(request_data(request))
-    if not form.is_valid():
-        return invalid(form_errors(form))
+    form = valid_form(MoveTaskForm, request)
     actions.move_task(task=task, user=request.user, direction=form.cleaned_data["direction"])
     return JsonResponse({"session": session.pk, "task": task_json(task)})

@@ -69,6 +69,20 @@ def task_in_session(session: Session, task_id: int) -> Task:
         raise Http404("No such task.") from None
 
 
+def claimed_sessions(user) -> QuerySet[Session]:
+    """The escalated sessions ``user`` took over (the handoff manager set ``escalated_to``),
+    latest activity first: a senior's way back to them from the sidebar. None for others."""
+    if user.account_id is None or not user.is_senior:
+        return Session.objects.none()
+    return (
+        Session.objects.filter(
+            account_id=user.account_id, escalated_to=user, status=SessionStatus.ESCALATED
+        )
+        .select_related("escalated_to")
+        .order_by("-updated_at", "-id")
+    )
+
+
 def session_messages(session: Session) -> QuerySet[Message]:
     return session.messages.select_related("author").order_by("created_at", "id")
 

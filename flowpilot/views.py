@@ -32,6 +32,7 @@ from flowpilot.models import Session
 from flowpilot.queries import (
     SIDEBAR_LIMIT,
     can_write,
+    claimed_sessions,
     get_session_for_user,
     my_sessions,
     session_messages,
@@ -39,7 +40,7 @@ from flowpilot.queries import (
     sessions_page,
     task_in_session,
 )
-from resolutionflow.http import form_errors, request_data, see_other
+from resolutionflow.http import request_data, see_other
 from resolutionflow.permissions import any_member_required
 from resolutionflow.ratelimit import limit_per_user
 
@@ -62,26 +63,54 @@ def flowpilot_view(view):
     return wrapper
 
 
-def session_page_context(request: HttpRequest, session: Session, **extra) -> dict:
-    """Everything the chat page renders; a fixed number of queries however long the chat."""
+def _lane_tasks(session: Session, refused_update: TaskUpdateForm | None, task_id=None) -> list:
+    """The lane's tasks; the one whose status form was refused carries it, bound, to show
+    its errors beside what was typed."""
+    tasks = list(session_tasks(session))
+    for task in tasks:
+        task.update_form = refused_update if task.pk == task_id else None
+    return tasks
+
+
+def session_page_context(
+    request: HttpRequest,
+    session: Session,
+    *,
+    refused_update: TaskUpdateForm | None = None,
+    refused_task_id: int | None = None,
+    **extra,
+) -> dict:
+    """Everything the chat page renders; a fixed number of queries however long the chat.
+
+    ``extra`` carries a refused form, bound (``message_form``, ``resolve_form``,
+    ``task_form``); ``refused_update`` is a task's status form, for ``refused_task_id``.
+    """
     writable = can_write(session, request.user)
     is_owner = session.owner_id == request.user.pk
     return {
         "session": session,
         "chat_messages": list(session_messages(session)),
-        "tasks": list(session_tasks(session)),
+        "tasks": _lane_tasks(session, refused_update, refused_task_id),
         # Read only if a template shows it: the live update (``_live_update``) never does.
         "sidebar_sessions": lambda: list(my_sessions(request.user)[:SIDEBAR_LIMIT]),
+        "sidebar_claims": lambda: list(claimed_sessions(request.user)[:SIDEBAR_LIMIT]),
         "can_write": writable,
         "is_owner": is_owner,
         **extra,
     }
 
 
-def lane_context(session: Session, user, **extra) -> dict:
+def lane_context(
+    session: Session,
+    user,
+    *,
+    refused_update: TaskUpdateForm | None = None,
+    refused_task_id: int | None = None,
+    **extra,
+) -> dict:
     return {
         "session": session,
-        "tasks": list(session_tasks(session)),
+        "tasks": _lane_tasks(session, refused_update, refused_task_id),
         "can_write": can_write(session, user),
         **extra,
     }
@@ -108,7 +137,9 @@ def session_url(session: Session) -> str:
 def sessions(request: HttpRequest) -> HttpResponse:
     """My sessions, most recently active first, a page at a time, and the form to start one."""
     page = sessions_page(request.user, request.GET.get("page"))
-    return render(request, "flowpilot/sessions.html", sessions_page_context(page, values={}))
+    return render(
+        request, "flowpilot/sessions.html", sessions_page_context(page, form=SessionForm())
+    )
 
 
 def sessions_page_context(page: Page, **extra) -> dict:
@@ -133,7 +164,7 @@ def start_session(request: HttpRequest) -> HttpResponse:
         return render(
             request,
             "flowpilot/sessions.html",
-            sessions_page_context(page, errors=form_errors(form), values=form.data),
+            sessions_page_context(page, form=form),
             status=400,
         )
     session = actions.start_session(user=request.user, **form.cleaned_data)
@@ -205,18 +236,13 @@ def _composer_refused(request: HttpRequest, session: Session, form: MessageForm)
         response = render(
             request,
             "flowpilot/session.html#composer-errors",
-            {"composer_errors": form.errors.get("body", [])},
+            {"message_form": form},
             status=400,
         )
         response["HX-Retarget"] = "#composer-errors"
         response["HX-Reswap"] = "outerHTML"
         return response
-    context = session_page_context(
-        request,
-        session,
-        composer_errors=form.errors.get("body", []),
-        composer_value=form.data.get("body", ""),
-    )
+    context = session_page_context(request, session, message_form=form)
     return render(request, "flowpilot/session.html", context, status=400)
 
 
@@ -229,12 +255,7 @@ def resolve_session(request: HttpRequest, session_id: int) -> HttpResponse:
     actions.check_can_write(session, request.user)
     form = ResolveSessionForm(request_data(request))
     if not form.is_valid():
-        context = session_page_context(
-            request,
-            session,
-            resolve_errors=form.errors.get("note", []),
-            resolve_value=form.data.get("note", ""),
-        )
+        context = session_page_context(request, session, resolve_form=form)
         return render(request, "flowpilot/session.html", context, status=400)
     try:
         actions.resolve_session(session=session, user=request.user, note=form.cleaned_data["note"])
@@ -256,18 +277,18 @@ def tasks(request: HttpRequest, session_id: int) -> HttpResponse:
     actions.check_can_write(session, request.user)
     form = TaskForm(request_data(request))
     if not form.is_valid():
-        return _lane_form_refused(request, session, task_errors=form.errors, task_values=form.data)
+        return _lane_form_refused(request, session, task_form=form)
     task = actions.add_task(session=session, user=request.user, **form.cleaned_data)
     if request.htmx:
         return render_lane(request, session, added_task_ids={task.pk})
     return see_other(request, session_url(session) + f"#task-{task.pk}")
 
 
-def _lane_form_refused(request: HttpRequest, session: Session, **errors) -> HttpResponse:
+def _lane_form_refused(request: HttpRequest, session: Session, **refused) -> HttpResponse:
     """A lane form with errors, shown again with what was typed: the lane, or the whole page."""
     if request.htmx:
-        return render_lane(request, session, status=400, **errors)
-    context = session_page_context(request, session, **errors)
+        return render_lane(request, session, status=400, **refused)
+    context = session_page_context(request, session, **refused)
     return render(request, "flowpilot/session.html", context, status=400)
 
 
@@ -281,12 +302,7 @@ def update_task(request: HttpRequest, session_id: int, task_id: int) -> HttpResp
     actions.check_can_write(session, request.user)
     form = TaskUpdateForm(request_data(request))
     if not form.is_valid():
-        return _lane_form_refused(
-            request,
-            session,
-            update_errors={task.pk: form.errors},
-            update_values={task.pk: form.data},
-        )
+        return _lane_form_refused(request, session, refused_update=form, refused_task_id=task.pk)
     actions.update_task(
         task=task,
         user=request.user,

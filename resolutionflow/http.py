@@ -224,6 +224,15 @@ def form_errors(form) -> dict[str, list[str]]:
     return {field: [str(error) for error in errs] for field, errs in form.errors.items()}
 
 
+def valid_form(form_class: type, request: HttpRequest, **kwargs: Any):
+    """``form_class`` bound to the request's body and valid, or BadRequestBody with its
+    field errors (``api_view`` answers it ``400 invalid``). For API views."""
+    form = form_class(request_data(request), **kwargs)
+    if not form.is_valid():
+        raise BadRequestBody(form_errors(form))
+    return form
+
+
 class ApiError(Exception):
     """A refusal an API view raises; ``api_view`` answers it in the one error shape."""
 
@@ -241,15 +250,15 @@ ROLE_REFUSAL = ApiError(403, "role", "Your role does not allow this.")
 def api_view(
     *,
     methods: Iterable[str],
-    roles: Iterable[str],
+    roles: Iterable[str] | None,
     role_refusal: ApiError = ROLE_REFUSAL,
 ) -> Callable:
-    """The one decorator of the JSON API: method (405), role (403), then the view, whose
-    refusals become the one error shape: ApiError as raised, an unreadable body or
-    ``BadRequestBody`` a 400, anything not found (or in another account) a 404, and a
-    PermissionDenied a 403 ``role``."""
+    """The one decorator of the JSON API: method (405), role (403; ``None`` lets every
+    signed-in person in), then the view, whose refusals become the one error shape:
+    ApiError as raised, an unreadable body or ``BadRequestBody`` a 400, anything not found
+    (or in another account) a 404, and a PermissionDenied a 403 ``role``."""
     allowed = sorted(methods)
-    members = frozenset(roles)
+    members = None if roles is None else frozenset(roles)
 
     def decorator(view: Callable) -> Callable:
         @wraps(view)
@@ -263,7 +272,7 @@ def api_view(
                 response["Allow"] = ", ".join(allowed)
                 return response
             user = request.user
-            if user.account_id is None or user.role not in members:
+            if members is not None and (user.account_id is None or user.role not in members):
                 return role_refusal.response()
             try:
                 return view(request, *args, **kwargs)

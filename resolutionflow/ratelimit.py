@@ -55,7 +55,8 @@ class Rate:
     seconds: int
 
     def __str__(self) -> str:
-        return f"{self.count} per {describe_seconds(self.seconds)}"
+        unit = {1: "second", 60: "minute", 3600: "hour", 86400: "day"}.get(self.seconds)
+        return f"{self.count} per {unit or describe_seconds(self.seconds)}"
 
 
 def parse_rate(text: str) -> Rate | None:

@@ -183,6 +183,15 @@ CELERY_TASK_PUBLISH_RETRY = False
 CELERY_BEAT_SCHEDULE = {
     "drain-outbox": {"task": "resolutionflow.tasks.drain_outbox", "schedule": 5.0},
 }
+# Work that waits on other people's servers never shares workers with the event path: a
+# slow mail relay or AI engine must not stop the drain (publishing, resyncs, the sweeps).
+# The events queue is the default; `celery worker -Q events` and `-Q email,outbound`
+# (docs/OPERATIONS.md, Procfile) run them apart.
+CELERY_TASK_DEFAULT_QUEUE = "events"
+CELERY_TASK_ROUTES = {
+    "escalations.tasks.send_escalation_email": {"queue": "email"},
+    "escalations.refresh_assessment": {"queue": "outbound"},
+}
 # The beat keeps its schedule in memory: a 5-second drain has nothing worth persisting, and
 # the default shelve file (SQLite under Python 3.13) can stay locked after a killed worker,
 # so that the restarted beat dies with "locking protocol" and the drain stops.

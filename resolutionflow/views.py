@@ -1,6 +1,7 @@
 """Core pages: the role-aware landing redirect and friendly error pages."""
 
 import math
+import sys
 
 from django.contrib.auth import views as auth_views
 from django.http import HttpRequest, HttpResponse
@@ -9,6 +10,7 @@ from django.views.decorators.http import require_GET
 
 from resolutionflow.forms import SignInForm
 from resolutionflow.models import Role
+from resolutionflow.unavailable import is_unavailable, unavailable_response
 
 LANDING_BY_ROLE = {
     Role.TECHNICIAN: "flowpilot:sessions",
@@ -60,4 +62,10 @@ def page_not_found(request: HttpRequest, exception=None) -> HttpResponse:
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
+    """Django's handler500, called inside the ``except`` of the failed request.
+
+    A database that cannot be reached is an outage, not a bug: 503 with Retry-After.
+    """
+    if is_unavailable(sys.exc_info()[1]):
+        return unavailable_response(request)
     return render(request, "500.html", status=500)

@@ -144,10 +144,13 @@ def _recompute_chunk(chunk, Handoff, HandoffEvent, Message, Task):
                         candidates.append((old_at, "task_recorded"))
                         break
         first_at, kind = min(candidates) if candidates else (None, "")
+        mode = "analysis" if analysis else "self"
+        if (first_at, kind, mode) == (old_at, old_kind, "self"):
+            continue  # already right: no write
         Handoff.objects.filter(pk=row["pk"]).update(
             first_action_at=first_at,
             first_action_kind=kind,
-            takeover_mode="analysis" if analysis else "self",
+            takeover_mode=mode,
         )
         if (first_at, kind) != (old_at, old_kind):
             HandoffEvent.objects.filter(handoff_id=row["pk"], kind="first_action").delete()

@@ -1,17 +1,12 @@
-// The bell in the top bar: its menu, and live updates from the user's event stream.
-// The bell fragment comes from the server (hx-get on #bell-slot); on every `notification`
-// event this file asks htmx to fetch it again. No inline script anywhere (CSP).
+// The bell in the top bar: its menu, and what its live updates need beyond htmx attributes.
+// The bell fragment comes from the server (#bell-loader, includes/bell.html), fetched again
+// on the events of the person's stream. No inline script anywhere (CSP).
 (function () {
   "use strict";
 
   var slot = document.getElementById("bell-slot");
   if (!slot) return;
 
-  var streamUrl = slot.getAttribute("data-stream");
-  var source = null;
-  var retryDelay = 1000;
-  var retryTimer = null;
-  var reconnecting = false;
   var keepOpen = false;
   var ringNext = false;
 
@@ -71,57 +66,33 @@
     ringNext = false;
   });
 
-  // -- the stream -------------------------------------------------------------------------
+  // -- the stream ---------------------------------------------------------------------------
+  // #bell-stream holds the stream (htmx SSE extension) and #bell-loader refetches the bell
+  // on its events (includes/bell.html). Kept here, because attributes cannot say it:
+  // - the toast with the new item's text: it is in the event's JSON, not in HTML to swap;
+  // - a refetch when a stream comes back after a refused connection: the extension opens
+  //   a fresh one (no Last-Event-ID), so what arrived in between is read from the bell;
+  // - the stream's state on the element (tests and styles read it; hx-on needs eval).
+  var stream = document.getElementById("bell-stream");
+  if (!stream) return;
+  var lost = false;
 
-  if (!streamUrl || typeof window.EventSource !== "function") return;
-
-  function parse(text) {
-    try { return JSON.parse(text); } catch (e) { return null; }
-  }
-
-  function scheduleReconnect() {
-    if (source) source.close();
-    slot.setAttribute("data-stream-state", "closed");
-    window.clearTimeout(retryTimer);
-    retryTimer = window.setTimeout(connect, retryDelay);
-    retryDelay = Math.min(retryDelay * 2, 30000);
-    reconnecting = true;
-  }
-
-  function connect() {
-    source = new EventSource(streamUrl);
-    source.addEventListener("stream-open", function () {
-      slot.setAttribute("data-stream-state", "open");
-      retryDelay = 1000;
-      // A fresh connection starts from now: fetch whatever arrived while we were away.
-      if (reconnecting) refresh();
-      reconnecting = false;
-    });
-    source.addEventListener("notification", function (event) {
-      ringNext = true;
-      refresh();
-      var data = parse(event.data);
-      if (data && data.text && window.rfToast) window.rfToast(data.text, "info");
-    });
-    // Somebody picked up a handoff (a senior's bell also hears the queue): its "pick this
-    // up" items were answered, so recount, quietly.
-    source.addEventListener("handoff-claimed", refresh);
-    // Our last id is older than what the server keeps: re-read the bell as a whole.
-    source.addEventListener("stream-reset", refresh);
-    // The server refused the stream (signed out, permission changed): back off, retry fresh.
-    source.addEventListener("stream-error", scheduleReconnect);
-    source.onerror = function () {
-      // The browser retries by itself (with Last-Event-ID) unless the response was an
-      // error status; then it gives up and we start a fresh stream later.
-      slot.setAttribute("data-stream-state", "retrying");
-      reconnecting = true;
-      if (source.readyState === EventSource.CLOSED) scheduleReconnect();
-    };
-  }
-
-  window.addEventListener("pagehide", function () { if (source) source.close(); });
-  window.addEventListener("pageshow", function (event) {
-    if (event.persisted) { reconnecting = true; connect(); }
+  stream.addEventListener("htmx:sseOpen", function () {
+    stream.setAttribute("data-stream-state", "open");
+    if (lost) refresh();
+    lost = false;
   });
-  connect();
+  stream.addEventListener("htmx:sseError", function (event) {
+    var source = event.detail && event.detail.source;
+    stream.setAttribute("data-stream-state", "retrying");
+    // The browser resumes by itself with Last-Event-ID unless the stream was refused.
+    if (source && source.readyState === EventSource.CLOSED) lost = true;
+  });
+  stream.addEventListener("htmx:sseMessage", function (event) {
+    if (event.detail.type !== "notification") return;
+    ringNext = true;
+    var data = null;
+    try { data = JSON.parse(event.detail.data); } catch (e) { return; }
+    if (data && data.text && window.rfToast) window.rfToast(data.text, "info");
+  });
 })();

@@ -48,21 +48,12 @@
     return match ? match[1] : null;
   }
 
-  function foreignSessionIn(html) {
-    var pattern = /data-session-id="(\d+)"/g;
-    var match;
-    while ((match = pattern.exec(html || ""))) {
-      if (match[1] !== pageSession) return true;
-    }
-    return false;
-  }
-
   document.body.addEventListener("htmx:beforeSwap", function (event) {
     var detail = event.detail;
     if (pageSession) {
       var path = detail.requestConfig ? detail.requestConfig.path : "";
       var fromSession = sessionOfPath(path);
-      if ((fromSession && fromSession !== pageSession) || foreignSessionIn(detail.serverResponse)) {
+      if (fromSession && fromSession !== pageSession) {
         detail.shouldSwap = false;
         detail.isError = false;
         return;
@@ -163,15 +154,14 @@
   scrollToEnd();
 
   // ------------------------------------------------------- following an escalated session
-  // The handoff's stream (escalations:session_events) says when the session changed hands
-  // or someone (a person or FlowPilot) wrote in it; the page then asks the server what
-  // changed: header and banner, the messages after the last one shown, the lane unless the
-  // viewer is typing in it. Nothing typed is ever replaced.
-  var liveSource = null;
-  var liveTimer = null;
-
-  function liveElement() { return document.getElementById("session-live"); }
-
+  // #session-live (session.html) holds the handoff's stream with the htmx SSE extension and
+  // refetches what changed on its events. What attributes cannot say stays here:
+  // - which messages the page shows and whether the lane is being typed in (the request's
+  //   `after` and `lane`): page state, which hx-vals could only read through eval (CSP);
+  // - skipping our own claim or activity (our page is current already): a filter on the
+  //   event's data, which an hx-trigger filter could only express through eval;
+  // - asking for a new stream after a release (the session's new handoff has its own);
+  // - keeping the reader's place: scroll, the lane's scroll, no message twice.
   function lastMessageId() {
     var shown = document.querySelectorAll("#chat-log [data-message-id]");
     return shown.length ? shown[shown.length - 1].getAttribute("data-message-id") : "0";
@@ -190,27 +180,38 @@
     return !scroller || scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 120;
   }
 
-  function followUp() {
-    var live = liveElement();
-    if (!live || !window.htmx) return;
-    var stickToEnd = nearEnd();
-    var lane = document.getElementById("task-lane");
-    var laneScroll = lane ? lane.scrollTop : 0;
-    var url = live.getAttribute("data-refresh") + "&after=" + encodeURIComponent(lastMessageId()) +
-      "&lane=" + (laneBusy() ? "0" : "1");
-    window.htmx.ajax("GET", url, { target: "#session-live", swap: "none" }).then(function () {
-      dedupeMessages();
-      if (stickToEnd) scrollToEnd();
-      var freshLane = document.getElementById("task-lane");
-      if (freshLane) freshLane.scrollTop = laneScroll;  // the lane stays where the reader was
-      if (!liveElement()) stopFollowing();  // resolved: nothing more to follow
-    });
+  function fromLive(event) {
+    return event.detail && event.detail.elt && event.detail.elt.id === "session-live";
   }
 
-  function changed() {
-    window.clearTimeout(liveTimer);
-    liveTimer = window.setTimeout(followUp, 250);  // a message and its answer: one fetch
+  function streamEvent(event) {
+    var triggering = event.detail.triggeringEvent;
+    return triggering && triggering.detail && triggering.detail.type ? triggering.detail : null;
   }
+
+  document.body.addEventListener("htmx:confirm", function (event) {
+    if (!fromLive(event)) return;
+    var message = streamEvent(event);
+    if (!message || (message.type !== "handoff-claimed" && message.type !== "session-activity")) return;
+    var data = null;
+    try { data = JSON.parse(message.data); } catch (e) { return; /* refresh anyway */ }
+    var by = data ? (data.claimed_by ? data.claimed_by.id : data.by) : null;
+    if (by !== null && by !== undefined && String(by) === event.detail.elt.getAttribute("data-user")) {
+      event.preventDefault();  // our own: nothing to fetch
+    }
+  });
+
+  var live = { stickToEnd: false, laneScroll: 0 };
+  document.body.addEventListener("htmx:configRequest", function (event) {
+    if (!fromLive(event)) return;
+    var message = streamEvent(event);
+    event.detail.parameters.after = lastMessageId();
+    event.detail.parameters.lane = laneBusy() ? "0" : "1";
+    if (message && message.type === "handoff-released") event.detail.parameters.restream = "1";
+    var lane = document.getElementById("task-lane");
+    live.stickToEnd = nearEnd();
+    live.laneScroll = lane ? lane.scrollTop : 0;
+  });
 
   // A message can reach the log twice (the poster's own answer and the live fetch).
   function dedupeMessages() {
@@ -221,43 +222,17 @@
       seen[id] = true;
     });
   }
+
+  document.body.addEventListener("htmx:afterRequest", function (event) {
+    if (!fromLive(event) || !event.detail.successful) return;
+    dedupeMessages();
+    if (live.stickToEnd) scrollToEnd();
+    var freshLane = document.getElementById("task-lane");
+    if (freshLane) freshLane.scrollTop = live.laneScroll;  // the lane stays where the reader was
+  });
   document.body.addEventListener("htmx:afterSettle", function (event) {
     if (event.detail.target && event.detail.target.id === "chat-log") dedupeMessages();
   });
-
-  function stopFollowing() {
-    if (liveSource) liveSource.close();
-    liveSource = null;
-  }
-
-  function follow() {
-    var live = liveElement();
-    if (!live || typeof window.EventSource !== "function") return;
-    stopFollowing();
-    liveSource = new EventSource(live.getAttribute("data-stream"));
-    ["handoff-resolved", "stream-reset"].forEach(function (name) {
-      liveSource.addEventListener(name, changed);
-    });
-    // Someone's claim, message or step change, or FlowPilot's answer to it. Our own
-    // actions updated our own page already (and a refresh would only redraw it).
-    function byOthers(event) {
-      var data = null;
-      try { data = JSON.parse(event.data); } catch (e) { /* refresh anyway */ }
-      var live = liveElement();
-      var by = data ? (data.claimed_by ? data.claimed_by.id : data.by) : null;
-      if (live && by !== null && by !== undefined && String(by) === live.getAttribute("data-user")) return;
-      changed();
-    }
-    liveSource.addEventListener("handoff-claimed", byOthers);
-    liveSource.addEventListener("session-activity", byOthers);
-    // Released: a new handoff takes over the queue place, with its own stream.
-    liveSource.addEventListener("handoff-released", function () {
-      changed();
-      window.setTimeout(follow, 1000);
-    });
-  }
-  follow();
-  window.addEventListener("pagehide", stopFollowing);
 
   // --------------------------------------------------------------- the start form
   var startForm = document.querySelector("form[data-busy-label]");

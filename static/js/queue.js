@@ -1,23 +1,18 @@
-// The live escalation queue: server-sent events from the queue channel keep the page current.
-//
-// Events are delivered at least once, so every handler is idempotent by handoff id:
-// a card is inserted only if absent (or replaced), removed only if present, and lists are
-// refetched rather than patched. On "stream-reset" (our Last-Event-ID was too old) the page
-// refetches itself. No inline script anywhere (CSP).
+// The escalation queue page. The live part is declarative (queue.html: the htmx SSE
+// extension refetches the waiting section and the recent claims on the queue's events);
+// this file keeps only what htmx attributes cannot say:
+// - the "Live / Reconnecting…" badge: the extension reports the stream's state only as
+//   htmx:sseOpen / htmx:sseError events, and hx-on (which could set it) needs eval, which
+//   our CSP and htmx config forbid;
+// - previews that expand and collapse on the same button (a toggle, not a request);
+// - waiting times that tick between refreshes.
+// No inline script anywhere (CSP).
 (function () {
   "use strict";
 
   var root = document.getElementById("queue");
   if (!root) return;
-
-  var ZERO_ID = "00000000-0000-0000-0000-000000000000";
-  var LEAVE_DELAY_MS = 2500; // a claimed card says who took it before it moves aside
-  var me = root.dataset.me;
   var status = document.getElementById("live-status");
-
-  function list() { return document.getElementById("queue-list"); }
-  function findCard(id) { return document.getElementById("handoff-" + id); }
-  function cardUrl(id) { return root.dataset.cardUrl.replace(ZERO_ID, id); }
 
   function setStatus(state, label) {
     if (!status) return;
@@ -25,149 +20,12 @@
     status.querySelector(".live-label").textContent = label;
   }
 
-  function refreshCount() {
-    var cards = list() ? list().querySelectorAll(".handoff-card:not([data-leaving])") : [];
-    var count = document.getElementById("waiting-count");
-    var empty = document.getElementById("queue-empty");
-    if (count) {
-      count.textContent = String(cards.length);
-      count.setAttribute("aria-label", cards.length + " waiting");
-    }
-    if (empty) empty.hidden = cards.length > 0;
-  }
-
-  // A card's place: high urgency first (rank 0), then oldest first.
-  function placeCard(card) {
-    var rank = Number(card.dataset.rank);
-    var created = Number(card.dataset.created);
-    var before = null;
-    var cards = list().querySelectorAll(".handoff-card");
-    for (var i = 0; i < cards.length; i++) {
-      var r = Number(cards[i].dataset.rank);
-      var c = Number(cards[i].dataset.created);
-      if (r > rank || (r === rank && c > created)) { before = cards[i]; break; }
-    }
-    list().insertBefore(card, before);
-  }
-
-  function fetchFragment(url) {
-    return fetch(url, { headers: { "HX-Request": "true" }, credentials: "same-origin" })
-      .then(function (response) { return response.status === 200 ? response.text() : ""; });
-  }
-
-  function toElement(html) {
-    var template = document.createElement("template");
-    template.innerHTML = html.trim();
-    return template.content.firstElementChild;
-  }
-
-  function busy(card) {
-    // A claim of this card is in flight: htmx swaps the answer in; leave the card alone.
-    return card.classList.contains("htmx-request") || card.querySelector(".htmx-request");
-  }
-
-  // A handoff is waiting (new, or released back): show its card once.
-  function arrive(id) {
-    fetchFragment(cardUrl(id)).then(function (html) {
-      if (!html) return; // 204: our own escalation; or gone
-      var card = toElement(html);
-      if (!card || card.dataset.state !== "open") return; // claimed in the meantime
-      var existing = findCard(id);
-      if (existing) {
-        if (busy(existing)) return;
-        existing.replaceWith(card);
-      } else {
-        card.classList.add("is-arriving");
-        placeCard(card);
-        card.addEventListener("animationend", function () { card.classList.remove("is-arriving"); }, { once: true });
-      }
-      htmx.process(card);
-      refreshCount();
-    }).catch(function () { /* the next event or reset catches up */ });
-  }
-
-  // A handoff left the queue (claimed or resolved): say so on the card, then move it aside.
-  function depart(id) {
-    var card = findCard(id);
-    if (!card || card.dataset.leaving) return;
-    card.dataset.leaving = "1";
-    refreshCount();
-    if (!busy(card)) {
-      fetchFragment(cardUrl(id)).then(function (html) {
-        var current = findCard(id);
-        var updated = html && toElement(html);
-        if (current && updated && !busy(current)) {
-          updated.dataset.leaving = "1";
-          current.replaceWith(updated);
-        }
-      }).catch(function () {});
-    }
-    window.setTimeout(function removeWhenIdle() {
-      var current = findCard(id);
-      if (!current) return;
-      if (busy(current)) { window.setTimeout(removeWhenIdle, 500); return; }
-      current.classList.add("is-leaving");
-      window.setTimeout(function () {
-        var gone = findCard(id);
-        if (gone && gone.classList.contains("is-leaving")) gone.remove();
-        refreshCount();
-      }, 320);
-    }, LEAVE_DELAY_MS);
-  }
-
-  function refreshRecent() {
-    if (!document.getElementById("recent-list")) return;
-    htmx.ajax("GET", root.dataset.recentUrl, { target: "#recent-list", swap: "outerHTML" });
-  }
-
-  function refreshQueue() {
-    htmx.ajax("GET", root.dataset.queueUrl, { target: "#queue-body", swap: "outerHTML" })
-      .then(refreshCount);
-    refreshRecent();
-  }
-
-  function data(event) {
-    try { return JSON.parse(event.data) || {}; } catch (e) { return {}; }
-  }
-
-  // --- the stream ---------------------------------------------------------------------------
-  if (!window.EventSource) {
-    setStatus("reconnecting", "Reload for updates");
-  } else {
-    var url = root.dataset.eventsUrl;
-    if (root.dataset.streamFrom) url += "?lastEventId=" + encodeURIComponent(root.dataset.streamFrom);
-    var source = new EventSource(url);
-
-    source.addEventListener("open", function () { setStatus("live", "Live"); });
-    source.addEventListener("error", function () {
-      // EventSource reconnects by itself with Last-Event-ID and replays what was missed.
-      setStatus("reconnecting", "Reconnecting…");
-    });
-    source.addEventListener("handoff-escalated", function (event) {
-      var d = data(event);
-      if (d.handoff && String(d.escalated_by) !== me) arrive(d.handoff);
-    });
-    source.addEventListener("handoff-released", function (event) {
-      var d = data(event);
-      if (d.handoff && String(d.escalated_by) !== me) arrive(d.handoff);
-      refreshRecent();
-    });
-    source.addEventListener("handoff-claimed", function (event) {
-      var d = data(event);
-      if (d.handoff) depart(d.handoff);
-      refreshRecent();
-    });
-    source.addEventListener("handoff-resolved", function (event) {
-      var d = data(event);
-      if (d.handoff) depart(d.handoff);
-      refreshRecent();
-    });
-    source.addEventListener("first-action", function (event) {
-      document.body.dispatchEvent(new CustomEvent("rf:first-action", { detail: data(event) }));
-    });
-    source.addEventListener("stream-reset", refreshQueue);
-    window.addEventListener("pagehide", function () { source.close(); });
-  }
+  root.addEventListener("htmx:sseOpen", function () { setStatus("live", "Live"); });
+  root.addEventListener("htmx:sseError", function () {
+    // The browser (or the extension, after a refused connection) reconnects by itself.
+    setStatus("reconnecting", "Reconnecting…");
+  });
+  if (!window.EventSource) setStatus("reconnecting", "Reload for updates");
 
   // --- previews: expand inline, collapse on the second click ---------------------------------
   document.addEventListener("click", function (event) {
@@ -196,6 +54,25 @@
     });
   });
 
+  // A live refresh re-renders the cards: a preview that was open stays open.
+  document.body.addEventListener("htmx:beforeSwap", function (event) {
+    if (!event.detail.target || event.detail.target.id !== "queue-body") return;
+    var open = [];
+    document.querySelectorAll('#queue-list .preview-toggle[aria-expanded="true"]').forEach(function (toggle) {
+      open.push(toggle.getAttribute("aria-controls"));
+    });
+    root.dataset.openPreviews = open.join(" ");
+  });
+  document.body.addEventListener("htmx:afterSettle", function (event) {
+    if (!event.detail.target || event.detail.target.id !== "queue-body") return;
+    (root.dataset.openPreviews || "").split(" ").forEach(function (id) {
+      if (!id) return;
+      var toggle = document.querySelector('.preview-toggle[aria-controls="' + id + '"]');
+      if (toggle) toggle.click();
+    });
+    root.dataset.openPreviews = "";
+  });
+
   // --- waiting times tick ---------------------------------------------------------------------
   function since(seconds) {
     var minutes = Math.floor(seconds / 60);
@@ -216,6 +93,4 @@
       el.textContent = since(now - Number(el.dataset.since));
     });
   }, 30000);
-
-  refreshCount();
 })();

@@ -234,3 +234,28 @@ def test_the_outbox_drain_builds_every_accounts_weeks(generated):
     accounts = set(WeeklyRollup.objects.values_list("account_id", flat=True))
     assert generated["account"] in accounts and len(accounts) == 2
     assert not WeeklyRollup.objects.filter(stale=True).exists()
+
+
+@pytest.mark.parametrize("size", [0, 1, EXACT_UP_TO, EXACT_UP_TO + 1, 3000])
+def test_a_sketch_made_at_once_equals_one_made_value_by_value(size):
+    rng = random.Random(size)
+    values = [rng.expovariate(1 / 200) for _ in range(size)]
+    at_once, one_by_one = Sketch.of(values), sketch_of(values)
+    assert at_once.as_json() == one_by_one.as_json()
+    assert at_once.percentiles(FRACTIONS) == one_by_one.percentiles(FRACTIONS)
+
+
+def test_merging_many_at_once_equals_merging_one_by_one():
+    rng = random.Random(3)
+    parts = [
+        sketch_of([rng.expovariate(1 / 90) for _ in range(size)])
+        for size in (0, 5, 64, 65, 300, 2, 1000, 30)
+    ]
+    one_by_one = Sketch()
+    for part in parts:
+        one_by_one.merge(Sketch.from_json(part.as_json()))
+    assert Sketch.merged(parts).as_json() == one_by_one.as_json()
+    assert (
+        Sketch.merged(parts[:3]).as_json()
+        == Sketch.merged([]).merge(parts[1]).merge(parts[2]).as_json()
+    )

@@ -13,6 +13,7 @@ from django.test import Client
 from django.urls import reverse
 
 from escalations import actions as escalation_actions
+from escalations.models import Notification
 from flowpilot import actions as flowpilot_actions
 from flowpilot.models import Session, SessionStatus
 from tests.escalations.conftest import escalate, make_session
@@ -333,3 +334,21 @@ def test_analytics_window_errors_are_400(client_for, sam):
 
 def test_analytics_refuses_post_with_405(client_for, sam):
     assert_not_allowed(post(client_for(sam), reverse("analytics:flowpilot_escalations")), "GET")
+
+
+# ------------------------------------------------------------------------------ the bell
+
+
+def test_someone_elses_notification_is_404(client_for, tess, sam, sky):
+    escalate(make_session(tess))
+    notification = Notification.objects.filter(recipient=sam).first()
+    response = post(
+        client_for(sky), reverse("escalations:notification_read", args=[notification.pk])
+    )
+    assert_error(response, 404, error="not_found")
+
+
+def test_the_bell_refuses_post_and_marking_refuses_get_with_405(client_for, sam):
+    assert_not_allowed(post(client_for(sam), reverse("escalations:bell")), "GET")
+    response = get(client_for(sam), reverse("escalations:notifications_read_all"))
+    assert_not_allowed(response, "POST")

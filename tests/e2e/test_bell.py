@@ -14,7 +14,7 @@ pytestmark = pytest.mark.browser
 
 
 def bell_is_live(page) -> None:
-    expect(page.locator("#bell-slot")).to_have_attribute("data-stream-state", "open")
+    expect(page.locator("#bell-stream")).to_have_attribute("data-stream-state", "open")
 
 
 def test_an_escalation_rings_sams_bell_and_the_item_opens_the_handoff(page_for, tess, sam):

@@ -63,7 +63,7 @@ def test_a_claim_by_someone_else_moves_the_card_to_recently_claimed(page_for, te
     actions.claim_handoff(handoff_id=handoff.pk, user=sam)
 
     expect(card).to_contain_text("Picked up by Sam Okafor", timeout=2000)
-    expect(card).to_have_count(0, timeout=5000)
+    expect(card).to_be_hidden(timeout=5000)
     recent = page.locator("#recent-list")
     expect(recent).to_contain_text("Scanner to email stopped working")
     expect(recent).to_contain_text("Sam Okafor")

@@ -58,4 +58,4 @@ def test_on_a_phone_no_page_is_wider_than_the_screen(page_for, tess, sam):
         assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], path
         expect(page.get_by_role("button", name="Sign out")).to_be_in_viewport()
         if path == "/escalations/":
-            expect(page.get_by_role("button", name="Claim")).to_be_in_viewport()
+            expect(page.get_by_role("button", name="I'll take it from here")).to_be_in_viewport()

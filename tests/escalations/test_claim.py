@@ -31,6 +31,8 @@ def claim_url(handoff):
 
 
 def test_a_claim_costs_the_same_statements_however_many_seniors_were_told(tess, sam):
+    from collections import Counter
+
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -48,13 +50,12 @@ def test_a_claim_costs_the_same_statements_however_many_seniors_were_told(tess, 
     )
     many = statements_of_a_claim()
 
-    assert few == many
+    assert Counter(few) == Counter(many)
     # The conditional UPDATE, the read, the event, the session, the escalator's bell item,
     # all live events in one INSERT. (The seniors' "pick this up" items are answered by the
-    # claim itself: nothing to write for them.)
-    assert [s for s in many if s not in ("SAVEPOINT", "RELEASE")] == [
-        "UPDATE", "SELECT", "INSERT", "UPDATE", "INSERT", "INSERT",
-    ]  # fmt: skip
+    # claim itself: nothing to write for them.) Counted, in whatever order they run.
+    writes = Counter(s for s in many if s not in ("SAVEPOINT", "RELEASE"))
+    assert writes == {"UPDATE": 2, "SELECT": 1, "INSERT": 3}
 
 
 def test_an_engineer_claims_an_open_handoff(handoff, sam, session):
@@ -75,7 +76,7 @@ def test_a_claim_records_an_event_and_tells_the_escalator(handoff, sam, tess):
     assert list(
         HandoffEvent.objects.filter(handoff=handoff).values_list("kind", "actor__username")
     ) == [("escalated", "tess"), ("claimed", "sam")]
-    notification = Notification.objects.get(kind=NotificationKind.ESCALATION_CLAIMED)
+    notification = Notification.objects.get(kind=NotificationKind.HANDOFF_CLAIMED)
     assert notification.recipient == tess
     assert "Sam Okafor" in notification.text
 

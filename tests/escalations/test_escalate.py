@@ -1,6 +1,7 @@
 """Escalating a session: the one entry point, its rows, its side effects and its refusals."""
 
 import json
+import re
 
 import pytest
 from django.contrib.messages import get_messages
@@ -77,7 +78,7 @@ def test_escalate_notifies_every_senior_of_the_account_but_nobody_else(
     assert escalation.notified == 3
     recipients = set(
         Notification.objects.filter(
-            handoff=escalation.handoff, kind=NotificationKind.ESCALATION_ARRIVED
+            handoff=escalation.handoff, kind=NotificationKind.HANDOFF_ESCALATED
         ).values_list("recipient__username", flat=True)
     )
     assert recipients == {"sam", "sky", "ada"}
@@ -324,7 +325,8 @@ def test_a_refused_multi_line_reason_comes_back_whole_in_a_textarea(client_for, 
     html = response.content.decode()
     assert "Remove the control characters" in html
     assert (
-        '<textarea name="reason" id="id_escalate_reason"' in html and f"{reason}</textarea>" in html
+        re.search(r'<textarea name="reason"[^>]*id="escalate-reason"', html)
+        and f"{reason}</textarea>" in html
     )
     assert 'type="text" name="reason"' not in html
 

@@ -1,0 +1,115 @@
+"""The senior's workspace in Chromium: my handoffs, both ways to take over from the bell,
+the queue's filters, search and "Show more", and arrivals beyond the shown window."""
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from escalations import actions, queries
+from tests.escalations.conftest import escalate, make_session
+
+pytestmark = pytest.mark.browser
+
+
+def open_queue(page_for, user, path="/escalations/"):
+    page = page_for(user)
+    page.goto(path)
+    expect(page.locator("#live-status")).to_have_attribute("data-state", "live")
+    return page
+
+
+def test_after_three_claims_sam_finds_them_in_the_queue_the_top_bar_and_the_sidebar(
+    page_for, tess, sam
+):
+    handoffs = [
+        escalate(make_session(tess, problem=f"Handoff number {n}: VPN drops")) for n in range(3)
+    ]
+    page = open_queue(page_for, sam)
+    expect(page.locator("#my-handoffs")).to_be_hidden()
+    for handoff in handoffs:
+        actions.claim_handoff(handoff_id=handoff.pk, user=sam)
+
+    # Live: the section fills in and the top bar counts them.
+    mine = page.locator("#my-handoffs")
+    expect(mine.locator(".mine-item")).to_have_count(3, timeout=3000)
+    expect(page.locator("#nav-claims")).to_contain_text("3", timeout=3000)
+    for n in range(3):
+        expect(mine).to_contain_text(f"Handoff number {n}: VPN drops")
+
+    mine.get_by_role("link", name="Handoff number 1: VPN drops", exact=True).click()
+    expect(page).to_have_url(re.compile(rf"/flowpilot/sessions/{handoffs[1].session_id}/$"))
+    sidebar = page.locator(".fp-claims-nav")
+    expect(sidebar.locator(".fp-session-link")).to_have_count(3)
+    expect(sidebar.locator(".pill-escalated")).to_have_count(3)
+    expect(sidebar.locator("[aria-current=page]")).to_contain_text("Handoff number 1")
+    expect(page.locator("#nav-claims")).to_contain_text("3")
+    assert page.rf_errors == []
+
+
+@pytest.mark.parametrize("mode", ["takeover", "analysis"])
+def test_both_ways_to_take_over_from_a_bell_item(page_for, tess, sam, mode):
+    handoff = escalate(make_session(tess, problem="Shared mailbox vanished"))
+    page = page_for(sam)
+    page.goto("/flowpilot/")
+    expect(page.locator("#bell-stream")).to_have_attribute("data-stream-state", "open")
+    page.locator("#bell-button").click()
+    row = page.locator("#bell-menu .bell-row").first
+    expect(row).to_contain_text("Shared mailbox vanished")
+    name = "I'll take it from here" if mode == "takeover" else "Get AI analysis"
+    row.get_by_role("button", name=name).click()
+
+    expect(page).to_have_url(re.compile(rf"/flowpilot/sessions/{handoff.session_id}/"))
+    expect(page.locator("#toasts")).to_contain_text("It's yours.")
+    handoff.refresh_from_db()
+    assert handoff.claimed_by == sam
+    if mode == "analysis":
+        assert handoff.first_action_kind == "ai_analysis"
+    assert page.rf_errors == []
+
+
+def test_filters_and_search_narrow_the_queue_and_survive_a_reload(page_for, tess, sam):
+    printer = escalate(make_session(tess, problem="Printer jams", customer="Contoso"))
+    vpn = escalate(make_session(tess, problem="VPN drops", customer="Northwind"), urgency="high")
+    page = open_queue(page_for, sam)
+    expect(page.locator(".handoff-card")).to_have_count(2)
+
+    page.fill("#id_q", "printer")
+    expect(page.locator(".handoff-card")).to_have_count(1)
+    expect(page.locator(f"#handoff-{printer.pk}")).to_be_visible()
+    expect(page.locator("#waiting-count")).to_have_text("1")
+    expect(page).to_have_url(re.compile(r"q=printer"))
+
+    page.fill("#id_q", "")
+    page.select_option("#id_urgency", "high")
+    expect(page.locator(".handoff-card")).to_have_count(1)
+    expect(page.locator(f"#handoff-{vpn.pk}")).to_be_visible()
+
+    page.reload()
+    expect(page.locator("#id_urgency")).to_have_value("high")
+    expect(page.locator(".handoff-card")).to_have_count(1)
+    assert page.rf_errors == []
+
+
+def test_show_more_and_an_arrival_beyond_the_window(page_for, tess, sam, monkeypatch):
+    monkeypatch.setattr(queries, "QUEUE_PAGE_SIZE", 2)  # the server runs in this process
+    first, second, third = (escalate(make_session(tess)) for _ in range(3))
+    page = open_queue(page_for, sam)
+    expect(page.locator(".handoff-card")).to_have_count(2)
+    expect(page.locator("#waiting-count")).to_have_text("3")
+
+    late = escalate(make_session(tess, problem="Arrived late, at the end"))
+    expect(page.locator("#waiting-count")).to_have_text("4", timeout=3000)
+    expect(page.locator(f"#handoff-{late.pk}")).to_have_count(0)  # beyond the window
+
+    urgent = escalate(make_session(tess, problem="Urgent: first in line"), urgency="high")
+    expect(page.locator(f"#handoff-{urgent.pk}")).to_be_visible(timeout=3000)
+    expect(page.locator("#waiting-count")).to_have_text("5")
+
+    page.get_by_role("link", name="Show more").click()  # the next two: the rest
+    expect(page.locator(f"#handoff-{third.pk}")).to_be_visible()
+    expect(page.locator(f"#handoff-{late.pk}")).to_be_visible()
+    ids = page.locator(".handoff-card").evaluate_all("cards => cards.map(c => c.dataset.handoff)")
+    assert ids == [str(h.pk) for h in (urgent, first, second, third, late)]
+    expect(page.get_by_role("link", name="Show more")).to_have_count(0)
+    assert page.rf_errors == []
