@@ -32,3 +32,12 @@ def requeue_due_emails(sender, **kwargs) -> int:
             on_failure=lambda delivery_id=delivery_id: mail.mark_due_now([delivery_id]),
         )
     return len(due)
+
+
+@receiver(outbox_drain, dispatch_uid="escalations.realert_overdue_handoffs")
+def realert_overdue_handoffs(sender, **kwargs) -> int:
+    """On every outbox drain (the beat's 5 s): re-alert handoffs nobody has claimed."""
+    from escalations import actions
+
+    told = actions.realert_overdue_handoffs()
+    return len(told.seniors) + len(told.admins)

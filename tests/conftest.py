@@ -10,6 +10,9 @@ from resolutionflow.demo import DEMO_PASSWORD  # noqa: F401 - re-exported for te
 # Playwright's sync API runs an event loop in the test thread; the ORM calls the tests make
 # there are still synchronous, so Django's async-safety guard must stand aside in tests.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+# The in-process ASGI server of the browser and stream tests must not start the embedded
+# beat (resolutionflow/embedded_beat.py): tests run the drain and re-alerts on their clock.
+os.environ.setdefault("RF_EMBEDDED_BEAT", "0")
 
 REQUIRE_SERVICES = os.environ.get("RF_REQUIRE_SERVICES", "").strip().lower() in {
     "1",

@@ -113,3 +113,29 @@ def test_show_more_and_an_arrival_beyond_the_window(page_for, tess, sam, monkeyp
     assert ids == [str(h.pk) for h in (urgent, first, second, third, late)]
     expect(page.get_by_role("link", name="Show more")).to_have_count(0)
     assert page.rf_errors == []
+
+
+def test_a_realert_rings_the_bell_and_marks_the_card_overdue_at_the_threshold(page_for, tess, sam):
+    from datetime import timedelta
+
+    handoff = escalate(make_session(tess, problem="Door badge readers offline"), urgency="high")
+    page = open_queue(page_for, sam)
+    expect(page.locator("#bell-stream")).to_have_attribute("data-stream-state", "open")
+    expect(page.locator("#bell-button .bell-count")).to_have_text("1")  # the escalation
+    card = page.locator(f"#handoff-{handoff.pk}")
+    expect(card.locator(".pill-overdue")).to_have_count(0)
+
+    # The beat's check, on a controlled clock: a second early, then at the threshold.
+    early = actions.realert_overdue_handoffs(now=handoff.created_at + timedelta(seconds=299))
+    assert early.seniors == []
+    told = actions.realert_overdue_handoffs(now=handoff.created_at + timedelta(minutes=5))
+    assert told.seniors == [handoff.pk]
+
+    expect(page.locator("#bell-button .bell-count")).to_have_text("2", timeout=3000)
+    expect(page.locator("#toasts")).to_contain_text("Still unclaimed after 5")
+    expect(card.locator(".pill-overdue")).to_have_text("Overdue", timeout=3000)
+    page.locator("#bell-button").click()
+    row = page.locator("#bell-menu .bell-row").first
+    expect(row).to_contain_text("Still unclaimed after 5\xa0minutes: Door badge readers offline")
+    expect(row.get_by_role("button", name="I'll take it from here")).to_be_visible()
+    assert page.rf_errors == []
