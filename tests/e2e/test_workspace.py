@@ -139,3 +139,16 @@ def test_a_realert_rings_the_bell_and_marks_the_card_overdue_at_the_threshold(pa
     expect(row).to_contain_text("Still unclaimed after 5\xa0minutes: Door badge readers offline")
     expect(row.get_by_role("button", name="I'll take it from here")).to_be_visible()
     assert page.rf_errors == []
+
+
+def test_on_a_phone_the_takeover_box_follows_the_header(page_for, tess, sam):
+    handoff = escalate(make_session(tess, tried=3))
+    page = page_for(sam, viewport={"width": 390, "height": 844})
+    page.goto(f"/handoffs/{handoff.pk}/")
+    header = page.locator("#handoff-header").bounding_box()
+    takeover = page.locator("#claim-box").bounding_box()
+    tried = page.get_by_role("heading", name="What was tried").bounding_box()
+    assert header["y"] < takeover["y"] < tried["y"]
+    # Reachable without scrolling past the story: on the first two screens.
+    assert takeover["y"] < 2 * 844
+    expect(page.get_by_role("button", name="I'll take it from here")).to_be_visible()
