@@ -29,7 +29,7 @@ from flowpilot.forms import (
     TaskForm,
     TaskUpdateForm,
 )
-from flowpilot.models import Message, Session, Task
+from flowpilot.models import Message, Session, SessionStatus, Task
 from flowpilot.queries import (
     SIDEBAR_LIMIT,
     can_write,
@@ -329,6 +329,15 @@ def post_message(request: HttpRequest, session_id: int) -> HttpResponse:
         )
         return render(request, "flowpilot/session.html", context, status=400)
 
+    if _talks_to_people(request, session, data):
+        note = actions.post_note(session=session, user=request.user, body=form.cleaned_data["body"])
+        if request.htmx:
+            return render(
+                request,
+                "flowpilot/exchange.html",
+                lane_context(session, request.user, new_messages=[note], added_task_ids=set()),
+            )
+        return see_other(request, session_url(session) + "#composer")
     exchange = actions.post_message(
         session=session, user=request.user, body=form.cleaned_data["body"]
     )
@@ -350,6 +359,18 @@ def post_message(request: HttpRequest, session_id: int) -> HttpResponse:
             ),
         )
     return see_other(request, session_url(session) + "#composer")
+
+
+def _talks_to_people(request: HttpRequest, session: Session, data) -> bool:
+    """Whether the page's message is for the people, not FlowPilot: the senior who holds
+    an escalated session writes to the technician unless they press "Ask FlowPilot".
+    API clients keep the assistant's answer (the JSON contract is unchanged)."""
+    return (
+        not wants_json(request)
+        and session.escalated_to_id == request.user.pk
+        and session.status == SessionStatus.ESCALATED
+        and data.get("ask") != "flowpilot"
+    )
 
 
 @require_POST

@@ -152,3 +152,29 @@ def test_on_a_phone_the_takeover_box_follows_the_header(page_for, tess, sam):
     # Reachable without scrolling past the story: on the first two screens.
     assert takeover["y"] < 2 * 844
     expect(page.get_by_role("button", name="I'll take it from here")).to_be_visible()
+
+
+def test_the_claimers_note_reaches_tess_live_without_a_flowpilot_reply(page_for, tess, sam):
+    handoff = escalate(make_session(tess, problem="Scanner to email stopped working"))
+    actions.claim_handoff(handoff_id=handoff.pk, user=sam)
+    tess_page = page_for(tess)
+    tess_page.goto(f"/flowpilot/sessions/{handoff.session_id}/")
+    expect(tess_page.locator(".fp-banner-escalated")).to_contain_text("Sam Okafor has it.")
+    sams = page_for(sam)
+    sams.goto(f"/flowpilot/sessions/{handoff.session_id}/")
+    replies_before = sams.locator("#chat-log .msg-assistant").count()
+
+    sams.fill("#composer-body", "Tess, I'm checking the firewall")
+    sams.keyboard.press("Enter")  # Enter sends to the people
+    expect(sams.locator("#chat-log")).to_contain_text("Tess, I'm checking the firewall")
+    expect(tess_page.locator("#chat-log")).to_contain_text(
+        "Tess, I'm checking the firewall", timeout=3000
+    )
+    sams.wait_for_timeout(500)  # an answer would have come with the note
+    expect(sams.locator("#chat-log .msg-assistant")).to_have_count(replies_before)
+    expect(sams.locator("#thinking")).to_be_hidden()
+
+    sams.fill("#composer-body", "What should I check next?")
+    sams.get_by_role("button", name="Ask FlowPilot").click()
+    expect(sams.locator("#chat-log .msg-assistant")).to_have_count(replies_before + 1)
+    assert sams.rf_errors == [] and tess_page.rf_errors == []
