@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test lint format worker beat install clean
+.PHONY: run test lint format worker worker-events worker-email beat install clean
 
 $(PY):
 	@base=$$(scripts/find-python) || exit 1; \
@@ -33,7 +33,7 @@ run: $(STAMP)
 	@echo "    Globex:   gil (technician)   gwen (engineer)"
 	@echo ""
 	@DEBUG=$${DEBUG:-1} SITE_URL=$${SITE_URL:-http://127.0.0.1:$(PORT)} $(VENV)/bin/uvicorn resolutionflow.asgi:application \
-		--host 127.0.0.1 --port $(PORT) --reload \
+		--host 127.0.0.1 --port $(PORT) --no-server-header --reload \
 		--reload-include '*.html' --reload-include '*.toml' --reload-exclude '.venv/*' \
 		--reload-exclude 'var/*' --timeout-graceful-shutdown 1 --log-level warning
 
@@ -48,9 +48,21 @@ format: $(STAMP)
 	@$(VENV)/bin/ruff format .
 	@$(VENV)/bin/ruff check --fix .
 
-# With REDIS_URL set: the Celery worker and the beat that drains the outbox.
+# With REDIS_URL set: the Celery worker and the beat that drains the outbox, every queue in
+# one process (development). Production runs the two below apart (docs/OPERATIONS.md), so
+# that a slow mail server or AI engine never stops the event path.
 worker: $(STAMP)
-	@$(VENV)/bin/celery -A resolutionflow worker --beat --loglevel INFO
+	@$(VENV)/bin/celery -A resolutionflow worker --beat --queues events,email,outbound --loglevel INFO
+
+# The event path: outbox drain, resyncs, sweeps; with the one beat of the deployment.
+worker-events: $(STAMP)
+	@$(VENV)/bin/celery -A resolutionflow worker --beat --queues events --loglevel INFO \
+		--hostname events@%h
+
+# Work that waits on other servers: escalation emails (SMTP) and AI assessments.
+worker-email: $(STAMP)
+	@$(VENV)/bin/celery -A resolutionflow worker --queues email,outbound --loglevel INFO \
+		--hostname email@%h
 
 clean:
 	rm -rf $(VENV) var/*.sqlite3

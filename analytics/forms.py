@@ -8,6 +8,7 @@ from django import forms
 
 from analytics.metrics import DEFAULT_WINDOW_DAYS, MAX_WINDOW_DAYS, Window
 from analytics.models import BASELINE_MAX_MINUTES
+from flowpilot.forms import reject_control_characters
 from resolutionflow.models import User
 
 BASELINE_MIN_MINUTES = Decimal("0.1")
@@ -104,8 +105,15 @@ class BaselineForm(forms.Form):
         decimal_places=2,
         help_text="From picking up the manual handoff to the first real action, in minutes.",
     )
+    # ISO only: the date picker sends 2026-02-01, and "01/02/2026" could be either month.
     measured_on = forms.DateField(
-        label="Date", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+        label="Date",
+        input_formats=["%Y-%m-%d"],
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+        error_messages={
+            "invalid": "Enter the date as YYYY-MM-DD (for example 2026-02-01), or pick it "
+            "from the calendar: a date like 01/02/2026 could be January or February."
+        },
     )
     timed_by = forms.ModelChoiceField(
         queryset=User.objects.none(), label="Who timed it", empty_label=None
@@ -114,6 +122,7 @@ class BaselineForm(forms.Form):
         max_length=300,
         required=False,
         help_text="What the handoff was about, so the number can be checked later.",
+        validators=[reject_control_characters],
     )
 
     def __init__(self, *args, account_id: int, today: date, **kwargs) -> None:

@@ -4,19 +4,21 @@ minutes recovered and hours saved.
 Two metrics, measured differently, compared only when both exist:
 
 - time to first action is measured by ResolutionFlow: from a senior's claim of a handoff to
-  their first action in the session (``Handoff.first_action_at - Handoff.claimed_at``);
+  their own first action on the problem (``FIRST_ACTION_DEFINITION``;
+  ``Handoff.first_action_at - Handoff.claimed_at``);
 - the manual baseline is timed by an admin with a stopwatch: how long a senior spent on a
   manual "tell me what you tried" handoff before they could act (``BaselineMeasurement``).
 
 Minutes recovered per escalation is the baseline median minus the in-product median, given
 only when the baseline has at least ``BASELINE_MIN_MEASUREMENTS`` timings. The in-product
-number alone is never called minutes recovered.
+number alone is never called minutes recovered. Queue wait (time to claim) counts from the
+first escalation: a handoff re-queued by a release keeps it.
 
-Every function is pure: an account id and a window in, numbers out. The work happens in the
-database: on PostgreSQL percentiles are ``percentile_cont(...) WITHIN GROUP (ORDER BY ...)``;
-on SQLite the SQL returns the window's values sorted and ``percentile_cont`` below
-interpolates them exactly as PostgreSQL does. A handoff belongs to the window its
-``created_at`` (the escalation) falls in.
+Every figure has one implementation, whatever the database: the window's tally (counts and
+duration sketches, ``analytics.tally``) is merged from weekly rollups and the weeks computed
+live (``analytics.rollups``); percentiles are ``percentile_cont``'s, exact up to 64 values
+and within 1 % beyond (``analytics.sketch``). A handoff belongs to the window its
+``created_at`` (the first escalation) falls in.
 """
 
 from __future__ import annotations
@@ -26,24 +28,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-from django.contrib.postgres.fields import ArrayField
-from django.db import NotSupportedError, connections
-from django.db.models import (
-    Aggregate,
-    Count,
-    DateField,
-    Expression,
-    FloatField,
-    Func,
-    Q,
-    QuerySet,
-    Value,
-)
-from django.db.models.functions import Cast, Floor, Greatest, Least, TruncWeek
+from django.db.models import QuerySet
 from django.utils import timezone
 
+from analytics import rollups, sketch, tally
 from analytics.models import BaselineMeasurement
-from escalations.models import Handoff
+from analytics.sketch import Sketch
+from analytics.tally import Group, Tally
+from escalations.models import Handoff, TakeoverMode
+from resolutionflow.models import User
 
 BASELINE_MIN_MEASUREMENTS = 5
 DEFAULT_WINDOW_DAYS = 30
@@ -51,6 +44,15 @@ MAX_WINDOW_DAYS = 731  # two years, a leap day included
 PILOT_TARGET_HOURS_PER_WEEK = 1.0
 PERCENTILES = (0.5, 0.75, 0.9)
 SECONDS_PER_WEEK = 7 * 24 * 3600
+
+# Shown wherever the number is: the queue's card, the dashboard, the CSV and the JSON.
+FIRST_ACTION_DEFINITION = (
+    "Time to first action runs from a senior's claim to their own first action on the "
+    "problem: the first message they write in the chat, the first step whose status or "
+    'outcome they record, or a step they add by hand. Opening the handoff, "Get AI '
+    'analysis", "Open in Tasks panel", copying a command and anything FlowPilot does '
+    "do not count, nor does anyone else's activity."
+)
 
 
 # --- Windows -------------------------------------------------------------------------------
@@ -95,109 +97,26 @@ class Window:
         }
 
 
-# --- SQL building blocks -------------------------------------------------------------------
+# --- Where the numbers come from ----------------------------------------------------------
 
-
-class SecondsBetween(Func):
-    """Seconds from ``start`` to ``end`` as a float; NULL when either is NULL."""
-
-    output_field = FloatField()
-    arity = 2
-
-    def __init__(self, end: str | Expression, start: str | Expression) -> None:
-        super().__init__(end, start)
-
-    def as_sql(self, compiler, connection, **extra_context):
-        raise NotSupportedError(f"SecondsBetween is not implemented for {connection.vendor}.")
-
-    def as_postgresql(self, compiler, connection, **extra_context):
-        # date_part gives float8; EXTRACT gives numeric since PostgreSQL 14, and the window's
-        # percentiles ran a third faster on float8 (measured with bench/analytics.py's data).
-        return super().as_sql(
-            compiler,
-            connection,
-            template="date_part('epoch', %(expressions)s)",
-            arg_joiner=" - ",
-            **extra_context,
-        )
-
-    def as_sqlite(self, compiler, connection, **extra_context):
-        # Django's own SQLite function: the exact difference in microseconds.
-        return super().as_sql(
-            compiler,
-            connection,
-            template="(django_timestamp_diff(%(expressions)s) / 1000000.0)",
-            arg_joiner=", ",
-            **extra_context,
-        )
-
-
-class PercentileCont(Aggregate):
-    """PostgreSQL's ordered-set aggregate, several fractions in one sort:
-    ``percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY expression)`` → a list.
-    """
-
-    function = "PERCENTILE_CONT"
-    name = "PercentileCont"
-    arity = 1
-    template = "%(function)s(%(fractions)s) WITHIN GROUP (ORDER BY %(expressions)s)%(filter)s"
-
-    def __init__(self, expression, fractions: Sequence[float], **extra) -> None:
-        fractions = tuple(float(fraction) for fraction in fractions)
-        if not fractions or any(not 0.0 <= fraction <= 1.0 for fraction in fractions):
-            raise ValueError("percentile fractions must lie between 0 and 1")
-        self.fractions = fractions
-        super().__init__(expression, output_field=ArrayField(FloatField()), **extra)
-
-    def as_sql(self, compiler, connection, **extra_context):
-        if connection.vendor != "postgresql":
-            raise NotSupportedError("percentile_cont needs PostgreSQL; see percentile_cont().")
-        # The fractions are floats checked above, never user input: safe to inline.
-        listed = ", ".join(repr(fraction) for fraction in self.fractions)
-        extra_context["fractions"] = f"ARRAY[{listed}]::double precision[]"
-        return super().as_sql(compiler, connection, **extra_context)
-
-
-def percentile_cont(sorted_values: Sequence[float], fraction: float) -> float | None:
-    """Interpolate like PostgreSQL's percentile_cont over values sorted ascending."""
-    if not sorted_values:
-        return None
-    position = fraction * (len(sorted_values) - 1)
-    lower = math.floor(position)
-    upper = math.ceil(position)
-    low = float(sorted_values[lower])
-    if upper == lower:
-        return low
-    high = float(sorted_values[upper])
-    return low + (high - low) * (position - lower)
-
-
-def _is_postgres(queryset: QuerySet) -> bool:
-    return connections[queryset.db].vendor == "postgresql"
-
-
-def time_to_claim_expression() -> SecondsBetween:
-    return SecondsBetween("claimed_at", "created_at")
-
-
-def time_to_first_action_expression() -> SecondsBetween:
-    return SecondsBetween("first_action_at", "claimed_at")
+# One implementation: the SQL (handoff rows, time zone weeks, durations) is in
+# analytics.tally, the sums and percentiles in analytics.sketch, the weekly rollups that
+# make long windows fast in analytics.rollups. Re-exported here for the views and tests.
+time_to_claim_expression = tally.time_to_claim_expression
+time_to_first_action_expression = tally.time_to_first_action_expression
+percentile_cont = sketch.percentile_cont
 
 
 def handoffs_in(account_id: int, window: Window) -> QuerySet:
     """The account's handoffs escalated within the window (index: account, created_at)."""
-    return Handoff.objects.filter(
-        account_id=account_id, created_at__gte=window.start_at, created_at__lt=window.end_at
-    ).order_by()
+    return tally.handoffs_between(account_id, window.start_at, window.end_at)
 
 
-def _sorted_values(queryset: QuerySet, expression: Expression) -> list[float]:
-    return list(
-        queryset.annotate(value=expression)
-        .filter(value__isnull=False)
-        .order_by("value")
-        .values_list("value", flat=True)
-    )
+def window_tallies(
+    account_id: int, window: Window, *, now: datetime | None = None
+) -> tuple[Tally, dict[date, Tally]]:
+    """The window's tally and its weeks' (rollups for whole past weeks, live for the rest)."""
+    return rollups.window_tallies(account_id, window.start, window.end, now=now or timezone.now())
 
 
 # --- Results -------------------------------------------------------------------------------
@@ -226,6 +145,10 @@ class Distribution:
         return cls.from_values(
             len(sorted_values), [percentile_cont(sorted_values, f) for f in PERCENTILES]
         )
+
+    @classmethod
+    def from_sketch(cls, durations: Sketch) -> Distribution:
+        return cls.from_values(durations.n, durations.percentiles(PERCENTILES))
 
     def as_dict(self) -> dict:
         return {
@@ -346,6 +269,40 @@ class PilotCheck:
 
 
 @dataclass(frozen=True)
+class BreakdownRow:
+    """Claimed handoffs of one take-over mode or one senior, and their time to first action."""
+
+    key: str
+    label: str
+    claimed: int
+    time_to_first_action: Distribution
+
+    @property
+    def no_action_yet(self) -> int:
+        return self.claimed - self.time_to_first_action.n
+
+    def as_dict(self) -> dict:
+        return {
+            "label": self.label,
+            "claimed": self.claimed,
+            "no_action_yet": self.no_action_yet,
+            "time_to_first_action": self.time_to_first_action.as_dict(),
+        }
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    by_mode: list[BreakdownRow]
+    by_senior: list[BreakdownRow]
+
+    def as_dict(self) -> dict:
+        return {
+            "by_takeover_mode": [row.as_dict() | {"mode": row.key} for row in self.by_mode],
+            "by_senior": [row.as_dict() | {"senior": int(row.key)} for row in self.by_senior],
+        }
+
+
+@dataclass(frozen=True)
 class Summary:
     """Everything GET /analytics/flowpilot/escalations answers."""
 
@@ -357,10 +314,13 @@ class Summary:
     recovered: Recovered
     weekly: list[WeekPoint]
     pilot: PilotCheck
+    breakdown: Breakdown
+    first_actions: Sketch  # for the dashboard's distribution chart
 
     def as_dict(self) -> dict:
         return {
             "window": self.window.as_dict(),
+            "definition": FIRST_ACTION_DEFINITION,
             "counts": self.counts.as_dict(),
             "time_to_claim": self.time_to_claim.as_dict(),
             "time_to_first_action": self.time_to_first_action.as_dict(),
@@ -372,6 +332,7 @@ class Summary:
             "reason": self.recovered.reason,
             "pilot_check": self.pilot.as_dict(),
             "weekly": [point.as_dict() for point in self.weekly],
+            "breakdown": self.breakdown.as_dict(),
         }
 
 
@@ -392,60 +353,47 @@ class MetricCard:
 # --- Computations --------------------------------------------------------------------------
 
 
-def handoff_stats(account_id: int, window: Window) -> HandoffStats:
-    """Counts, time to claim and post-claim time to first action of the window's handoffs.
-
-    One query on PostgreSQL; on SQLite one for the counts and one per sorted duration.
-    """
-    handoffs = handoffs_in(account_id, window)
-    claim = time_to_claim_expression()
-    first_action = time_to_first_action_expression()
-    count_aggregates = {
-        "escalated": Count("pk"),
-        "claimed": Count("pk", filter=Q(claimed_at__isnull=False)),
-        "first_action": Count("pk", filter=Q(first_action_at__isnull=False)),
-        "released": Count("pk", filter=Q(released_at__isnull=False)),
-        "resolved": Count("pk", filter=Q(resolved_at__isnull=False)),
-    }
-    if _is_postgres(handoffs):
-        row = handoffs.aggregate(
-            **count_aggregates,
-            claim_n=Count(claim),
-            claim_p=PercentileCont(claim, PERCENTILES),
-            first_action_n=Count(first_action),
-            first_action_p=PercentileCont(first_action, PERCENTILES),
-        )
-        time_to_claim = Distribution.from_values(row["claim_n"], row["claim_p"])
-        time_to_first_action = Distribution.from_values(
-            row["first_action_n"], row["first_action_p"]
-        )
-    else:
-        row = handoffs.aggregate(**count_aggregates)
-        time_to_claim = Distribution.from_sorted(_sorted_values(handoffs, claim))
-        time_to_first_action = Distribution.from_sorted(_sorted_values(handoffs, first_action))
-    counts = Counts(**{name: row[name] or 0 for name in count_aggregates})
-    return HandoffStats(counts, time_to_claim, time_to_first_action)
+def _counts(total: Tally) -> Counts:
+    return Counts(
+        escalated=total.escalated,
+        claimed=total.claimed,
+        first_action=total.first_action.n,
+        released=total.released,
+        resolved=total.resolved,
+    )
 
 
-def time_to_first_action(account_id: int, window: Window) -> Distribution:
+def _stats(total: Tally) -> HandoffStats:
+    return HandoffStats(
+        _counts(total),
+        Distribution.from_sketch(total.claim),
+        Distribution.from_sketch(total.first_action),
+    )
+
+
+def handoff_stats(account_id: int, window: Window, *, now: datetime | None = None) -> HandoffStats:
+    """Counts, time to claim and post-claim time to first action of the window's handoffs."""
+    total, _ = window_tallies(account_id, window, now=now)
+    return _stats(total)
+
+
+def time_to_first_action(
+    account_id: int, window: Window, *, now: datetime | None = None
+) -> Distribution:
     """Post-claim time to first action (seconds) of the handoffs escalated in the window."""
-    handoffs = handoffs_in(account_id, window)
-    expression = time_to_first_action_expression()
-    if _is_postgres(handoffs):
-        row = handoffs.aggregate(n=Count(expression), p=PercentileCont(expression, PERCENTILES))
-        return Distribution.from_values(row["n"], row["p"])
-    return Distribution.from_sorted(_sorted_values(handoffs, expression))
+    total, _ = window_tallies(account_id, window, now=now)
+    return Distribution.from_sketch(total.first_action)
 
 
 def baseline(account_id: int) -> Baseline:
     """All of the account's manual timings: the old process does not move with the window."""
-    timings = BaselineMeasurement.objects.filter(account_id=account_id).order_by()
-    minutes = Cast("minutes", FloatField())
-    if _is_postgres(timings):
-        row = timings.aggregate(n=Count("pk"), p=PercentileCont(minutes, [0.5]))
-        return Baseline(n=row["n"], median_minutes=row["p"][0] if row["p"] else None)
-    values = _sorted_values(timings, minutes)
-    return Baseline(n=len(values), median_minutes=percentile_cont(values, 0.5))
+    minutes = sorted(
+        float(value)
+        for value in BaselineMeasurement.objects.filter(account_id=account_id)
+        .order_by()
+        .values_list("minutes", flat=True)
+    )
+    return Baseline(n=len(minutes), median_minutes=percentile_cont(minutes, 0.5))
 
 
 def first_escalation_at(account_id: int) -> datetime | None:
@@ -516,147 +464,38 @@ def _weeks_of(window: Window) -> list[date]:
     return weeks
 
 
-def weekly_series(account_id: int, window: Window) -> list[WeekPoint]:
+def _week_point(week: date, tally: Tally | None) -> WeekPoint:
+    if tally is None:
+        return WeekPoint(week=week)
+    (claim,) = tally.claim.percentiles([0.5])
+    (first,) = tally.first_action.percentiles([0.5])
+    return WeekPoint(
+        week=week,
+        escalated=tally.escalated,
+        claimed=tally.claimed,
+        first_action=tally.first_action.n,
+        median_time_to_claim=_round(claim),
+        median_time_to_first_action=_round(first),
+    )
+
+
+def _series(window: Window, weeks: dict[date, Tally]) -> list[WeekPoint]:
+    return [_week_point(week, weeks.get(week)) for week in _weeks_of(window)]
+
+
+def weekly_series(account_id: int, window: Window, *, now: datetime | None = None):
     """One point per Monday-to-Sunday week touching the window (first and last may be
     partial), empty weeks included: counts and median durations in seconds."""
-    handoffs = handoffs_in(account_id, window).annotate(
-        week=TruncWeek("created_at", output_field=DateField())
-    )
-    claim = time_to_claim_expression()
-    first_action = time_to_first_action_expression()
-    points: dict[date, WeekPoint] = {}
-    if _is_postgres(handoffs):
-        rows = (
-            handoffs.values("week")
-            .annotate(
-                escalated=Count("pk"),
-                claimed=Count(claim),
-                first_action=Count(first_action),
-                claim_p=PercentileCont(claim, [0.5]),
-                first_action_p=PercentileCont(first_action, [0.5]),
-            )
-            .order_by("week")
-        )
-        for row in rows:
-            points[row["week"]] = WeekPoint(
-                week=row["week"],
-                escalated=row["escalated"],
-                claimed=row["claimed"],
-                first_action=row["first_action"],
-                median_time_to_claim=_round(row["claim_p"][0] if row["claim_p"] else None),
-                median_time_to_first_action=_round(
-                    row["first_action_p"][0] if row["first_action_p"] else None
-                ),
-            )
-    else:
-        grouped: dict[date, tuple[list[float], list[float], list[int]]] = {}
-        rows = handoffs.annotate(claim=claim, first=first_action).values_list(
-            "week", "claim", "first"
-        )
-        for week, claim_seconds, first_seconds in rows:
-            claims, firsts, total = grouped.setdefault(week, ([], [], [0]))
-            total[0] += 1
-            if claim_seconds is not None:
-                claims.append(claim_seconds)
-            if first_seconds is not None:
-                firsts.append(first_seconds)
-        for week, (claims, firsts, total) in grouped.items():
-            claims.sort()
-            firsts.sort()
-            points[week] = WeekPoint(
-                week=week,
-                escalated=total[0],
-                claimed=len(claims),
-                first_action=len(firsts),
-                median_time_to_claim=_round(percentile_cont(claims, 0.5)),
-                median_time_to_first_action=_round(percentile_cont(firsts, 0.5)),
-            )
-    return [points.get(week, WeekPoint(week=week)) for week in _weeks_of(window)]
+    _, weeks = window_tallies(account_id, window, now=now)
+    return _series(window, weeks)
 
 
-def _postgres_window_report(
-    account_id: int, window: Window
+def window_report(
+    account_id: int, window: Window, *, now: datetime | None = None
 ) -> tuple[HandoffStats, list[WeekPoint]]:
-    """handoff_stats and weekly_series in one scan: GROUP BY GROUPING SETS ((week), ()).
-
-    The ORM builds the rows (filter, week, durations); the grouping sets, which the ORM
-    cannot express, wrap them. A fifth less work than the two queries (bench/analytics.py).
-    """
-    rows = (
-        handoffs_in(account_id, window)
-        .annotate(
-            week=TruncWeek("created_at", output_field=DateField()),
-            claim_seconds=time_to_claim_expression(),
-            first_action_seconds=time_to_first_action_expression(),
-        )
-        .values(
-            "week",
-            "claim_seconds",
-            "first_action_seconds",
-            "claimed_at",
-            "first_action_at",
-            "released_at",
-            "resolved_at",
-        )
-    )
-    inner_sql, params = rows.query.sql_with_params()
-    fractions = ", ".join(repr(fraction) for fraction in PERCENTILES)
-    sql = f"""
-        SELECT GROUPING(week) = 1, week, COUNT(*), COUNT(claimed_at), COUNT(first_action_at),
-               COUNT(released_at), COUNT(resolved_at), COUNT(claim_seconds),
-               COUNT(first_action_seconds),
-               PERCENTILE_CONT(ARRAY[{fractions}]::double precision[])
-                   WITHIN GROUP (ORDER BY claim_seconds),
-               PERCENTILE_CONT(ARRAY[{fractions}]::double precision[])
-                   WITHIN GROUP (ORDER BY first_action_seconds)
-        FROM ({inner_sql}) AS handoff
-        GROUP BY GROUPING SETS ((week), ())
-    """  # noqa: S608 - the inner query is the ORM's, the fractions are constants
-    with connections[rows.db].cursor() as cursor:
-        cursor.execute(sql, params)
-        results = cursor.fetchall()
-    stats = HandoffStats(
-        Counts(), Distribution(0, None, None, None), Distribution(0, None, None, None)
-    )
-    points: dict[date, WeekPoint] = {}
-    for (
-        is_total,
-        week,
-        escalated,
-        claimed,
-        first_action,
-        released,
-        resolved,
-        claim_n,
-        first_action_n,
-        claim_p,
-        first_action_p,
-    ) in results:
-        if is_total:
-            stats = HandoffStats(
-                Counts(escalated, claimed, first_action, released, resolved),
-                Distribution.from_values(claim_n, claim_p),
-                Distribution.from_values(first_action_n, first_action_p),
-            )
-        else:
-            # The raw cursor skips the ORM's conversion: date_trunc gives a timestamp.
-            week = week.date() if isinstance(week, datetime) else week
-            points[week] = WeekPoint(
-                week=week,
-                escalated=escalated,
-                claimed=claim_n,
-                first_action=first_action_n,
-                median_time_to_claim=_round(claim_p[0]) if claim_n else None,
-                median_time_to_first_action=_round(first_action_p[0]) if first_action_n else None,
-            )
-    return stats, [points.get(week, WeekPoint(week=week)) for week in _weeks_of(window)]
-
-
-def window_report(account_id: int, window: Window) -> tuple[HandoffStats, list[WeekPoint]]:
-    """The window's stats and its weekly series: one query on PostgreSQL."""
-    if connections[Handoff.objects.db].vendor == "postgresql":
-        return _postgres_window_report(account_id, window)
-    return handoff_stats(account_id, window), weekly_series(account_id, window)
+    """The window's stats and its weekly series, from one set of tallies."""
+    total, weeks = window_tallies(account_id, window, now=now)
+    return _stats(total), _series(window, weeks)
 
 
 HISTOGRAM_STEPS = (15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400)
@@ -674,32 +513,36 @@ def histogram_layout(p90_seconds: float | None) -> tuple[int, int]:
     return step, HISTOGRAM_MAX_BINS
 
 
-def first_action_histogram(
-    account_id: int, window: Window, *, bin_seconds: int, bins: int
-) -> list[HistogramBin]:
-    """How many handoffs got their first action within each bin of time after the claim,
-    grouped in SQL; the last bin takes everything longer."""
-    bucket = Least(
-        Greatest(Floor(time_to_first_action_expression() / Value(float(bin_seconds))), Value(0.0)),
-        Value(float(bins - 1)),
-    )
-    rows = (
-        handoffs_in(account_id, window)
-        .filter(first_action_at__isnull=False, claimed_at__isnull=False)
-        .annotate(bucket=bucket)
-        .values("bucket")
-        .annotate(n=Count("pk"))
-        .order_by()
-    )
-    counts = {int(row["bucket"]): row["n"] for row in rows}
+def histogram_of(first_actions: Sketch, *, bin_seconds: int, bins: int) -> list[HistogramBin]:
+    """How many handoffs got their first action within each bin of time after the claim;
+    the last bin takes everything longer. From the sketch: exact while it holds every value,
+    else each 1 % bin's handoffs are spread evenly over it (as its percentiles are)."""
+    counts = [0] * bins
+
+    def bucket(seconds: float) -> int:
+        return min(max(int(seconds // bin_seconds), 0), bins - 1)
+
+    for lower, upper, count in first_actions.spread():
+        if count == 1 or bucket(lower) == bucket(upper):
+            counts[bucket(lower)] += count
+            continue
+        for index in range(count):
+            counts[bucket(lower + (upper - lower) * (index + 0.5) / count)] += 1
     return [
         HistogramBin(
             lower=float(index * bin_seconds),
             upper=None if index == bins - 1 else float((index + 1) * bin_seconds),
-            count=counts.get(index, 0),
+            count=counts[index],
         )
         for index in range(bins)
     ]
+
+
+def first_action_histogram(
+    account_id: int, window: Window, *, bin_seconds: int, bins: int, now: datetime | None = None
+) -> list[HistogramBin]:
+    total, _ = window_tallies(account_id, window, now=now)
+    return histogram_of(total.first_action, bin_seconds=bin_seconds, bins=bins)
 
 
 def pilot_check(
@@ -719,9 +562,38 @@ def pilot_check(
     )
 
 
+def _breakdown_row(key: str, label: str, group: Group) -> BreakdownRow:
+    return BreakdownRow(
+        key=key,
+        label=label,
+        claimed=group.claimed,
+        time_to_first_action=Distribution.from_sketch(group.first_action),
+    )
+
+
+def breakdown(total: Tally) -> Breakdown:
+    """Time to first action by how the senior took over, and by senior."""
+    by_mode = [
+        _breakdown_row(mode.value, mode.label, total.by_mode.get(mode.value, Group()))
+        for mode in TakeoverMode
+    ]
+    claimers = [pk for pk in total.by_claimer if pk is not None]
+    names = {user.pk: user.name for user in User.objects.filter(pk__in=claimers)}
+    by_senior = sorted(
+        (
+            _breakdown_row(str(pk), names.get(pk, "Someone"), total.by_claimer[pk])
+            for pk in claimers
+        ),
+        key=lambda row: (-row.claimed, row.label),
+    )
+    return Breakdown(by_mode=by_mode, by_senior=by_senior)
+
+
 def escalation_summary(account_id: int, window: Window, *, now: datetime) -> Summary:
-    """The JSON endpoint's answer: three queries on PostgreSQL, whatever the window holds."""
-    stats, weekly = window_report(account_id, window)
+    """The JSON endpoint's and the dashboard's answer: a fixed handful of queries whatever
+    the window holds (rollups, the live weeks, the baseline, the first escalation, names)."""
+    total, weeks = window_tallies(account_id, window, now=now)
+    stats = _stats(total)
     timings = baseline(account_id)
     first = first_escalation_at(account_id)
     recovered = minutes_recovered(
@@ -736,8 +608,10 @@ def escalation_summary(account_id: int, window: Window, *, now: datetime) -> Sum
         time_to_first_action=stats.time_to_first_action,
         baseline=timings,
         recovered=recovered,
-        weekly=weekly,
+        weekly=_series(window, weeks),
         pilot=pilot_check(recovered, first_escalation=first, now=now),
+        breakdown=breakdown(total),
+        first_actions=total.first_action,
     )
 
 
@@ -747,12 +621,12 @@ def metric_card(account_id: int, *, now: datetime) -> MetricCard:
     today = timezone.localdate(now)
     this_week = Window.week_of(today)
     last_week = Window.week_of(today - timedelta(days=7))
-    this = time_to_first_action(account_id, this_week)
-    last = time_to_first_action(account_id, last_week)
+    this = time_to_first_action(account_id, this_week, now=now)
+    last = time_to_first_action(account_id, last_week, now=now)
     timings = baseline(account_id)
     recovered_window = Window.last_days(DEFAULT_WINDOW_DAYS, today=today)
     if timings.is_enough:
-        recent = time_to_first_action(account_id, recovered_window)
+        recent = time_to_first_action(account_id, recovered_window, now=now)
         weeks = covered_weeks(
             recovered_window, first_escalation=first_escalation_at(account_id), now=now
         )

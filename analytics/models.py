@@ -31,3 +31,31 @@ class BaselineMeasurement(models.Model):
 
     def __str__(self) -> str:
         return f"{self.minutes} min on {self.measured_on}"
+
+
+class WeeklyRollup(models.Model):
+    """One account's handoffs escalated in one past Monday-to-Sunday week, added up.
+
+    ``data`` is an ``analytics.tally.Tally`` as JSON: counts and the duration sketches the
+    window figures merge. Derived, never edited: the worker (inline in embedded mode)
+    rebuilds a week when a handoff of it changes (``stale``, with ``version`` so a rebuild
+    that raced a change does not mark itself fresh). The current week is never rolled up.
+    """
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
+    week = models.DateField(help_text="The Monday, in the site's time zone.")
+    data = models.JSONField(default=dict)
+    stale = models.BooleanField(default=False)
+    version = models.PositiveIntegerField(default=0)
+    computed_at = models.DateTimeField(null=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["account", "week"], name="one_rollup_per_week")
+        ]
+        indexes = [
+            models.Index(fields=["stale"], condition=models.Q(stale=True), name="stale_rollups")
+        ]
+
+    def __str__(self) -> str:
+        return f"week of {self.week} ({'stale' if self.stale else 'fresh'})"

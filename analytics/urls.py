@@ -1,12 +1,12 @@
 from django.urls import path
 
-from analytics import views
+from analytics import api, views
 
 app_name = "analytics"
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     path("card", views.card, name="card"),
-    path("flowpilot/escalations", views.flowpilot_escalations, name="flowpilot_escalations"),
+    path("flowpilot/escalations", api.flowpilot_escalations, name="flowpilot_escalations"),
     path("export.csv", views.export_csv, name="export_csv"),
     path("baseline/", views.baseline_list, name="baseline"),
     path("baseline/new", views.baseline_create, name="baseline_create"),

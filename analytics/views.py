@@ -1,13 +1,12 @@
-"""Analytics views: the JSON endpoint, the metric card, the admin dashboard, the CSV export
-and the manual baseline. Decorators → validation → metrics or one action → render/JSON."""
+"""Analytics pages: the metric card, the admin dashboard, the CSV export and the manual
+baseline (the JSON endpoint is analytics/api.py). Decorators → validation → metrics or one
+action → render."""
 
 import csv
-from collections.abc import Callable
-from functools import wraps
 
 from django.contrib import messages
 from django.db.models import F
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
@@ -17,8 +16,8 @@ from analytics import actions, charts, metrics
 from analytics.formatting import duration_short, duration_text, number
 from analytics.forms import BaselineForm, InvalidWindow, parse_window
 from analytics.queries import baselines_for_account, get_baseline_for_user
-from resolutionflow.http import see_other
-from resolutionflow.models import Role
+from escalations.models import FirstActionKind, TakeoverMode
+from resolutionflow.http import invalid, see_other
 from resolutionflow.permissions import admin_required, senior_required
 
 CSV_COLUMNS = [
@@ -31,39 +30,24 @@ CSV_COLUMNS = [
     "claimed_at",
     "first_action_at",
     "first_action_kind",
+    "takeover_mode",
     "released_at",
     "resolved_at",
     "seconds_to_claim",
     "seconds_to_first_action",
 ]
 
-
-def seniors_json_only(view: Callable) -> Callable:
-    """Engineers and admins of an account; others get a JSON 403, as docs/API.md promises."""
-
-    @wraps(view)
-    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        user = request.user
-        if user.account_id is None or user.role not in (Role.ENGINEER, Role.ADMIN):
-            return JsonResponse(
-                {"error": "forbidden", "reason": "Only engineers and admins see analytics."},
-                status=403,
-            )
-        return view(request, *args, **kwargs)
-
-    return wrapper
-
-
-@require_GET
-@seniors_json_only
-def flowpilot_escalations(request: HttpRequest) -> HttpResponse:
-    """GET /analytics/flowpilot/escalations?from=YYYY-MM-DD&to=YYYY-MM-DD (docs/API.md)."""
-    try:
-        window = parse_window(request.GET, today=timezone.localdate())
-    except InvalidWindow as error:
-        return JsonResponse({"errors": error.errors}, status=400)
-    summary = metrics.escalation_summary(request.user.account_id, window, now=timezone.now())
-    return JsonResponse(summary.as_dict())
+# Lines above the header, each starting with "#": what the columns mean.
+CSV_NOTES = [
+    metrics.FIRST_ACTION_DEFINITION,
+    "escalated_at is the first escalation: a handoff re-queued by a release keeps it, so "
+    "seconds_to_claim (the queue wait) counts from then.",
+    "first_action_kind: "
+    + "; ".join(f"{kind.value} = {kind.label}" for kind in FirstActionKind)
+    + ". takeover_mode: "
+    + "; ".join(f"{mode.value} = {mode.label}" for mode in TakeoverMode)
+    + ".",
+]
 
 
 @require_GET
@@ -71,7 +55,8 @@ def flowpilot_escalations(request: HttpRequest) -> HttpResponse:
 def card(request: HttpRequest) -> HttpResponse:
     """The queue page's metric card, loaded and refreshed by htmx (rf:first-action)."""
     card = metrics.metric_card(request.user.account_id, now=timezone.now())
-    return render(request, "analytics/dashboard.html#card", {"card": card})
+    context = {"card": card, "definition": metrics.FIRST_ACTION_DEFINITION}
+    return render(request, "analytics/dashboard.html#card", context)
 
 
 def _week_label(point: metrics.WeekPoint) -> str:
@@ -184,9 +169,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         window = metrics.Window.last_days(metrics.DEFAULT_WINDOW_DAYS, today=today)
     summary = metrics.escalation_summary(account_id, window, now=now)
     bin_seconds, bins = metrics.histogram_layout(summary.time_to_first_action.p90)
-    histogram = metrics.first_action_histogram(
-        account_id, window, bin_seconds=bin_seconds, bins=bins
-    )
+    histogram = metrics.histogram_of(summary.first_actions, bin_seconds=bin_seconds, bins=bins)
     context = {
         "window": window,
         "errors": errors,
@@ -199,6 +182,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "card": metrics.metric_card(account_id, now=now),
         "charts": _dashboard_charts(summary, histogram),
         "baseline_min": metrics.BASELINE_MIN_MEASUREMENTS,
+        "definition": metrics.FIRST_ACTION_DEFINITION,
     }
     return render(request, "analytics/dashboard.html", context, status=400 if errors else 200)
 
@@ -220,7 +204,7 @@ def export_csv(request: HttpRequest) -> HttpResponse:
     try:
         window = parse_window(request.GET, today=timezone.localdate())
     except InvalidWindow as error:
-        return JsonResponse({"errors": error.errors}, status=400)
+        return invalid(error.errors)
     rows = (
         metrics.handoffs_in(request.user.account_id, window)
         .annotate(
@@ -240,6 +224,7 @@ def export_csv(request: HttpRequest) -> HttpResponse:
             "claimed_at",
             "first_action_at",
             "first_action_kind",
+            "takeover_mode",
             "released_at",
             "resolved_at",
             "claim_seconds",
@@ -252,6 +237,8 @@ def export_csv(request: HttpRequest) -> HttpResponse:
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
     writer = csv.writer(response)
+    for note in CSV_NOTES:  # comment lines, as pandas (comment="#") and R read them
+        response.write(f"# {note}\r\n")
     writer.writerow(CSV_COLUMNS)
     for row in rows.iterator(chunk_size=2000):
         *fields, claim_seconds, first_action_seconds = row

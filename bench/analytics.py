@@ -1,10 +1,11 @@
-"""Latency of GET /analytics/flowpilot/escalations with 1,000,000 handoffs in PostgreSQL.
+"""Latency of GET /analytics/flowpilot/escalations and the dashboard with 1,000,000 handoffs.
 
 Creates (if missing) and migrates a dedicated database, fills it with SQL generate_series
-(once: later runs reuse it while the row count matches), then times the endpoint through
-Django's full stack (middleware, session auth, the psycopg pool) in this process, with the
-production settings (DEBUG off). Prints the machine, the date and the numbers; the results
-go to docs/PERFORMANCE.md.
+(once: later runs reuse it while the row count matches), builds the weekly rollups (as the
+worker would; timed), then times the endpoint for 30, 90, 365 and 731 days, the admin
+dashboard and the queue's metric card through Django's full stack (middleware, session
+auth, the psycopg pool) in this process, with the production settings (DEBUG off). Prints
+the machine, the date and the numbers; the results go to docs/PERFORMANCE.md.
 
     .venv/bin/python bench/analytics.py                  # 1,000,000 handoffs
     .venv/bin/python bench/analytics.py --rows 200000 --requests 50
@@ -13,7 +14,8 @@ go to docs/PERFORMANCE.md.
 The data: ten accounts; "bench-0" holds 90 % of the handoffs (the worst case for one
 tenant), the other nine share the rest. Handoffs are spread evenly over the last two years;
 96 % are claimed (exponential wait, mean 4 min), 92 % of those get a first action
-(exponential, mean 5 min), most are resolved, 5 % released.
+(exponential, mean 5 min), most are resolved, 5 % released; four seniors per account, a
+third of the claims taken over with "Get AI analysis".
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ SERVER = os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432")
 SPAN_DAYS = 730
 ACCOUNTS = 10
 BIG_SHARE = 0.9  # of the handoffs, in account bench-0
+SENIORS = 4  # per account
 
 
 def ensure_database(name: str) -> None:
@@ -64,6 +67,13 @@ def setup_django(database: str) -> None:
     # No collectstatic for a bench: WhiteNoise's warning about it is noise here.
     warnings.filterwarnings("ignore", message="No directory at", category=UserWarning)
     django.setup()
+    from django.conf import settings
+
+    # The dashboard links its CSS: no collectstatic manifest for a bench, plain URLs.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
 
 
 def machine() -> dict[str, str]:
@@ -111,12 +121,18 @@ def populate(rows: int, *, regenerate: bool) -> dict:
             username=f"bench-tech-{index}",
             defaults={"account": account, "role": Role.TECHNICIAN},
         )
-        senior, _ = User.objects.get_or_create(
-            username=f"bench-senior-{index}",
-            defaults={"account": account, "role": Role.ENGINEER},
+        seniors = [
+            User.objects.get_or_create(
+                username=f"bench-senior-{index}" + (f"-{number}" if number else ""),
+                defaults={"account": account, "role": Role.ENGINEER},
+            )[0]
+            for number in range(SENIORS)
+        ]
+        admin, _ = User.objects.get_or_create(
+            username=f"bench-admin-{index}", defaults={"account": account, "role": Role.ADMIN}
         )
-        accounts.append((account, technician, senior))
-    big = accounts[0]
+        accounts.append((account, technician, seniors[0], seniors, admin))
+    big = accounts[0][:3]
     # A full baseline for bench-0, so minutes recovered and hours saved are computed too.
     from analytics.models import BaselineMeasurement
 
@@ -125,11 +141,11 @@ def populate(rows: int, *, regenerate: bool) -> dict:
             BaselineMeasurement.objects.create(
                 account=big[0], minutes=minutes, measured_on=datetime.date.today(), timed_by=big[2]
             )
-    account_ids = [a.pk for a, _, _ in accounts]
+    account_ids = [a[0].pk for a in accounts]
     existing = Handoff.objects.filter(account_id__in=account_ids).count()
     if existing == rows and not regenerate:
         print(f"reusing {existing:,} handoffs")
-        return {"big": big, "accounts": accounts}
+        return {"big": big, "accounts": accounts, "fresh": False}
 
     started = time.perf_counter()
     with transaction.atomic(), connection.cursor() as cursor:
@@ -144,8 +160,10 @@ def populate(rows: int, *, regenerate: bool) -> dict:
             "small": ACCOUNTS - 1,
             "every": round(1 / (1 - BIG_SHARE)),
             "account": account_ids,
-            "tech": [t.pk for _, t, _ in accounts],
-            "senior": [s.pk for _, _, s in accounts],
+            "tech": [a[1].pk for a in accounts],
+            # A row per account of its seniors' ids, picked by (k, 1 + g % SENIORS).
+            "senior": [[s.pk for s in a[3]] for a in accounts],
+            "seniors": SENIORS,
         }
         # Row g: account slot k (1-based into the arrays), escalated at ts (oldest first).
         rows_sql = """
@@ -177,7 +195,8 @@ def populate(rows: int, *, regenerate: bool) -> dict:
             INSERT INTO escalations_handoff
                 (id, account_id, session_id, escalated_by_id, reason, urgency, state,
                  created_at, claimed_by_id, claimed_at, first_action_at, first_action_kind,
-                 released_at, resolved_at, resolution_note, escalation_package, assessment)
+                 takeover_mode, released_at, resolved_at, resolution_note, escalation_package,
+                 assessment)
             SELECT gen_random_uuid(), (%(account)s::bigint[])[k], %(base)s + g,
                    (%(tech)s::bigint[])[k], 'Bench escalation', 'normal',
                    CASE WHEN NOT claimed THEN 'open'
@@ -185,11 +204,13 @@ def populate(rows: int, *, regenerate: bool) -> dict:
                         WHEN fate < 0.90 THEN 'resolved'
                         ELSE 'claimed' END,
                    ts,
-                   CASE WHEN claimed THEN (%(senior)s::bigint[])[k] END,
+                   CASE WHEN claimed
+                        THEN (%(senior)s::bigint[][])[k][1 + g %% %(seniors)s] END,
                    CASE WHEN claimed THEN claimed_at END,
                    CASE WHEN claimed AND acted
                         THEN claimed_at + make_interval(secs => -ln(1 - r4) * 300) END,
                    CASE WHEN claimed AND acted THEN 'message' ELSE '' END,
+                   CASE WHEN claimed AND g %% 3 = 0 THEN 'analysis' ELSE 'self' END,
                    CASE WHEN claimed AND fate < 0.05
                         THEN claimed_at + make_interval(secs => 1800) END,
                    CASE WHEN claimed AND fate >= 0.05 AND fate < 0.90
@@ -212,7 +233,22 @@ def populate(rows: int, *, regenerate: bool) -> dict:
         cursor.execute("VACUUM ANALYZE flowpilot_session")
         cursor.execute("VACUUM ANALYZE escalations_handoff")
     print(f"generated {rows:,} handoffs in {time.perf_counter() - started:.0f} s")
-    return {"big": big, "accounts": accounts}
+    return {"big": big, "accounts": accounts, "fresh": True}
+
+
+def build_rollups(*, fresh: bool) -> None:
+    """What the worker does as weeks end: every account's past weeks, timed."""
+    from django.utils import timezone
+
+    from analytics import rollups
+    from analytics.models import WeeklyRollup
+
+    if fresh:
+        WeeklyRollup.objects.all().delete()
+    started = time.perf_counter()
+    written = rollups.refresh_all(now=timezone.now(), build_limit=None)
+    took = time.perf_counter() - started
+    print(f"rollups: {written} weeks built in {took:.1f} s ({WeeklyRollup.objects.count()} in all)")
 
 
 def timed(client, url: str, params: dict, requests: int) -> dict:
@@ -243,23 +279,26 @@ def count_queries(client, url: str, params: dict) -> int:
 
 
 def explain(account_id: int, window) -> list[str]:
-    """The plan of the endpoint's big query (stats and weeks, GROUPING SETS) as it ran."""
+    """The plans of the window's queries (the rollups, then each run of live weeks)."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
     from analytics import metrics
 
     with CaptureQueriesContext(connection) as captured:
-        metrics.window_report(account_id, window)
+        metrics.window_tallies(account_id, window)
+    lines = []
     with connection.cursor() as cursor:
-        cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS, TIMING OFF) {captured[-1]['sql']}")
-        return [row[0] for row in cursor.fetchall()]
+        for query in captured:
+            cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS, TIMING OFF) {query['sql']}")
+            lines += [row[0] for row in cursor.fetchall()] + [""]
+    return lines
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--requests", type=int, default=100)
     parser.add_argument("--database", default="resolutionflow_bench")
     parser.add_argument("--regenerate", action="store_true")
     args = parser.parse_args()
@@ -276,8 +315,10 @@ def main() -> None:
 
     call_command("migrate", verbosity=0)
     data = populate(args.rows, regenerate=args.regenerate)
+    build_rollups(fresh=data["fresh"])
     big_account, _, big_senior = data["big"]
-    small_account, _, small_senior = data["accounts"][1]
+    big_admin = data["accounts"][0][4]
+    small_account, _, small_senior = data["accounts"][1][:3]
 
     info = machine()
     load = " ".join(f"{value:.2f}" for value in os.getloadavg())
@@ -298,13 +339,19 @@ def main() -> None:
     client.force_login(big_senior)
     small_client = Client()
     small_client.force_login(small_senior)
+    admin_client = Client()
+    admin_client.force_login(big_admin)
+    dashboard = reverse("analytics:dashboard")
+    each = args.requests
     scenarios = [
-        ("endpoint, default window (30 days)", client, endpoint, 30, args.requests),
-        ("endpoint, 90 days", client, endpoint, 90, max(20, args.requests // 2)),
-        ("endpoint, 365 days", client, endpoint, 365, max(10, args.requests // 10)),
-        ("endpoint, 731 days (the maximum)", client, endpoint, 731, max(10, args.requests // 10)),
-        ("endpoint, small account, 30 days", small_client, endpoint, 30, args.requests),
-        ("metric card (queue page)", client, reverse("analytics:card"), None, args.requests),
+        ("endpoint, default window (30 days)", client, endpoint, 30, each),
+        ("endpoint, 90 days", client, endpoint, 90, each),
+        ("endpoint, 365 days", client, endpoint, 365, each),
+        ("endpoint, 731 days (the maximum)", client, endpoint, 731, each),
+        ("endpoint, small account, 30 days", small_client, endpoint, 30, each),
+        ("dashboard, 30 days", admin_client, dashboard, 30, each),
+        ("dashboard, 731 days", admin_client, dashboard, 731, each),
+        ("metric card (queue page)", client, reverse("analytics:card"), None, each),
     ]
     header = (
         f"{'scenario':<38} {'handoffs':>9} {'queries':>7} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}"
@@ -317,7 +364,7 @@ def main() -> None:
         if days:
             window = metrics.Window.last_days(days, today=today)
             params = {"from": window.start.isoformat(), "to": window.end.isoformat()}
-            account = big_account if who is client else small_account
+            account = small_account if who is small_client else big_account
             in_window = f"{metrics.handoffs_in(account.pk, window).count():,}"
         queries = count_queries(who, url, params)
         result = timed(who, url, params, requests)

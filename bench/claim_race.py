@@ -195,7 +195,7 @@ def prepare(url: str, args: argparse.Namespace) -> Fixture:
                     account_id=tess.account_id,
                     recipient=engineer,
                     handoff=handoff,
-                    kind=NotificationKind.ESCALATION_ARRIVED,
+                    kind=NotificationKind.HANDOFF_ESCALATED,
                     text=f"Tess Tran escalated: bench {purpose}",
                 )
                 for handoff in handoffs
@@ -225,6 +225,7 @@ def start_server(url: str, port: int, workers: int, defer_publish: bool) -> subp
             "-m",
             "uvicorn",
             "resolutionflow.asgi:application",
+            "--no-server-header",
             "--host",
             "127.0.0.1",
             "--port",

@@ -238,7 +238,7 @@ def load(personas: dict) -> None:
             """
             INSERT INTO escalations_notification
                 (account_id, recipient_id, handoff_id, kind, text, created_at, read_at)
-            SELECT %(acme)s, %(sam)s, h.id, 'escalation_arrived',
+            SELECT %(acme)s, %(sam)s, h.id, 'handoff_escalated',
                    'Tess Tran escalated: a printer prints nothing', h.created_at,
                    CASE WHEN h.state = 'open' THEN NULL ELSE h.created_at END
             FROM escalations_handoff h WHERE h.session_id >= %(first)s;

@@ -241,7 +241,7 @@ def run_size(size: int, rounds: int, env: dict, workdir: Path) -> dict:
     log = open(workdir / f"uvicorn-{size}.log", "wb")  # noqa: SIM115
     command = [sys.executable, "-m", "uvicorn", "resolutionflow.asgi:application"]
     command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
-    command += ["--lifespan", "off", "--timeout-graceful-shutdown", "1"]
+    command += ["--lifespan", "off", "--timeout-graceful-shutdown", "1", "--no-server-header"]
     server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_for_port(port, server)

@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
 from django.db.models import Q
+from django.urls import reverse
 from django.utils import timezone
 
 from escalations import notifications
@@ -35,6 +36,7 @@ from escalations.channels import handoff_channel, queue_channel
 from escalations.models import (
     REALERT_DEFAULT_MINUTES,
     REALERT_MAX_MINUTES,
+    FirstActionKind,
     Handoff,
     HandoffEvent,
     HandoffEventKind,
@@ -42,19 +44,28 @@ from escalations.models import (
     HandoffView,
     Notification,
     RealertPolicy,
+    TakeoverMode,
     Urgency,
 )
+from escalations.signals import handoff_changed
 from flowpilot import actions as flowpilot_actions
 from flowpilot.models import Message, MessageRole, Session, SessionStatus, Task
-from flowpilot.signals import session_activity
+from flowpilot.steps import clip, title_key, with_visible_command
 from resolutionflow.events import send_event_on_commit, send_events_on_commit
 from resolutionflow.models import User
+from resolutionflow.people import person_json
 
 REASON_MAX_LENGTH = 2000
 RESOLUTION_NOTE_MAX_LENGTH = 4000
 # How much of the chat travels in the escalation package.
 PACKAGE_MESSAGES = 12
 PACKAGE_MESSAGE_CHARS = 2000
+
+
+def _changed(*handoffs: Handoff) -> None:
+    """Tell the listeners (analytics' rollups) which handoffs this transaction changed."""
+    for handoff in handoffs:
+        handoff_changed.send(sender=Handoff, handoff=handoff)
 
 
 class HandoffError(Exception):
@@ -173,7 +184,8 @@ def escalate(
     )
     session.status, session.escalated_to = SessionStatus.ESCALATED, None
 
-    notified = notifications.escalation_arrived(handoff)
+    notified = notifications.handoff_escalated(handoff)
+    _changed(handoff)
     send_event_on_commit(
         queue_channel(handoff.account_id), "handoff-escalated", _queue_event_data(handoff)
     )
@@ -232,11 +244,17 @@ def build_escalation_package(handoff: Handoff) -> dict:
         .select_related("author")
         .order_by("-created_at", "-id")[:PACKAGE_MESSAGES]
     )
+    chat = reverse("flowpilot:session", args=[session.pk])
     messages = [
         {
+            "id": message.pk,
             "role": message.role,
             "author": message.author.name if message.author else None,
-            "body": message.body[:PACKAGE_MESSAGE_CHARS],
+            # A long message is cut with "…", never silently; the whole of it stays in the
+            # chat at ``url`` (and the session's JSON).
+            "body": clip(message.body, PACKAGE_MESSAGE_CHARS),
+            "truncated": len(message.body) > PACKAGE_MESSAGE_CHARS,
+            "url": f"{chat}#message-{message.pk}",
             "at": message.created_at.isoformat(),
         }
         for message in reversed(recent)
@@ -246,11 +264,7 @@ def build_escalation_package(handoff: Handoff) -> dict:
         "handoff": str(handoff.pk),
         "session": session.pk,
         "reopened_from": str(handoff.reopened_from_id) if handoff.reopened_from_id else None,
-        "escalated_by": {
-            "id": handoff.escalated_by.pk,
-            "username": handoff.escalated_by.username,
-            "name": handoff.escalated_by.name,
-        },
+        "escalated_by": person_json(handoff.escalated_by),
         "escalated_at": handoff.created_at.isoformat(),
         "reason": handoff.reason,
         "urgency": handoff.urgency,
@@ -313,12 +327,13 @@ def _claim(handoff_id, user: User) -> tuple[Handoff, HandoffError | None]:
     )
     Session.objects.filter(pk=handoff.session_id).update(escalated_to=user, updated_at=now)
     handoff.session.escalated_to = user
-    data = _queue_event_data(handoff) | {"claimed_by": _person(user)}
+    _changed(handoff)
+    data = _queue_event_data(handoff) | {"claimed_by": person_json(user)}
     send_events_on_commit(
         [
             (queue_channel(handoff.account_id), "handoff-claimed", data),
             (handoff_channel(handoff.pk), "handoff-claimed", data),
-            *notifications.escalation_claimed(handoff),
+            *notifications.handoff_claimed(handoff),
         ]
     )
     return handoff, None
@@ -346,7 +361,9 @@ def _claim_refusal(handoff: Handoff, user: User) -> HandoffError:
 @transaction.atomic
 def release_handoff(*, handoff_id: uuid.UUID | str, user: User) -> Handoff:
     """Give a claimed handoff back: it closes as released and the session goes back to the
-    queue as a new open handoff (same escalator, reason and urgency). Returns the new one.
+    queue as a new open handoff (same escalator, reason, urgency and escalation time: its
+    wait keeps counting from the first escalation). Returns the new one; its ESCALATED event
+    says when it was re-queued.
 
     Allowed to the claimer and the account's admins.
     """
@@ -370,7 +387,8 @@ def release_handoff(*, handoff_id: uuid.UUID | str, user: User) -> Handoff:
         reason=handoff.reason,
         urgency=handoff.urgency,
         reopened_from=handoff,
-        created_at=now,
+        # Waits count from the first escalation: the problem has waited since then.
+        created_at=handoff.created_at,
     )
     reopened.escalation_package = build_escalation_package(reopened)
     _insert_live_handoff(reopened)
@@ -386,6 +404,7 @@ def release_handoff(*, handoff_id: uuid.UUID | str, user: User) -> Handoff:
     )
 
     notifications.handoff_released(reopened, released_by=user)
+    _changed(handoff, reopened)
     _post_system_note(session.pk, f"{user.name} released this back to the escalation queue.")
     data = _queue_event_data(reopened) | {"released": str(handoff.pk)}
     send_events_on_commit(
@@ -439,7 +458,8 @@ def resolve_handoff(*, handoff_id: uuid.UUID | str, user: User, note: str = "") 
         f"Resolved by {user.name}." + (f" Resolution: {note}" if note else ""),
     )
     notifications.handoff_resolved(handoff, resolved_by=user)
-    data = _queue_event_data(handoff) | {"resolved_by": _person(user)}
+    _changed(handoff)
+    data = _queue_event_data(handoff) | {"resolved_by": person_json(user)}
     send_events_on_commit(
         [
             (queue_channel(handoff.account_id), "handoff-resolved", data),
@@ -507,24 +527,28 @@ def check_claimer(handoff: Handoff, user: User, *, to: str) -> None:
 def post_analysis_briefing(*, handoff: Handoff, user: User) -> flowpilot_actions.Exchange:
     """ "Get AI analysis": brief FlowPilot on the handoff; its answer and steps land in the chat.
 
-    Only the claimer of a claimed handoff. Records the first action (kind "ai_analysis"),
-    then posts the briefing through flowpilot's ``post_message``, which stores the message,
-    asks the assistant and adds its proposed steps to the lane. Like ``post_message`` it is
+    Only the claimer of a claimed handoff. Records the take-over mode ("Get AI analysis"),
+    then posts the briefing through flowpilot's ``post_message`` (kind "briefing"), which
+    stores the message, asks the assistant and adds its proposed steps to the lane. None of
+    it is the claimer's first action: the analysis may shorten the time to their first real
+    action, which is the effect to measure, not to count. Like ``post_message`` it is
     deliberately not one transaction: the assistant may take seconds.
     """
     check_claimer(handoff, user, to="brief FlowPilot")
     session = handoff.session
-    _record_analysis_request(session=session, user=user)
+    _record_analysis_request(handoff=handoff, user=user)
     body = briefing_text(handoff, assessment_for_display(handoff))
-    return flowpilot_actions.post_message(session=session, user=user, body=body)
+    return flowpilot_actions.post_message(session=session, user=user, body=body, kind="briefing")
 
 
 @transaction.atomic
-def _record_analysis_request(*, session: Session, user: User) -> None:
-    flowpilot_actions.check_can_write(session, user)
-    # Sent before the briefing is posted, so the claimer's first action is "ai_analysis"
-    # (the message that follows is the same gesture, not a second action).
-    session_activity.send(sender=Session, session=session, user=user, kind="ai_analysis")
+def _record_analysis_request(*, handoff: Handoff, user: User) -> None:
+    flowpilot_actions.check_can_write(handoff.session, user)
+    if Handoff.objects.filter(pk=handoff.pk, state=HandoffState.CLAIMED, claimed_by=user).update(
+        takeover_mode=TakeoverMode.ANALYSIS
+    ):
+        handoff.takeover_mode = TakeoverMode.ANALYSIS
+        _changed(handoff)
 
 
 class StepNotSuggested(LookupError):
@@ -540,7 +564,6 @@ def open_suggested_step(*, handoff: Handoff, user: User, title: str) -> tuple[Ta
     add the step twice.
     """
     check_claimer(handoff, user, to="add its steps")
-    title_key = flowpilot_actions.title_key
     key = title_key(title)
     suggested = assessment_for_display(handoff).next_steps
     step = next((s for s in suggested if key and title_key(s["title"]) == key), None)
@@ -552,6 +575,7 @@ def open_suggested_step(*, handoff: Handoff, user: User, title: str) -> tuple[Ta
     existing = next((task for task in lane if title_key(task.title) == key), None)
     if existing is not None:
         return existing, False
+    step = with_visible_command(step)
     task = flowpilot_actions.add_task(
         session=session,
         user=user,
@@ -559,6 +583,7 @@ def open_suggested_step(*, handoff: Handoff, user: User, title: str) -> tuple[Ta
         detail=step["detail"],
         command=step["command"],
         shell=step["shell"],
+        kind="step_opened",  # FlowPilot's step, one click: not the claimer's first action
     )
     return task, True
 
@@ -592,23 +617,34 @@ def announce_session_activity(*, session: Session, kind: str, by: User | None) -
         )
 
 
-@transaction.atomic
-def record_first_action(*, session: Session, user: User, kind: str) -> bool:
-    """Stamp the claimer's first action in ``session`` (message, task change, analysis).
+# flowpilot's activity kinds that are the claimer's own work on the problem.
+FIRST_ACTION_KINDS = frozenset(FirstActionKind.values)
 
-    Set exactly once, by one conditional UPDATE: activity of anyone else, of a session with
-    no claimed handoff, or after the first action changes nothing. Returns whether it stamped.
-    Called from flowpilot's ``session_activity`` signal, inside flowpilot's transaction.
+
+def record_first_action(*, session: Session, user: User | None, kind: str) -> bool:
+    """Stamp the claimer's first action in ``session``: a message they wrote, a step whose
+    status or outcome they recorded, or a step they added by hand (``FirstActionKind``).
+
+    Set exactly once, by one conditional UPDATE: any other kind of activity (the briefing
+    of "Get AI analysis", "Open in Tasks panel", FlowPilot's replies, moves), activity of
+    anyone but the claimer, of a session with no claimed handoff, or after the first action
+    changes nothing. Returns whether it stamped. Called from flowpilot's
+    ``session_activity`` signal, inside flowpilot's transaction.
     """
-    if user is None or not getattr(user, "pk", None):
+    if kind not in FIRST_ACTION_KINDS or user is None or not getattr(user, "pk", None):
         return False
+    return _stamp_first_action(session=session, user=user, kind=kind)
+
+
+@transaction.atomic
+def _stamp_first_action(*, session: Session, user: User, kind: str) -> bool:
     now = timezone.now()
     stamped = Handoff.objects.filter(
         session_id=session.pk,
         state=HandoffState.CLAIMED,
         claimed_by=user,
         first_action_at__isnull=True,
-    ).update(first_action_at=now, first_action_kind=kind[:30])
+    ).update(first_action_at=now, first_action_kind=kind)
     if not stamped:
         return False
     handoff = Handoff.objects.get(session_id=session.pk, state=HandoffState.CLAIMED)
@@ -619,6 +655,7 @@ def record_first_action(*, session: Session, user: User, kind: str) -> bool:
         created_at=now,
         detail={"kind": kind},
     )
+    _changed(handoff)
     data = {
         "handoff": str(handoff.pk),
         "session": handoff.session_id,
@@ -660,10 +697,6 @@ def mark_notifications_read(*, user: User, notification_id: int | None = None) -
     if notification_id is not None:
         unread = unread.filter(pk=notification_id)
     return unread.update(read_at=timezone.now())
-
-
-def _person(user: User) -> dict:
-    return {"id": user.pk, "username": user.username, "name": user.name}
 
 
 def _queue_event_data(handoff: Handoff) -> dict:

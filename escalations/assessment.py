@@ -41,6 +41,7 @@ from django.utils.dateparse import parse_datetime
 from escalations.channels import handoff_channel
 from escalations.models import Handoff, HandoffState
 from flowpilot.assistants import (
+    BRIEFING_PREFIX,
     Assessment,
     Assistant,
     ChatLine,
@@ -50,6 +51,8 @@ from flowpilot.assistants import (
 )
 from flowpilot.assistants.offline import OfflineAssistant
 from flowpilot.models import Message, Task
+from flowpilot.steps import SHELLS as STEP_SHELLS
+from flowpilot.steps import clip
 from flowpilot.text import has_control_characters, strip_control_characters
 from resolutionflow.events import enqueue_task, send_event_on_commit
 
@@ -70,7 +73,7 @@ MAX_CAUSES = 5
 MAX_NEXT_STEPS = 8
 CONFIDENCES = ("low", "medium", "high")
 ENGINES = ("claude", "offline")
-SHELLS = ("powershell", "cmd", "bash", "")
+SHELLS = (*STEP_SHELLS, "")  # "" for a step without a command
 TASK_STATUSES = ("todo", "doing", "done", "failed", "skipped")
 TOP_KEYS = frozenset(
     {"summary", "tried", "causes", "next_steps", "confidence", "engine", "note", "generated_at"}
@@ -265,10 +268,9 @@ def _as_stored(assessment: Assessment, *, model: str = "") -> dict[str, Any]:
     # "tried" is our own lane, typed by people or added by an engine: made to fit the schema.
     data["tried"] = [
         {
-            "title": _clip(strip_control_characters(step["title"]).strip(), MAX_TITLE)
-            or "Untitled",
+            "title": clip(strip_control_characters(step["title"]).strip(), MAX_TITLE) or "Untitled",
             "status": step["status"],
-            "outcome": _clip(strip_control_characters(step["outcome"]).strip(), MAX_OUTCOME),
+            "outcome": clip(strip_control_characters(step["outcome"]).strip(), MAX_OUTCOME),
         }
         for step in data["tried"][-MAX_TRIED:]
     ]
@@ -276,10 +278,6 @@ def _as_stored(assessment: Assessment, *, model: str = "") -> dict[str, Any]:
     if model and assessment.engine != "offline":
         data["model"] = model[:MAX_MODEL]
     return data
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def offline_assessment(conversation: Conversation, *, note: str = "") -> dict[str, Any]:
@@ -297,7 +295,7 @@ def offline_assessment(conversation: Conversation, *, note: str = "") -> dict[st
     except Exception:
         logger.exception("The offline assessment failed; storing a minimal one")
     problem = " ".join(strip_control_characters(conversation.problem or "").split())
-    summary = _clip(problem, MAX_SUMMARY) or "No problem described."
+    summary = clip(problem, MAX_SUMMARY) or "No problem described."
     return validate_assessment(
         {
             "summary": summary,
@@ -596,7 +594,7 @@ def briefing_text(handoff: Handoff, assessment: AssessmentDisplay) -> str:
     session = handoff.session
     escalated_by = (package.get("escalated_by") or {}).get("name") or handoff.escalated_by.name
     lines = [
-        "Handoff briefing: I have taken over this escalation. Please analyse it and "
+        f"{BRIEFING_PREFIX} I have taken over this escalation. Please analyse it and "
         "propose the next steps.",
         "",
         f"Problem: {_one_line(package.get('problem') or session.problem, 600)}",

@@ -1,4 +1,5 @@
-"""The bell: the signed-in person's notifications, as a fragment for htmx or as JSON.
+"""The bell: the signed-in person's notifications, as a fragment for htmx (the JSON of the
+same URLs is escalations/api.py).
 
 The top bar loads the fragment with ``hx-get`` after the page (so every page stays cheap)
 and again whenever static/js/bell.js hears a ``notification`` on the user's event stream.
@@ -7,7 +8,7 @@ Two queries whatever the number of notifications: the unread count and the recen
 """
 
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils import timezone
@@ -17,15 +18,16 @@ from django.views.decorators.http import require_GET, require_POST
 from escalations import queries
 from escalations.actions import mark_notifications_read
 from escalations.models import CALLS_TO_PICK_UP, HandoffState, Notification, NotificationKind
-from resolutionflow.http import see_other, wants_json
+from resolutionflow.http import see_other
 
 RECENT = 10
 
 KIND_ICONS = {
-    NotificationKind.ESCALATION_ARRIVED: "arrived",
-    NotificationKind.ESCALATION_CLAIMED: "claimed",
+    NotificationKind.HANDOFF_ESCALATED: "arrived",
+    NotificationKind.HANDOFF_CLAIMED: "claimed",
     NotificationKind.HANDOFF_RELEASED: "released",
     NotificationKind.HANDOFF_RESOLVED: "resolved",
+    NotificationKind.HANDOFF_OVERDUE: "overdue",
 }
 
 
@@ -47,7 +49,8 @@ def _ago(moment, now) -> str:
     return f"{timesince(moment, now).split(', ')[0]} ago"
 
 
-def _bell_state(user) -> tuple[int, list[Notification]]:
+def bell_state(user) -> tuple[int, list[Notification]]:
+    """The unread count and the recent items, each with its url, icon, age and outcome."""
     mine = notifications_of(user)
     unread = mine.to_read().count()
     recent = list(
@@ -101,27 +104,7 @@ def _outcome(notification: Notification, user) -> str:
 
 
 def _render(request: HttpRequest, *, status: int = 200) -> HttpResponse:
-    unread, recent = _bell_state(request.user)
-    if wants_json(request):
-        return JsonResponse(
-            {
-                "unread": unread,
-                "notifications": [
-                    {
-                        "id": notification.pk,
-                        "kind": notification.kind,
-                        "text": notification.text,
-                        "handoff": str(notification.handoff_id),
-                        "url": notification.url,
-                        "created_at": notification.created_at.isoformat(),
-                        "read": not notification.is_unread,
-                        "outcome": notification.outcome,
-                    }
-                    for notification in recent
-                ],
-            },
-            status=status,
-        )
+    unread, recent = bell_state(request.user)
     context = {"unread": unread, "notifications": recent, "enabled": True}
     if request.user.is_senior:
         # The count of "My handoffs" beside Escalations in the top bar rides along (out of
@@ -132,7 +115,7 @@ def _render(request: HttpRequest, *, status: int = 200) -> HttpResponse:
 
 @require_GET
 def bell(request: HttpRequest) -> HttpResponse:
-    """The bell fragment (or JSON with ``Accept: application/json``)."""
+    """The bell fragment."""
     return _render(request)
 
 
@@ -146,7 +129,7 @@ def mark_read(request: HttpRequest, notification_id: int) -> HttpResponse:
         mark_notifications_read(user=request.user, notification_id=notification.pk)
     if request.POST.get("open"):
         return see_other(request, notification_url(notification))
-    if request.htmx or wants_json(request):
+    if request.htmx:
         return _render(request)
     return see_other(request, reverse("home"))
 
@@ -155,6 +138,6 @@ def mark_read(request: HttpRequest, notification_id: int) -> HttpResponse:
 def mark_all_read(request: HttpRequest) -> HttpResponse:
     """Mark every one of my notifications read."""
     mark_notifications_read(user=request.user)
-    if request.htmx or wants_json(request):
+    if request.htmx:
         return _render(request)
     return see_other(request, reverse("home"))

@@ -175,6 +175,7 @@ def _seed_history(tess, seniors: list, now: datetime) -> int:
         progress = index / HISTORY_COUNT
         wait = timedelta(minutes=max(2, round(25 - 19 * progress + rng.uniform(-4, 4))))
         act = timedelta(minutes=max(1, round(12 - 9 * progress + rng.uniform(-2, 2))))
+        requeued_at = None
         if index % 11 == 5:  # now and then someone gives one back
             actions.claim_handoff(handoff_id=handoff.pk, user=claimer)
             actions.record_first_action(session=session, user=claimer, kind="message")
@@ -183,15 +184,21 @@ def _seed_history(tess, seniors: list, now: datetime) -> int:
                 escalated_at=escalated_at,
                 claimed_at=escalated_at + wait,
                 first_action_at=escalated_at + wait + act,
-                released_at=escalated_at + wait + act + timedelta(minutes=15),
+                released_at=escalated_at + wait + act + timedelta(minutes=5),
                 release_by=claimer,
             )
             handoff = Handoff.objects.get(reopened_from=handoff)
-            escalated_at += wait + act + timedelta(minutes=15)
+            # Re-queued: it keeps the first escalation time, and has waited since then.
+            requeued_at = escalated_at + wait + act + timedelta(minutes=5)
+            wait = requeued_at + timedelta(minutes=3) - escalated_at
             claimer = seniors[(index + 1) % len(seniors)]
         actions.claim_handoff(handoff_id=handoff.pk, user=claimer)
+        if index % 3 == 0:  # "Get AI analysis"; the claimer's own work follows it
+            Handoff.objects.filter(pk=handoff.pk).update(takeover_mode="analysis")
         actions.record_first_action(
-            session=session, user=claimer, kind=rng.choice(["message", "task", "ai_analysis"])
+            session=session,
+            user=claimer,
+            kind=rng.choice(["message", "task_recorded", "task_added"]),
         )
         resolved = index < HISTORY_COUNT - 2  # the last two are still being worked
         if resolved:
@@ -200,6 +207,7 @@ def _seed_history(tess, seniors: list, now: datetime) -> int:
         _move_back(
             handoff,
             escalated_at=escalated_at,
+            requeued_at=requeued_at,
             claimed_at=escalated_at + wait,
             first_action_at=escalated_at + wait + act,
             resolved_at=escalated_at + wait + act + timedelta(minutes=rng.randint(15, 80))
@@ -237,8 +245,11 @@ def _move_back(
     resolved_at: datetime | None = None,
     released_at: datetime | None = None,
     release_by=None,
+    requeued_at: datetime | None = None,
 ) -> None:
     """Rewrite a handoff's timeline (and its events and notifications) into the past.
+
+    ``escalated_at`` is the first escalation; ``requeued_at`` when a release re-queued it.
 
     With ``release_by`` the (claimed) handoff is released first, through the action.
     """
@@ -255,7 +266,7 @@ def _move_back(
         fields["released_at"] = released_at
     Handoff.objects.filter(pk=handoff.pk).update(**fields)
     times = {
-        HandoffEventKind.ESCALATED: escalated_at,
+        HandoffEventKind.ESCALATED: requeued_at or escalated_at,
         HandoffEventKind.CLAIMED: claimed_at,
         HandoffEventKind.FIRST_ACTION: first_action_at,
         HandoffEventKind.RESOLVED: resolved_at,

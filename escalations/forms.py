@@ -11,18 +11,39 @@ from escalations.models import REALERT_MAX_MINUTES, Urgency
 from escalations.queries import InvalidCursor, QueueCursor, QueueFilters
 from flowpilot.forms import TextField
 
+URGENCY_CHOICES = [
+    (Urgency.LOW, "Low: when someone is free"),
+    (Urgency.NORMAL, "Normal"),
+    (Urgency.HIGH, "High: a user is blocked"),
+]
+
 
 class EscalateForm(forms.Form):
+    """The one escalate form (the chat page's panel and the plain page show it alike)."""
+
     reason = TextField(
         max_length=REASON_MAX_LENGTH,
-        label="The reason",
+        label="Why are you escalating?",
         error_messages={"required": "Say why you are stuck: the senior reads this first."},
+        widget=forms.Textarea(
+            attrs={
+                "rows": 3,
+                "placeholder": "What you need from a senior, and what is blocking you",
+                "data-enter-submits": "",
+            }
+        ),
     )
     urgency = forms.ChoiceField(
-        choices=Urgency.choices,
+        label="Urgency",
+        choices=URGENCY_CHOICES,
         required=False,
+        initial=Urgency.NORMAL,
         error_messages={"invalid_choice": "Choose low, normal or high."},
     )
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("auto_id", "escalate-%s")
+        super().__init__(*args, **kwargs)
 
     def clean_urgency(self) -> str:
         return self.cleaned_data.get("urgency") or Urgency.NORMAL

@@ -13,7 +13,9 @@ row is queued; the row, not the queue, is the truth:
   deliveries of the same task message only one sends.
 - While ``sending``, ``next_attempt_at`` is the lease. A worker killed mid-send leaves the
   row ``sending``; once the lease expires the sweep puts it back to ``pending`` and queues
-  it again. The lease outlasts the slowest send the SMTP timeout allows.
+  it again. The lease outlasts the slowest send the SMTP timeout allows: the whole SMTP
+  exchange has one deadline derived from that timeout, enforced (``resolutionflow.smtp``),
+  and the lease is that deadline plus a margin.
 - For ``pending`` rows ``next_attempt_at`` is when the sweep (``sweep_due_deliveries``, run
   by the outbox drain every 5 s) should next queue the row: a retry after backoff, at once
   after a failed enqueue, or a re-queue if a queued task went missing.
@@ -25,6 +27,7 @@ the message and the ``sent`` update: then the lease expires and the message goes
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from datetime import timedelta
 
@@ -37,6 +40,8 @@ from django.utils import timezone
 
 from escalations.models import EmailDelivery, EmailKind, EmailState
 from flowpilot.models import Task, TaskStatus
+from resolutionflow import smtp
+from resolutionflow.smtp import DeadlineEmailBackend
 
 logger = logging.getLogger(__name__)
 
@@ -62,10 +67,16 @@ def address_refusal(address: str) -> str:
 
 
 def lease_seconds() -> float:
-    """How long a claimed send may take: several SMTP timeouts, plus slack."""
-    options = settings.MAILERS.get("default", {}).get("OPTIONS", {})
-    timeout = float(options.get("timeout") or 10)
-    return 3 * timeout + 5
+    """How long a claimed send may take: the mailer's whole-exchange deadline plus a margin.
+
+    Both come from the one SMTP timeout (``resolutionflow.smtp``): a send that reaches its
+    deadline is abandoned before its lease ends, so it is retried, never sent twice.
+    """
+    mailer = mail.mailers.default
+    if isinstance(mailer, DeadlineEmailBackend):
+        return mailer.lease_seconds()
+    # Backends that do not talk to a server (console, file, memory) answer at once.
+    return smtp.lease_seconds(float(getattr(mailer, "timeout", None) or 10))
 
 
 def handoff_url(handoff_id) -> str:
@@ -160,15 +171,24 @@ def deliver(delivery_id: int) -> str:
     if refusal:
         ours.update(state=EmailState.REFUSED, last_error=refusal, next_attempt_at=None)
         return "refused"
+    mailer = mail.mailers.default
     try:
         message = build_message(delivery)
-        mail.mailers.default.send_messages([message])
+        if isinstance(mailer, DeadlineEmailBackend):
+            mailer.send_then_quit([message])  # within the deadline, or raises
+        else:
+            mailer.send_messages([message])
     except Exception as error:
         return _record_failure(ours, delivery, error)
-    if not ours.update(
-        state=EmailState.SENT, sent_at=timezone.now(), next_attempt_at=None, last_error=""
-    ):
-        logger.warning("Email %s was sent after its lease ran out", delivery_id)
+    try:
+        if not ours.update(
+            state=EmailState.SENT, sent_at=timezone.now(), next_attempt_at=None, last_error=""
+        ):
+            logger.warning("Email %s was sent after its lease ran out", delivery_id)
+    finally:
+        # The goodbye comes after the record: a slow QUIT cannot outlast the lease.
+        with contextlib.suppress(Exception):
+            mailer.close()
     return "sent"
 
 

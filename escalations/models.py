@@ -34,6 +34,25 @@ class HandoffState(models.TextChoices):
     RESOLVED = "resolved", "Resolved"
 
 
+class FirstActionKind(models.TextChoices):
+    """What counts as the claimer's first action: their own work on the problem.
+
+    Opening the handoff, "Get AI analysis", "Open in Tasks panel", copying a command and
+    anything FlowPilot does are not actions of the claimer; nor is anyone else's activity.
+    """
+
+    MESSAGE = "message", "wrote in the chat"
+    TASK_RECORDED = "task_recorded", "recorded a step's status or outcome"
+    TASK_ADDED = "task_added", "added a step by hand"
+
+
+class TakeoverMode(models.TextChoices):
+    """How the claimer took the handoff over (the handoff screen's two buttons)."""
+
+    SELF = "self", "I'll take it from here"
+    ANALYSIS = "analysis", "Get AI analysis"
+
+
 # A session may have at most one handoff in one of these states at a time.
 LIVE_STATES = (HandoffState.OPEN, HandoffState.CLAIMED)
 
@@ -51,6 +70,10 @@ class HandoffQuerySet(models.QuerySet):
 class Handoff(models.Model):
     """One escalation of a session, from the technician who raised it to the senior who
     claims it. Released handoffs are closed; the session goes back to the queue as a new one.
+
+    ``created_at`` is when the problem was first escalated: a handoff re-queued by a release
+    keeps its predecessor's, so its wait (card and analytics) counts from the first
+    escalation; the history (HandoffEvent) keeps when each hand took and gave it back.
     """
 
     # Assigned before the row is written so the escalation package can carry it.
@@ -74,7 +97,10 @@ class Handoff(models.Model):
     )
     claimed_at = models.DateTimeField(null=True, blank=True)
     first_action_at = models.DateTimeField(null=True, blank=True)
-    first_action_kind = models.CharField(max_length=30, blank=True)
+    first_action_kind = models.CharField(max_length=30, blank=True, choices=FirstActionKind)
+    takeover_mode = models.CharField(
+        max_length=10, choices=TakeoverMode, default=TakeoverMode.SELF, db_default="self"
+    )
     released_at = models.DateTimeField(null=True, blank=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
     resolution_note = models.TextField(max_length=4000, blank=True)
@@ -227,6 +253,12 @@ class HandoffEvent(models.Model):
     def __str__(self) -> str:
         return f"{self.kind} by {self.actor_id}"
 
+    @property
+    def first_action_label(self) -> str:
+        """What the claimer did, in words, for a FIRST_ACTION row of the history."""
+        kind = (self.detail or {}).get("kind", "")
+        return FirstActionKind(kind).label if kind in FirstActionKind.values else ""
+
 
 class HandoffView(models.Model):
     """When a senior first opened (or previewed) a handoff: drives the queue's unread dot."""
@@ -245,8 +277,8 @@ class HandoffView(models.Model):
 
 
 class NotificationKind(models.TextChoices):
-    ESCALATION_ARRIVED = "escalation_arrived", "An escalation arrived"
-    ESCALATION_CLAIMED = "escalation_claimed", "Your escalation was picked up"
+    HANDOFF_ESCALATED = "handoff_escalated", "An escalation arrived"
+    HANDOFF_CLAIMED = "handoff_claimed", "Your escalation was picked up"
     HANDOFF_RELEASED = "handoff_released", "A handoff was released back"
     HANDOFF_RESOLVED = "handoff_resolved", "Your escalation was resolved"
     HANDOFF_OVERDUE = "handoff_overdue", "A handoff has waited too long"
@@ -256,7 +288,7 @@ class NotificationKind(models.TextChoices):
 # longer open) they are answered: the bell stops counting them, with no write at claim time,
 # whatever the number of seniors. The escalator's own items about it are news, never calls.
 CALLS_TO_PICK_UP = (
-    NotificationKind.ESCALATION_ARRIVED,
+    NotificationKind.HANDOFF_ESCALATED,
     NotificationKind.HANDOFF_RELEASED,
     NotificationKind.HANDOFF_OVERDUE,
 )

@@ -81,22 +81,22 @@ def _record(
     return notifications, events
 
 
-def escalation_arrived(handoff: Handoff) -> int:
+def handoff_escalated(handoff: Handoff) -> int:
     """Tell every eligible senior (bell, live event, email); return how many."""
     seniors = list(seniors_to_notify(handoff))
     text = f"{handoff.escalated_by.name} escalated: {handoff.session.title}"
-    _notify(seniors, handoff, NotificationKind.ESCALATION_ARRIVED, text)
+    _notify(seniors, handoff, NotificationKind.HANDOFF_ESCALATED, text)
     _record_emails(handoff, seniors)
     return len(seniors)
 
 
-def escalation_claimed(handoff: Handoff) -> list[tuple[str, str, dict]]:
+def handoff_claimed(handoff: Handoff) -> list[tuple[str, str, dict]]:
     """Tell the escalator who picked their handoff up; return the live event to send.
 
     The claim sends it with its own events (one INSERT): a claim is the hot path.
     """
     text = f"{handoff.claimed_by.name} picked up your escalation: {handoff.session.title}"
-    _, events = _record([handoff.escalated_by], handoff, NotificationKind.ESCALATION_CLAIMED, text)
+    _, events = _record([handoff.escalated_by], handoff, NotificationKind.HANDOFF_CLAIMED, text)
     return events
 
 

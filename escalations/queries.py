@@ -11,7 +11,15 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from django.db.models import Count, Exists, F, OuterRef, Q, Subquery
+from django.db.models import (
+    Count,
+    Exists,
+    F,
+    OuterRef,
+    Q,
+    Subquery,
+    Value,
+)
 from django.db.models.fields.tuple_lookups import Tuple, TupleGreaterThan, TupleLessThanOrEqual
 from django.db.models.functions import Coalesce
 from django.http import Http404
@@ -338,20 +346,26 @@ def last_messages(handoff: Handoff, *, limit: int = LAST_MESSAGES) -> list[Messa
     return list(reversed(recent))
 
 
+_NEVER = datetime(9999, 1, 1, tzinfo=UTC)
+
+
 def history(handoff: Handoff) -> list[HandoffEvent]:
     """Every transition of this handoff and of the handoffs its session had before it.
 
     A release closes a handoff and reopens the session as a new one, so after two releases
     the story (the first escalation, the first claim) is spread over three rows. A session's
-    handoffs follow one another, so "up to and including this one" is "escalated no later
-    than this one": one query however long the chain, and an earlier handoff's screen never
-    shows what came after it.
+    handoffs follow one another (a re-queued one keeps the first escalation time, so the
+    rows cannot be ordered by it): "up to and including this one" is this handoff's events
+    and the session's events before it closed. One query however long the chain, and an
+    earlier handoff's screen never shows what came after it.
     """
+    # Read in the query, not from ``handoff``: the caller's copy may predate its release.
+    end = Handoff.objects.filter(pk=handoff.pk).values(
+        end=Coalesce("released_at", "resolved_at", Value(_NEVER))
+    )
+    up_to_this_one = Q(handoff=handoff) | Q(created_at__lt=Subquery(end))
     return list(
-        HandoffEvent.objects.filter(
-            handoff__session_id=handoff.session_id,
-            handoff__created_at__lte=handoff.created_at,
-        )
+        HandoffEvent.objects.filter(up_to_this_one, handoff__session_id=handoff.session_id)
         .exclude(kind=HandoffEventKind.CLAIM_LOST)
         .select_related("actor")
         .order_by("created_at", "id")
@@ -362,61 +376,3 @@ def waiting_seconds(handoff: Handoff, *, now=None) -> int:
     """How long it has waited for a senior: until claimed, or until now."""
     end = handoff.claimed_at or now or timezone.now()
     return max(0, int((end - handoff.created_at).total_seconds()))
-
-
-# --- JSON shapes -----------------------------------------------------------------------------
-
-
-def person_json(user: User | None) -> dict | None:
-    if user is None:
-        return None
-    return {"username": user.username, "name": user.name}
-
-
-def card_json(handoff: Handoff, *, now=None) -> dict:
-    return {
-        "id": str(handoff.pk),
-        "session": handoff.session_id,
-        "state": handoff.state,
-        "urgency": handoff.urgency,
-        "problem": handoff.session.title,
-        "reason": handoff.reason,
-        "customer": handoff.session.customer,
-        "device": handoff.session.device,
-        "escalated_by": person_json(handoff.escalated_by),
-        "created_at": handoff.created_at.isoformat(),
-        "waiting_seconds": waiting_seconds(handoff, now=now),
-        "steps_tried": getattr(handoff, "steps_tried", None),
-        "unread": not getattr(handoff, "seen", True),
-        "claimed_by": person_json(handoff.claimed_by),
-        "claimed_at": handoff.claimed_at.isoformat() if handoff.claimed_at else None,
-    }
-
-
-def queue_json(page: QueuePage, recent: list[Handoff], *, now=None) -> dict:
-    """The queue for API clients: one page of waiting cards, where the next page starts
-    (``?after=<next>``, null at the end), how many wait, and the recent claims."""
-    return {
-        "waiting": [card_json(handoff, now=now) for handoff in page.handoffs],
-        "total": page.total,
-        "next": page.next_cursor,
-        "recently_claimed": [card_json(handoff, now=now) for handoff in recent],
-    }
-
-
-def handoff_json(handoff: Handoff) -> dict:
-    data = card_json(handoff)
-    data.update(
-        {
-            "first_action_at": handoff.first_action_at.isoformat()
-            if handoff.first_action_at
-            else None,
-            "first_action_kind": handoff.first_action_kind or None,
-            "released_at": handoff.released_at.isoformat() if handoff.released_at else None,
-            "resolved_at": handoff.resolved_at.isoformat() if handoff.resolved_at else None,
-            "resolution_note": handoff.resolution_note,
-            "reopened_from": str(handoff.reopened_from_id) if handoff.reopened_from_id else None,
-            "escalation_package": handoff.escalation_package,
-        }
-    )
-    return data

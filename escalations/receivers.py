@@ -10,6 +10,5 @@ from flowpilot.signals import session_activity
 def record_first_action_on_activity(sender, *, session, user, kind: str, **kwargs) -> None:
     from escalations.actions import announce_session_activity, record_first_action
 
-    if kind != "reply":  # FlowPilot answering is nobody's action
-        record_first_action(session=session, user=user, kind=kind)
+    record_first_action(session=session, user=user, kind=kind)  # decides what counts
     announce_session_activity(session=session, kind=kind, by=user)

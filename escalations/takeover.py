@@ -31,7 +31,8 @@ from escalations import actions, queries
 from escalations import assessment as pipeline
 from escalations.actions import HandoffError, HandoffForbidden
 from escalations.models import Handoff, HandoffState
-from flowpilot.actions import SessionReadOnly, title_key
+from flowpilot.actions import SessionReadOnly
+from flowpilot.steps import title_key, with_visible_command
 from resolutionflow import events
 from resolutionflow.http import see_other
 from resolutionflow.permissions import any_member_required, senior_required
@@ -195,7 +196,10 @@ def _with_lane(handoff: Handoff, steps: list[dict]) -> list[dict]:
         title_key(task.title): task
         for task in handoff.session.tasks.only("id", "title", "status").order_by("position", "id")
     }
-    return [step | {"in_lane": lane.get(title_key(step["title"]))} for step in steps]
+    return [
+        with_visible_command(step) | {"in_lane": lane.get(title_key(step["title"]))}
+        for step in steps
+    ]
 
 
 def _waited(handoff: Handoff) -> str:

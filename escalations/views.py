@@ -1,20 +1,17 @@
-"""Escalation pages and their JSON API: escalate, the queue, the handoff screen, and
-claim / release / resolve.
+"""Escalation pages and their htmx fragments: escalate, the queue, the handoff screen, and
+claim / release / resolve (the JSON API of the same URLs is escalations/api.py).
 
 Each view: decorators (method, role) → access getter (404 outside the account) → form →
-one action of the handoff manager → a page, an htmx fragment, a redirect or JSON.
-API clients ask for JSON with ``Accept: application/json`` (see docs/API.md).
+one action of the handoff manager → a page, an htmx fragment or a redirect.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import wraps
 from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.template.defaultfilters import pluralize
 from django.template.loader import render_to_string
@@ -25,73 +22,24 @@ from django_eventstream import get_current_event_id
 
 from escalations import actions, queries, takeover
 from escalations.actions import (
-    AlreadyClaimed,
     AlreadyEscalated,
     HandoffError,
     HandoffForbidden,
 )
 from escalations.channels import queue_channel
 from escalations.forms import EscalateForm, QueueFilterForm, RealertPolicyForm, ResolveForm
-from escalations.models import Handoff, Urgency
+from escalations.models import Handoff
 from flowpilot.models import Session
-from resolutionflow.http import BadRequestBody, request_data, see_other, wants_json
+from resolutionflow.http import request_data, see_other
 from resolutionflow.permissions import admin_required, any_member_required, senior_required
-
-# The chat page's escalate form (a partial the FlowPilot page defines), then our own.
-ESCALATE_FORM_TEMPLATES = [
-    "flowpilot/session.html#escalate-form",
-    "escalations/escalate.html#escalate-form",
-]
-
-
-# --- request and response helpers ------------------------------------------------------------
-
-
-def _refusal_json(refusal: HandoffError) -> JsonResponse:
-    body: dict = {"error": refusal.code}
-    handoff = refusal.handoff
-    if isinstance(refusal, AlreadyEscalated):
-        body["handoff"] = str(handoff.pk)
-        body["url"] = reverse("escalations:handoff", args=[handoff.pk])
-    elif isinstance(refusal, AlreadyClaimed):
-        body["handoff"] = str(handoff.pk)
-        body["claimed_by"] = queries.person_json(handoff.claimed_by)
-    elif handoff is not None and not isinstance(refusal, HandoffForbidden):
-        body["handoff"] = str(handoff.pk)
-        body["state"] = handoff.state
-    return JsonResponse(body, status=refusal.status)
-
-
-def api_errors(view: Callable) -> Callable:
-    """Give API clients JSON for a 404 and a role refusal; pages keep the HTML ones.
-
-    A JSON body no form can read is a JSON 400 for everyone: only API clients send one.
-    """
-
-    @wraps(view)
-    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        try:
-            return view(request, *args, **kwargs)
-        except BadRequestBody as bad:
-            return JsonResponse({"errors": bad.errors}, status=400)
-        except (Http404, Handoff.DoesNotExist):
-            if wants_json(request):
-                return JsonResponse({"error": "not_found"}, status=404)
-            raise Http404("No such handoff") from None
-        except PermissionDenied:
-            if wants_json(request):
-                return JsonResponse({"error": "role"}, status=403)
-            raise
-
-    return wrapper
-
+from resolutionflow.ratelimit import limit_per_user
 
 # --- escalate ------------------------------------------------------------------------------
 
 
 @require_POST
-@api_errors
 @any_member_required
+@limit_per_user("escalations")
 def escalate(request: HttpRequest, session_id: int) -> HttpResponse:
     """Escalate a FlowPilot session with a reason and an urgency (the chat's Escalate form)."""
     session = get_object_or_404(Session.objects.visible_to(request.user), pk=session_id)
@@ -99,32 +47,17 @@ def escalate(request: HttpRequest, session_id: int) -> HttpResponse:
     if not form.is_valid():
         return _escalate_form_invalid(request, session, form)
     try:
-        escalation = actions.escalate(
-            session=session,
-            user=request.user,
-            reason=form.cleaned_data["reason"],
-            urgency=form.cleaned_data["urgency"],
-        )
+        escalation = actions.escalate(session=session, user=request.user, **form.cleaned_data)
     except HandoffForbidden as refusal:
-        if wants_json(request):
-            return _refusal_json(refusal)
         raise PermissionDenied(str(refusal)) from None
     except AlreadyEscalated as refusal:
-        if wants_json(request):
-            return _refusal_json(refusal)
         messages.info(request, "This session is already escalated: here is its open handoff.")
         return see_other(request, reverse("escalations:handoff", args=[refusal.handoff.pk]))
-    except HandoffError as refusal:  # SessionResolved
-        if wants_json(request):
-            return _refusal_json(refusal)
+    except HandoffError:  # SessionResolved
         form.add_error(None, "This session is resolved. Start a new session for a new problem.")
         return _escalate_form_invalid(request, session, form, status=409)
 
-    handoff, notified = escalation.handoff, escalation.notified
-    if wants_json(request):
-        return JsonResponse(
-            {"handoff": str(handoff.pk), "session": session.pk, "notified": notified}, status=201
-        )
+    notified = escalation.notified
     messages.success(request, f"Escalated — {notified} senior{pluralize(notified)} notified")
     return see_other(request, reverse("flowpilot:sessions"))
 
@@ -132,24 +65,11 @@ def escalate(request: HttpRequest, session_id: int) -> HttpResponse:
 def _escalate_form_invalid(
     request: HttpRequest, session: Session, form: EscalateForm, *, status: int = 400
 ) -> HttpResponse:
-    errors = {field: list(messages_) for field, messages_ in form.errors.items()}
-    if wants_json(request):
-        return JsonResponse({"errors": errors}, status=status)
-    context = {
-        "session": session,
-        # Templates cannot read "__all__": errors of the whole form are under "form".
-        "escalate_errors": {
-            ("form" if field == "__all__" else field): errs for field, errs in errors.items()
-        },
-        "escalate_values": {
-            "reason": form.data.get("reason", ""),
-            "urgency": form.data.get("urgency", "") or Urgency.NORMAL,
-        },
-        "urgency_choices": Urgency.choices,
-    }
+    """The escalate form again, bound: its errors beside what was typed."""
+    context = {"session": session, "form": form}
     if request.htmx:
         # htmx 2 does not swap 4xx answers: the re-rendered form comes with a 200.
-        return render(request, ESCALATE_FORM_TEMPLATES, context)
+        return render(request, "escalations/_escalate_form.html", context)
     return render(request, "escalations/escalate.html", context, status=status)
 
 
@@ -157,12 +77,11 @@ def _escalate_form_invalid(
 
 
 @require_GET
-@api_errors
 @senior_required
 def queue(request: HttpRequest) -> HttpResponse:
     """The account's waiting handoffs (a window of them, filtered) and its recent claims.
 
-    One view, four answers: the page; its JSON; "Show more" (``after``: the next cards);
+    One view, three answers: the page; "Show more" (``after``: the next cards);
     a live refresh or a filter change (htmx: the waiting section, ``through`` the last card
     in view, so that one arriving beyond it changes the count only).
     """
@@ -172,12 +91,6 @@ def queue(request: HttpRequest) -> HttpResponse:
     form.is_valid()  # a bad field is reported beside the filters; the others still apply
     filters = form.filters()
     cursor_from = form.cleaned_data.get("after")
-    if wants_json(request):
-        if form.errors:
-            errors = {name: list(errs) for name, errs in form.errors.items()}
-            return JsonResponse({"errors": errors}, status=400)
-        page = queries.waiting_page(user, filters, after=cursor_from)
-        return JsonResponse(queries.queue_json(page, queries.recently_claimed(user), now=now))
     if request.htmx and cursor_from is not None:
         page = queries.waiting_page(user, filters, after=cursor_from, count=False)
         context = {
@@ -274,14 +187,11 @@ def _claim_box(request: HttpRequest, context: dict) -> HttpResponse:
 
 
 @require_GET
-@api_errors
 @any_member_required
 def handoff(request: HttpRequest, handoff_id) -> HttpResponse:
     """The handoff screen: who escalated what and why, what was tried, the last messages."""
     handoff = queries.get_handoff_for_user(request.user, handoff_id)
     actions.mark_handoff_seen(handoff=handoff, user=request.user)
-    if wants_json(request):
-        return JsonResponse(queries.handoff_json(handoff))
     if request.htmx and request.htmx.target == "claim-box":
         # Someone claimed, released or resolved it while the screen was open.
         return _claim_box(request, _handoff_context(request, handoff))
@@ -321,7 +231,6 @@ def _handoff_context(
 
 
 @require_POST
-@api_errors
 @senior_required
 def claim(request: HttpRequest, handoff_id) -> HttpResponse:
     """Claim a handoff: the winner lands on the handoff screen, a loser learns who won."""
@@ -329,21 +238,13 @@ def claim(request: HttpRequest, handoff_id) -> HttpResponse:
         handoff = actions.claim_handoff(handoff_id=handoff_id, user=request.user)
     except HandoffError as refusal:
         return _claim_refused(request, refusal)
-    if wants_json(request):
-        return JsonResponse(
-            {
-                "status": "claimed",
-                "handoff": str(handoff.pk),
-                "claimed_by": queries.person_json(request.user),
-            }
-        )
+    except Handoff.DoesNotExist:
+        raise Http404("No such handoff.") from None
     messages.success(request, f"It's yours. {handoff.escalated_by.name} has been told.")
     return see_other(request, reverse("escalations:handoff", args=[handoff.pk]))
 
 
 def _claim_refused(request: HttpRequest, refusal: HandoffError) -> HttpResponse:
-    if wants_json(request):
-        return _refusal_json(refusal)
     if isinstance(refusal, HandoffForbidden):
         if not request.htmx:
             raise PermissionDenied(str(refusal))
@@ -364,24 +265,20 @@ def _claim_refused(request: HttpRequest, refusal: HandoffError) -> HttpResponse:
 
 
 @require_POST
-@api_errors
 @senior_required
 def release(request: HttpRequest, handoff_id) -> HttpResponse:
     """Give a claimed handoff back to the queue (the claimer or an admin)."""
     try:
-        reopened = actions.release_handoff(handoff_id=handoff_id, user=request.user)
+        actions.release_handoff(handoff_id=handoff_id, user=request.user)
     except HandoffError as refusal:
         return _change_refused(request, refusal)
-    if wants_json(request):
-        return JsonResponse(
-            {"status": "released", "handoff": str(handoff_id), "reopened_as": str(reopened.pk)}
-        )
+    except Handoff.DoesNotExist:
+        raise Http404("No such handoff.") from None
     messages.success(request, "Released: it is back in the queue for someone else.")
     return see_other(request, reverse("escalations:queue"))
 
 
 @require_POST
-@api_errors
 @senior_required
 def resolve(request: HttpRequest, handoff_id) -> HttpResponse:
     """Close a handoff as resolved, with an optional note (the claimer or an admin)."""
@@ -400,8 +297,6 @@ def resolve(request: HttpRequest, handoff_id) -> HttpResponse:
         )
     except HandoffError as refusal:
         return _change_refused(request, refusal)
-    if wants_json(request):
-        return JsonResponse({"status": "resolved", "handoff": str(handoff.pk)})
     messages.success(request, "Resolved. The session is closed.")
     return see_other(request, reverse("escalations:handoff", args=[handoff.pk]))
 
@@ -410,9 +305,6 @@ def _resolve_form_invalid(
     request: HttpRequest, handoff: Handoff, form: ResolveForm
 ) -> HttpResponse:
     """The form's own errors, next to the note as it was typed: nothing is lost."""
-    if wants_json(request):
-        errors = {field: list(errs) for field, errs in form.errors.items()}
-        return JsonResponse({"errors": errors}, status=400)
     context = _handoff_context(request, handoff, resolve_form=form)
     if request.htmx:
         # htmx 2 does not swap 4xx answers: the re-rendered claim box comes with a 200.
@@ -421,8 +313,6 @@ def _resolve_form_invalid(
 
 
 def _change_refused(request: HttpRequest, refusal: HandoffError) -> HttpResponse:
-    if wants_json(request):
-        return _refusal_json(refusal)
     if isinstance(refusal, HandoffForbidden):
         raise PermissionDenied(str(refusal))
     messages.warning(request, str(refusal))

@@ -9,7 +9,6 @@ its transaction, so the handoff manager can record a claimer's first action.
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -29,16 +28,16 @@ from flowpilot.models import (
 )
 from flowpilot.queries import can_write, conversation_for
 from flowpilot.signals import session_activity
-from flowpilot.text import strip_control_characters
+from flowpilot.steps import (
+    DETAIL_MAX,
+    TITLE_MAX,
+    clean_text,
+    is_shell,
+    title_key,
+    with_visible_command,
+)
 
 log = logging.getLogger(__name__)
-
-# Model limits, applied to what the assistant proposes (typed input is checked by forms).
-TITLE_MAX = Task._meta.get_field("title").max_length
-DETAIL_MAX = 2000
-COMMAND_MAX = 1000
-SHELLS = frozenset({"powershell", "cmd", "bash"})
-_TITLE_NOISE = re.compile(r"[\W_]+")
 
 ASSISTANT_FAILED_TEXT = (
     "FlowPilot could not answer just now. Your message is saved; send another message to try again."
@@ -71,15 +70,9 @@ class Exchange:
         return [lane_step.task for lane_step in self.steps if lane_step.added]
 
 
-def title_key(title: str) -> str:
-    """How two task titles are compared: case, spacing and punctuation do not count."""
-    return " ".join(_TITLE_NOISE.sub(" ", title.casefold()).split())
-
-
 def _clean(text: str, limit: int) -> str:
     """Assistant output made storable: no control characters, clipped to the column."""
-    text = strip_control_characters(text or "").strip()
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return clean_text(text, limit)
 
 
 def _lock_for_writing(session: Session, user) -> Session:
@@ -150,7 +143,8 @@ def _touch(session: Session) -> None:
     session.save(update_fields=["updated_at"])
 
 
-def _activity(session: Session, user, kind: Literal["message", "task", "reply"]) -> None:
+def _activity(session: Session, user, kind: str) -> None:
+    """Tell the handoff manager what happened (``flowpilot.signals.ACTIVITY_KINDS``)."""
     session_activity.send(sender=Session, session=session, user=user, kind=kind)
 
 
@@ -171,15 +165,23 @@ def start_session(*, user, problem: str, customer: str = "", device: str = "") -
 
 
 def post_message(
-    *, session: Session, user, body: str, assistant: Assistant | None = None
+    *,
+    session: Session,
+    user,
+    body: str,
+    assistant: Assistant | None = None,
+    kind: Literal["message", "briefing"] = "message",
 ) -> Exchange:
     """Store the user's message, ask the assistant, store its reply and proposed steps.
+
+    ``kind`` "briefing" marks the handoff briefing that "Get AI analysis" posts in the
+    claimer's name: a button press, not something the claimer wrote.
 
     Deliberately not one transaction: the assistant may take seconds (Claude), and a
     write transaction held that long would block every other writer (on SQLite, the
     whole database). The user's message commits first; the reply commits on its own.
     """
-    message = _store_user_message(session=session, user=user, body=body)
+    message = _store_user_message(session=session, user=user, body=body, kind=kind)
     return _answer(session=session, message=message, assistant=assistant)
 
 
@@ -190,7 +192,7 @@ def post_note(*, session: Session, user, body: str) -> Message:
     default (they ask FlowPilot explicitly); the technician's page shows it live through
     the same activity signal as any message.
     """
-    return _store_user_message(session=session, user=user, body=body)
+    return _store_user_message(session=session, user=user, body=body, kind="message")
 
 
 def answer(*, session: Session, assistant: Assistant | None = None) -> Exchange:
@@ -199,11 +201,11 @@ def answer(*, session: Session, assistant: Assistant | None = None) -> Exchange:
 
 
 @transaction.atomic
-def _store_user_message(*, session: Session, user, body: str) -> Message:
+def _store_user_message(*, session: Session, user, body: str, kind: str) -> Message:
     _lock_for_writing(session, user)
     message = Message.objects.create(session=session, role=MessageRole.USER, author=user, body=body)
     _touch(session)
-    _activity(session, user, "message")
+    _activity(session, user, kind)
     return message
 
 
@@ -247,14 +249,18 @@ def _store_reply(*, session: Session, message: Message | None, reply: Reply) -> 
         if key in lane:
             steps.append(LaneStep(step=step, task=lane[key], added=False))
             continue
-        command = _clean(step.command, COMMAND_MAX)
+        # Invisible characters leave the command with a note in the detail saying so.
+        visible = with_visible_command(
+            {"detail": _clean(step.detail, DETAIL_MAX), "command": step.command}
+        )
+        command, detail = visible["command"], visible["detail"]
         task = Task(
             session=session,
             position=position,
             title=title,
-            detail=_clean(step.detail, DETAIL_MAX),
+            detail=detail,
             command=command,
-            shell=step.shell if command and step.shell in SHELLS else "",
+            shell=step.shell if command and is_shell(step.shell) else "",
             source=TaskSource.ASSISTANT,
         )
         position += 1
@@ -268,9 +274,17 @@ def _store_reply(*, session: Session, message: Message | None, reply: Reply) -> 
 
 @transaction.atomic
 def add_task(
-    *, session: Session, user, title: str, detail: str = "", command: str = "", shell: str = ""
+    *,
+    session: Session,
+    user,
+    title: str,
+    detail: str = "",
+    command: str = "",
+    shell: str = "",
+    kind: Literal["task_added", "step_opened"] = "task_added",
 ) -> Task:
-    """Add a step by hand at the end of the lane."""
+    """Add a step at the end of the lane: typed by hand, or (``kind`` "step_opened") a
+    suggested step the claimer put there with "Open in Tasks panel"."""
     _lock_for_writing(session, user)
     position = (session.tasks.aggregate(last=Max("position"))["last"] or 0) + 1
     task = Task.objects.create(
@@ -279,12 +293,12 @@ def add_task(
         title=title,
         detail=detail,
         command=command,
-        shell=shell if command and shell in SHELLS else "",
+        shell=shell if command and is_shell(shell) else "",
         source=TaskSource.MANUAL,
         created_by=user,
     )
     _touch(session)
-    _activity(session, user, "task")
+    _activity(session, user, kind)
     return task
 
 
@@ -295,6 +309,10 @@ def update_task(*, task: Task, user, status: str, outcome: str | None = None) ->
         raise ValueError(f"Unknown task status {status!r}")
     session = task.session
     _lock_for_writing(session, user)
+    # Recorded = a result written down: a status other than "to do" set, or an outcome.
+    recorded = (status != task.status and status != TaskStatus.TODO) or bool(
+        outcome and outcome != task.outcome
+    )
     task.status = status
     fields = ["status", "updated_at"]
     if outcome is not None:
@@ -302,7 +320,7 @@ def update_task(*, task: Task, user, status: str, outcome: str | None = None) ->
         fields.append("outcome")
     task.save(update_fields=fields)
     _touch(session)
-    _activity(session, user, "task")
+    _activity(session, user, "task_recorded" if recorded else "task_unchanged")
     return task
 
 
@@ -324,5 +342,5 @@ def move_task(*, task: Task, user, direction: Literal["up", "down"]) -> Task:
     Task.objects.bulk_update(changed, ["position"])
     task.position = next(other.position for other in lane if other.pk == task.pk)
     _touch(session)
-    _activity(session, user, "task")
+    _activity(session, user, "task_moved")
     return task

@@ -5,12 +5,9 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxLengthValidator, ProhibitNullCharactersValidator
 
 from flowpilot.models import MESSAGE_MAX_LENGTH, PROBLEM_MAX_LENGTH, TaskStatus
-from flowpilot.text import has_control_characters
+from flowpilot.steps import COMMAND_MAX, DETAIL_MAX, OUTCOME_MAX, SHELL_CHOICES, TITLE_MAX
+from flowpilot.text import has_control_characters, invisible_formatting
 
-TASK_TITLE_MAX = 200
-TASK_DETAIL_MAX = 2000
-TASK_COMMAND_MAX = 1000
-OUTCOME_MAX = 2000
 CUSTOMER_MAX = 200
 
 CONTROL_CHARACTERS_MESSAGE = (
@@ -22,6 +19,17 @@ CONTROL_CHARACTERS_MESSAGE = (
 def reject_control_characters(value: str) -> None:
     if has_control_characters(value):
         raise ValidationError(CONTROL_CHARACTERS_MESSAGE, code="control_characters")
+
+
+def reject_invisible_formatting(value: str) -> None:
+    """A command must paste as it reads: no bidi controls, no zero-width characters."""
+    found = invisible_formatting(value)
+    if found:
+        raise ValidationError(
+            f"This command holds invisible characters ({', '.join(found)}) that make it read "
+            "differently from what it runs. Remove them, or type the command again.",
+            code="invisible_characters",
+        )
 
 
 class TextField(forms.CharField):
@@ -55,6 +63,19 @@ class TextField(forms.CharField):
         return attrs
 
 
+class CommandField(TextField):
+    """A command as pasted: leading indentation kept (trailing blanks and blank lines go),
+    bidi and zero-width characters refused."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(strip=False, **kwargs)
+        self.validators.append(reject_invisible_formatting)
+
+    def to_python(self, value) -> str:
+        text = super().to_python(value).rstrip()
+        return text.lstrip("\r\n") if text.strip() else ""
+
+
 class SessionForm(forms.Form):
     problem = TextField(max_length=PROBLEM_MAX_LENGTH, label="The problem")
     customer = TextField(max_length=CUSTOMER_MAX, label="Customer / site", required=False)
@@ -70,13 +91,10 @@ class MessageForm(forms.Form):
 
 
 class TaskForm(forms.Form):
-    title = TextField(max_length=TASK_TITLE_MAX, label="The step's title")
-    detail = TextField(max_length=TASK_DETAIL_MAX, label="The detail", required=False)
-    command = TextField(max_length=TASK_COMMAND_MAX, label="The command", required=False)
-    shell = forms.ChoiceField(
-        choices=[("", "None"), ("powershell", "PowerShell"), ("cmd", "cmd"), ("bash", "bash")],
-        required=False,
-    )
+    title = TextField(max_length=TITLE_MAX, label="The step's title")
+    detail = TextField(max_length=DETAIL_MAX, label="The detail", required=False)
+    command = CommandField(max_length=COMMAND_MAX, label="The command", required=False)
+    shell = forms.ChoiceField(choices=SHELL_CHOICES, required=False)
 
 
 class TaskUpdateForm(forms.Form):

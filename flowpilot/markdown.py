@@ -2,8 +2,10 @@
 
 Assistant text is untrusted (Claude can be steered by what customers paste), so it goes
 through two independent layers: markdown-it never emits raw HTML (``html`` is off, so
-``<script>`` stays text), and nh3 then keeps only an allow-list of tags and attributes,
-only http(s)/mailto links, and gives every link ``rel="noopener noreferrer"`` and a new tab.
+``<script>`` stays text), and nh3 then keeps only an allow-list of tags and no attributes
+that point anywhere. Links from the model are never clickable: ``[text](address)`` shows
+as "text (address)", an autolink as its address, an image as its Markdown source, so a
+reader always sees where a link would have gone and decides for themselves.
 """
 
 import html as htmlmod
@@ -15,7 +17,6 @@ from markdown_it import MarkdownIt
 
 ALLOWED_TAGS = frozenset(
     {
-        "a",
         "blockquote",
         "br",
         "code",
@@ -44,26 +45,41 @@ ALLOWED_TAGS = frozenset(
     }
 )
 # No class or style anywhere: a reply must not be able to borrow the app's own CSS classes.
-ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "ol": {"start"}}
-ALLOWED_URL_SCHEMES = frozenset({"http", "https", "mailto"})
+ALLOWED_ATTRIBUTES = {"ol": {"start"}}
+
+
+def _link_open(self, tokens, idx, options, env) -> str:
+    token = tokens[idx]
+    # An autolink's text is its address already; a [text](address) link shows both.
+    shown = "" if token.info == "auto" else str(token.attrGet("href") or "")
+    env.setdefault("link_addresses", []).append(shown)
+    return ""
+
+
+def _link_close(self, tokens, idx, options, env) -> str:
+    address = env["link_addresses"].pop() if env.get("link_addresses") else ""
+    return f" ({htmlmod.escape(address)})" if address else ""
 
 
 @lru_cache(maxsize=1)
 def _parser() -> MarkdownIt:
-    # commonmark + tables and strikethrough; raw HTML off, so tags in the text stay text.
-    return MarkdownIt("commonmark", {"html": False}).enable(["table", "strikethrough"])
+    # commonmark + tables and strikethrough; raw HTML off, so tags in the text stay text;
+    # images off, so ![x](address) stays its source text; links rendered as plain text.
+    parser = MarkdownIt("commonmark", {"html": False}).enable(["table", "strikethrough"])
+    parser.disable("image")
+    parser.add_render_rule("link_open", _link_open)
+    parser.add_render_rule("link_close", _link_close)
+    return parser
 
 
 def render_markdown(text: str) -> SafeString:
     """Markdown → sanitized HTML, safe to put in a page as is."""
-    html = _parser().render(text or "")
+    html = _parser().render(text or "", {})
     cleaned = nh3.clean(
         html,
         tags=set(ALLOWED_TAGS),
         attributes={tag: set(attrs) for tag, attrs in ALLOWED_ATTRIBUTES.items()},
-        url_schemes=set(ALLOWED_URL_SCHEMES),
-        link_rel="noopener noreferrer",
-        set_tag_attribute_values={"a": {"target": "_blank"}},
+        link_rel=None,
         strip_comments=True,
     )
     return mark_safe(cleaned)  # noqa: S308 - sanitized by nh3 just above

@@ -1,5 +1,6 @@
 """Reads for FlowPilot: the access getter, who may write, and the engine's view of a session."""
 
+from django.core.paginator import Page, Paginator
 from django.db.models import QuerySet
 from django.http import Http404
 
@@ -7,6 +8,7 @@ from flowpilot.assistants import ChatLine, Conversation, TriedStep
 from flowpilot.models import Message, Session, SessionStatus, Task
 
 SIDEBAR_LIMIT = 40
+SESSIONS_PER_PAGE = 25
 
 
 def get_session_for_user(user, pk: int) -> Session:
@@ -47,6 +49,24 @@ def my_sessions(user) -> QuerySet[Session]:
         .select_related("escalated_to")
         .order_by("-updated_at", "-id")
     )
+
+
+def sessions_page(user, number: str | None) -> Page:
+    """Page ``number`` of ``user``'s sessions (the first for a missing or bad number, the
+    last past the end): two queries however many sessions, the count and the page."""
+    page = Paginator(my_sessions(user), SESSIONS_PER_PAGE).get_page(number)
+    page.object_list = list(page.object_list)
+    for session in page.object_list:
+        session.owner = user  # no query per row
+    return page
+
+
+def task_in_session(session: Session, task_id: int) -> Task:
+    """A task of ``session`` (its ``.session`` is this very object), else 404."""
+    try:
+        return session.tasks.get(pk=task_id)
+    except Task.DoesNotExist:
+        raise Http404("No such task.") from None
 
 
 def claimed_sessions(user) -> QuerySet[Session]:

@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
+from resolutionflow.forms import AdminSignInForm
 from resolutionflow.models import Account, OutboxEvent, User
 
 
@@ -45,3 +46,7 @@ class OutboxEventAdmin(admin.ModelAdmin):
     list_display = ["event_type", "channel", "created_at", "published_at", "attempts"]
     list_filter = ["event_type"]
     readonly_fields = ["channel", "event_type", "data", "created_at", "published_at", "attempts"]
+
+
+# /admin/login/ counts failures and locks out like the app's sign-in page.
+admin.site.login_form = AdminSignInForm

@@ -4,6 +4,7 @@ A bad value raises ``ConfigError`` with a one-line reason naming the variable;
 manage.py, asgi.py and the Celery app print that line and exit instead of a traceback.
 """
 
+import math
 import os
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -17,6 +18,21 @@ FALSE_WORDS = {"0", "false", "no", "off", ""}
 
 # Concurrent writers (ASGI threads, the inline worker) wait for the lock instead of failing.
 SQLITE_OPTIONS = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
+
+
+# How long a request waits for a pooled database connection before it answers 503 (see
+# resolutionflow/unavailable.py). Under load a checkout waits milliseconds; a wait of
+# seconds means the database is down or refusing connections, and then a quick "try again
+# in a few seconds" beats holding the person (and a server thread) for the 10+ s a browser
+# or proxy might wait. 3 s also rides out a pool refilling after a restart of PostgreSQL.
+DATABASE_POOL_TIMEOUT_DEFAULT = 3.0
+
+
+def _pool_check_connection(connection) -> None:
+    """psycopg_pool's check, imported only when PostgreSQL is configured."""
+    from psycopg_pool import ConnectionPool
+
+    ConnectionPool.check_connection(connection)
 
 
 class ConfigError(Exception):
@@ -103,11 +119,22 @@ def env_database(name: str, *, default_sqlite: Path) -> dict:
             raise ConfigError(f"{name} must name a database (got {value!r})")
         # A pool instead of a connection per request (about 4 ms saved per request).
         config["CONN_MAX_AGE"] = 0
-        config.setdefault("OPTIONS", {})["pool"] = {
+        options = config.setdefault("OPTIONS", {})
+        timeout = env_float(
+            "DATABASE_POOL_TIMEOUT", default=DATABASE_POOL_TIMEOUT_DEFAULT, minimum=0.1
+        )
+        options["pool"] = {
             "min_size": 2,
             "max_size": env_int("DATABASE_POOL_SIZE", default=20, minimum=2),
-            "timeout": env_float("DATABASE_POOL_TIMEOUT", default=10.0, minimum=0.1),
+            "timeout": timeout,
+            # A connection whose server went away (restart, pg_terminate_backend, failover)
+            # is found dead here, one empty query before it is handed out, and replaced:
+            # without it every dead pooled connection cost one request its 500.
+            "check": _pool_check_connection,
         }
+        # A server that swallows packets must not hold a pool worker for minutes; libpq
+        # counts whole seconds and treats 1 as 2.
+        options.setdefault("connect_timeout", max(2, math.ceil(timeout)))
     return config
 
 
@@ -128,7 +155,11 @@ def env_email(name: str, *, default: str) -> dict:
     if not config.get("EMAIL_BACKEND"):
         raise ConfigError(f"{name} has an unknown scheme (got {value!r})")
     options = {}
-    if config["EMAIL_BACKEND"].endswith("smtp.EmailBackend"):
+    backend = config["EMAIL_BACKEND"]
+    if backend.endswith("smtp.EmailBackend"):
+        # Django's SMTP backend with one deadline for the whole exchange, derived from the
+        # timeout, as the email lease is (resolutionflow/smtp.py).
+        backend = "resolutionflow.smtp.DeadlineEmailBackend"
         options = {
             "host": config["EMAIL_HOST"] or "localhost",
             "port": config["EMAIL_PORT"] or 25,
@@ -136,12 +167,13 @@ def env_email(name: str, *, default: str) -> dict:
             "password": config["EMAIL_HOST_PASSWORD"] or "",
             "use_tls": config["EMAIL_USE_TLS"],
             "use_ssl": config["EMAIL_USE_SSL"],
-            # A hung mail server must not hold a worker forever.
+            # Each SMTP round trip waits at most this; a whole send at most one per round
+            # trip (resolutionflow.smtp.send_deadline); a row is leased a little longer.
             "timeout": config["EMAIL_TIMEOUT"] or 10,
         }
     elif config["EMAIL_BACKEND"].endswith("filebased.EmailBackend"):
         options = {"file_path": config["EMAIL_FILE_PATH"]}
-    return {"default": {"BACKEND": config["EMAIL_BACKEND"], "OPTIONS": options}}
+    return {"default": {"BACKEND": backend, "OPTIONS": options}}
 
 
 def env_choice(name: str, *, default: str, choices: set[str] | frozenset[str]) -> str:
@@ -172,3 +204,14 @@ def env_site_url(name: str, *, default: str) -> str:
     if parts.scheme not in {"http", "https"} or not parts.netloc:
         raise ConfigError(f"{name} must be an absolute http(s):// URL (got {value!r})")
     return value
+
+
+def env_rate(name: str, *, default: str):
+    """A rate limit such as ``12/m``, ``30/h`` or ``100/15m``; ``off`` for none."""
+    from resolutionflow.ratelimit import parse_rate
+
+    value = _raw(name)
+    try:
+        return parse_rate(default if value is None else value)
+    except ValueError as error:
+        raise ConfigError(f"{name}: {error}") from None

@@ -430,9 +430,74 @@ def _publish_to_redis(messages: list[dict[str, Any]]) -> bool:
         eventstream_redis.publish(*messages)
     except Exception as error:
         breaker.trip()
-        logger.warning("Redis publish failed (%s); the outbox drain will resync", error)
+        logger.warning("Redis publish failed (%s); resyncing once Redis answers", error)
+        _probe_until_redis_answers()
         return False
     return True
+
+
+# While the breaker is open, one background thread per process asks Redis every half
+# second whether it is back (a resync control: it costs nothing if delivered twice). The
+# first answer closes the breaker and makes every web process re-read storage, so streams
+# are consistent a second or so after Redis returns, not after the breaker's 10 s plus the
+# next drain. The resync row stays the durable fallback: the drain sends it if we die.
+PROBE_EVERY = 0.5
+PROBE_FOR = 300.0
+_probe_lock = threading.Lock()
+_probe: threading.Thread | None = None
+
+
+def _probe_until_redis_answers() -> None:
+    global _probe
+    with _probe_lock:
+        if _probe is not None and _probe.is_alive():
+            return
+        _probe = threading.Thread(target=_probe_loop, name="redis-probe", daemon=True)
+        _probe.start()
+
+
+def _probe_loop() -> None:
+    from resolutionflow import eventstream_redis
+
+    give_up_at = time.monotonic() + PROBE_FOR
+    while time.monotonic() < give_up_at:
+        time.sleep(PROBE_EVERY)
+        if eventstream_redis.redis_config() is None:
+            return
+        pending = _pending_resync_ids()
+        try:
+            eventstream_redis.publish({"control": RESYNC})
+        except Exception as error:
+            logger.debug("Redis still does not answer: %s", error)
+            continue
+        breaker.reset()
+        _mark_resyncs_sent(pending)
+        logger.info("Redis answers again: every web process re-reads its streams")
+        return
+
+
+def _pending_resync_ids() -> list[int]:
+    try:
+        return list(
+            OutboxEvent.objects.filter(event_type=RESYNC, published_at__isnull=True).values_list(
+                "id", flat=True
+            )
+        )
+    except Exception:  # the database is out too: the drain sends the row later
+        return []
+    finally:
+        connection.close()
+
+
+def _mark_resyncs_sent(ids: list[int]) -> None:
+    if not ids:
+        return
+    try:
+        OutboxEvent.objects.filter(id__in=ids).update(published_at=timezone.now())
+    except Exception:
+        logger.warning("Could not mark resync rows sent; the drain will send them again")
+    finally:
+        connection.close()
 
 
 def _publish_to_grip(stored: list) -> None:

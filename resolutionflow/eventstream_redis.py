@@ -44,9 +44,10 @@ logger = logging.getLogger(__name__)
 
 PING_EVERY = 5.0  # seconds of silence before we ask Redis whether it is still there
 PONG_WITHIN = 3.0  # a ping unanswered for this long means a dead or paused Redis
-SUBSCRIBE_WITHIN = 3.0
+SUBSCRIBE_WITHIN = 2.0
 BACKOFF_FIRST = 0.25
-BACKOFF_MAX = 8.0
+# Short: a reconnection attempt is cheap, and streams wait for it after Redis returns.
+BACKOFF_MAX = 1.0
 
 
 def redis_config() -> dict | None:
@@ -131,13 +132,18 @@ class ResilientListenerManager(ListenerManager):
                     self.last_seen.pop(channel, None)
 
     def add_to_queues(self, channel: str, event: Event) -> None:
-        """Queue ``event`` for the channel's listeners; on a gap, make them re-read storage.
+        """Queue ``event`` for the channel's listeners, unless it might skip one: then make
+        them re-read storage instead.
 
-        Ids of a stored channel are consecutive. One that jumps ahead means announcements
-        were lost or are late: the listeners re-read from their own last ids (all the
-        missing events are committed: an id is only handed out inside the committing
-        transaction). One at or below the last seen id (a late or repeated announcement)
-        is passed on: clients apply events idempotently, and dropping could lose it.
+        Ids of a stored channel are consecutive, and a stream remembers the id of the last
+        event it passed on (django-eventstream re-reads storage after that id). So an event
+        is passed on only when it is the very next id after the channel's known position.
+        One that jumps ahead (announcements lost or late), or any event while the position
+        is unknown (a channel's first, or the first after a resync or a reconnection), makes
+        the listeners re-read from their own last ids instead; the re-read re-establishes
+        the position: everything up to this id is committed (an id is handed out inside the
+        committing transaction, in order). One at or below the position (a late or repeated
+        announcement) is passed on: clients apply events idempotently.
         """
         event_id = _int_or_none(event.id)
         with self.lock:
@@ -147,7 +153,7 @@ class ResilientListenerManager(ListenerManager):
             last = self.last_seen.get(channel)
             if event_id is not None and (last is None or event_id > last):
                 self.last_seen[channel] = event_id
-            if event_id is not None and last is not None and event_id > last + 1:
+            if event_id is not None and (last is None or event_id > last + 1):
                 for listener in listeners:
                     listener.overflow = True
                     _wake(listener)
@@ -161,7 +167,11 @@ class ResilientListenerManager(ListenerManager):
                     listener.overflow = True
 
     def resync(self) -> None:
-        """Every connected client re-reads the storage from its own last id."""
+        """Every connected client re-reads the storage from its own last id.
+
+        The channels' positions are forgotten: until the next event of a channel makes its
+        clients re-read again, no live event is passed on as the "next" one.
+        """
         with self.lock:
             self.last_seen.clear()
             listeners = {item for group in self.listeners_by_channel.values() for item in group}

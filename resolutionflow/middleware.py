@@ -10,10 +10,23 @@ page the user is about to see.
 
 import json
 
+from django.conf import settings
 from django.contrib.messages import get_messages
 from django.http import HttpRequest, HttpResponse
+from django.utils.cache import patch_cache_control
+from django.utils.csp import CSP, build_policy
 
-from resolutionflow import events
+from resolutionflow import events, sessions
+
+# Django's DEBUG pages opt out of the CSP; their 404 still gets one: inline style, no script.
+DEBUG_PAGE_CSP = {
+    "default-src": [CSP.NONE],
+    "style-src": [CSP.UNSAFE_INLINE],
+    "img-src": [CSP.SELF, "data:"],
+    "frame-ancestors": [CSP.NONE],
+    "form-action": [CSP.SELF],
+    "base-uri": [CSP.NONE],
+}
 
 
 class HtmxMessagesMiddleware:
@@ -69,4 +82,44 @@ class PublishEventsAfterResponseMiddleware:
         if committed:
             # Django's own hook for work at close (FileResponse closes its file there).
             response._resource_closers.append(committed.run)
+        return response
+
+
+class ResponsePolicyMiddleware:
+    """What every response gets that Django's own middleware does not give
+    (resolutionflow/sessions.py for the session parts).
+
+    For a signed-in person:
+    - ``Cache-Control: no-store``: pages, JSON and CSV of an account never stay in a browser's
+      or a proxy's cache for the next person at that computer;
+    - the idle timeout slides (one session save per five minutes at most);
+    - an event stream ends when its session does (sign-out, idle timeout).
+    For everyone: Django's DEBUG 404 page, which opts out of the CSP (it styles itself
+    inline), gets a policy that allows its inline style and no script: it echoes the path.
+
+    One class for all of it, placed after AuthenticationMiddleware: every middleware costs
+    every request.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if response.status_code == 404 and getattr(response, "_csp_config", None) == {}:
+            response.headers[str(CSP.HEADER_ENFORCE)] = build_policy(DEBUG_PAGE_CSP)
+        user = getattr(request, "user", None)
+        if user is None or not user.is_authenticated:
+            return response
+        patch_cache_control(response, no_store=True)
+        if response.streaming and response.get("Content-Type", "").startswith("text/event-stream"):
+            if response.is_async and request.session.session_key:
+                response.streaming_content = sessions.ending_with_session(
+                    response.streaming_content,
+                    session_key=request.session.session_key,
+                    user_pk=user.pk,
+                    every=settings.RF_STREAM_SESSION_CHECK_SECONDS,
+                )
+        else:
+            sessions.slide_idle_timeout(request)
         return response

@@ -18,6 +18,7 @@ from resolutionflow.env import (
     env_float,
     env_int,
     env_list,
+    env_rate,
     env_redis_url,
     env_site_url,
     env_str,
@@ -63,6 +64,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "resolutionflow.middleware.ResponsePolicyMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
@@ -139,6 +141,13 @@ SECURE_CSP = {
 
 # Security: strict in production, relaxed only for local development.
 SESSION_COOKIE_HTTPONLY = True
+# Idle timeout: a session ends this long after its last request (resolutionflow/sessions.py
+# slides it, saving at most every RF_SESSION_REFRESH_SECONDS); open streams re-check it.
+SESSION_COOKIE_AGE = env_int("RF_IDLE_TIMEOUT_SECONDS", default=8 * 3600, minimum=60)
+RF_SESSION_REFRESH_SECONDS = env_int("RF_SESSION_REFRESH_SECONDS", default=300, minimum=0)
+RF_STREAM_SESSION_CHECK_SECONDS = env_float(
+    "RF_STREAM_SESSION_CHECK_SECONDS", default=60.0, minimum=0.1
+)
 CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from <body hx-headers>, not the cookie
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -174,10 +183,51 @@ CELERY_TASK_PUBLISH_RETRY = False
 CELERY_BEAT_SCHEDULE = {
     "drain-outbox": {"task": "resolutionflow.tasks.drain_outbox", "schedule": 5.0},
 }
+# Work that waits on other people's servers never shares workers with the event path: a
+# slow mail relay or AI engine must not stop the drain (publishing, resyncs, the sweeps).
+# The events queue is the default; `celery worker -Q events` and `-Q email,outbound`
+# (docs/OPERATIONS.md, Procfile) run them apart.
+CELERY_TASK_DEFAULT_QUEUE = "events"
+CELERY_TASK_ROUTES = {
+    "escalations.tasks.send_escalation_email": {"queue": "email"},
+    "escalations.refresh_assessment": {"queue": "outbound"},
+}
 # The beat keeps its schedule in memory: a 5-second drain has nothing worth persisting, and
 # the default shelve file (SQLite under Python 3.13) can stay locked after a killed worker,
 # so that the restarted beat dies with "locking protocol" and the drain stops.
 CELERY_BEAT_SCHEDULER = "celery.beat:Scheduler"
+
+# Rate limits (resolutionflow/ratelimit.py; docs/OPERATIONS.md "Limits"). Counted in Redis when
+# REDIS_URL is set (every web process together), else in this process's memory (embedded).
+_RATELIMIT_CACHE = (
+    {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "rf",
+        # A slow Redis must not hold sign-in: the limiter lets requests through instead.
+        "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+    }
+    if REDIS_URL
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "ratelimit"}
+)
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "ratelimit": _RATELIMIT_CACHE,
+}
+RF_RATE_LIMITS = {
+    "sessions": env_rate("RF_RATE_SESSIONS", default="30/h"),
+    "messages": env_rate("RF_RATE_MESSAGES", default="12/m"),
+    "escalations": env_rate("RF_RATE_ESCALATIONS", default="20/h"),
+}
+RF_LOGIN_FREE_FAILURES_PER_NAME = env_int("RF_LOGIN_FREE_FAILURES_PER_NAME", default=5, minimum=1)
+RF_LOGIN_FREE_FAILURES_PER_ADDRESS = env_int(
+    "RF_LOGIN_FREE_FAILURES_PER_ADDRESS", default=20, minimum=1
+)
+RF_LOGIN_LOCKOUT_SECONDS = env_int("RF_LOGIN_LOCKOUT_SECONDS", default=30, minimum=1)
+RF_LOGIN_LOCKOUT_MAX_SECONDS = env_int("RF_LOGIN_LOCKOUT_MAX_SECONDS", default=900, minimum=1)
+RF_LOGIN_FAILURE_MEMORY_SECONDS = env_int(
+    "RF_LOGIN_FAILURE_MEMORY_SECONDS", default=3600, minimum=60
+)
 
 # Server-sent events (django-eventstream). Events are stored for Last-Event-ID replay.
 EVENTSTREAM_STORAGE_CLASS = "django_eventstream.storage.DjangoModelStorage"

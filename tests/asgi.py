@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx2
@@ -29,6 +29,16 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def wait_until(condition, timeout: float, message="condition not met", *, every=0.05) -> None:
+    """Poll ``condition`` until it is true; after ``timeout`` seconds fail with ``message``
+    (a string, or a callable giving one: say what was seen, not only what was expected)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(message() if callable(message) else message)
+        time.sleep(every)
 
 
 def wait_for_port(port: int, *, timeout: float = 15.0, process=None) -> None:
@@ -127,6 +137,7 @@ class SseEvent:
     event: str
     data: str
     id: str | None
+    received_at: float = field(default_factory=time.monotonic)
 
     @property
     def json(self):

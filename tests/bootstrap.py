@@ -7,4 +7,3 @@ the finders); pytest-django still runs each test with settings.DEBUG False.
 import os
 
 os.environ.setdefault("DEBUG", "1")
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")

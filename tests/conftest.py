@@ -7,9 +7,6 @@ from django.conf import settings
 
 from resolutionflow.demo import DEMO_PASSWORD  # noqa: F401 - re-exported for tests
 
-# Playwright's sync API runs an event loop in the test thread; the ORM calls the tests make
-# there are still synchronous, so Django's async-safety guard must stand aside in tests.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 # The in-process ASGI server of the browser and stream tests must not start the embedded
 # beat (resolutionflow/embedded_beat.py): tests run the drain and re-alerts on their clock.
 os.environ.setdefault("RF_EMBEDDED_BEAT", "0")
@@ -38,6 +35,46 @@ def pytest_runtest_makereport(item, call):
         reason = report.longrepr[-1] if isinstance(report.longrepr, tuple) else report.longrepr
         report.longrepr = f"skipped under RF_REQUIRE_SERVICES=1: {reason}"
     return report
+
+
+def drives_a_browser(item) -> bool:
+    """A test that uses Playwright's Chromium (through the ``browser`` fixture)."""
+    return "browser" in getattr(item, "fixturenames", ())
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """Browser tests run last (in their collected order).
+
+    Playwright's sync API keeps an event loop running in the test thread from the first
+    browser test to the end of the run, and Django refuses synchronous database calls
+    under a running loop. Only browser tests lift that guard (tests/e2e/conftest.py);
+    every other test keeps it, so a sync database call from async code still fails where
+    it would in production.
+    """
+    items.sort(key=drives_a_browser)
+
+
+@pytest.fixture(autouse=True)
+def async_safety_outside_browser_tests(request, monkeypatch):
+    """Django's async-safety guard stands for every test that drives no browser, whatever
+    the environment says; browser tests lift it (tests/e2e/conftest.py ``browser``)."""
+    if not drives_a_browser(request.node):
+        monkeypatch.delenv("DJANGO_ALLOW_ASYNC_UNSAFE", raising=False)
+
+
+@pytest.fixture(autouse=True)
+def fresh_rate_limits(settings):
+    """Each test counts rate limits from zero, in memory (tests of the Redis-backed counters
+    build their own cache): a user id reused by the next test must not inherit its hits."""
+    import uuid
+
+    settings.CACHES = {
+        **settings.CACHES,
+        "ratelimit": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": f"ratelimit-{uuid.uuid4().hex}",
+        },
+    }
 
 
 @pytest.fixture(autouse=True)
@@ -121,3 +158,12 @@ def client_for(client):
         return signed_in
 
     return make
+
+
+def api_body(body: dict) -> dict:
+    """An API answer without the human text of the one error shape (docs/API.md): what a
+    program reads, ``error`` and its facts or the field ``errors``, compared exactly."""
+    facts = {key: value for key, value in body.items() if key != "message"}
+    if facts.get("error") == "invalid":
+        del facts["error"]
+    return facts

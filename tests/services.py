@@ -22,7 +22,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.asgi import ROOT, UvicornProcess, free_port, subprocess_env, wait_for_port
+import httpx2
+
+from tests.asgi import (
+    ROOT,
+    UvicornProcess,
+    free_port,
+    session_cookie,
+    subprocess_env,
+    wait_for_port,
+    wait_until,
+)
 from tests.conftest import service_missing
 
 
@@ -97,8 +107,13 @@ class ReceivedMail:
 class SmtpSink:
     """aiosmtpd on loopback recording what it accepts; can hold a message or go down."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(
+        self, port: int | None = None, *, timeout: float = 2, reply_delay: float = 0
+    ) -> None:
         self.port = port or free_port()
+        self.timeout = timeout
+        self.reply_delay = reply_delay  # seconds before every reply, the greeting included
+        self.hold_all = False
         self.received: list[ReceivedMail] = []
         self.lock = threading.Lock()
         self.hold_next = False
@@ -108,11 +123,11 @@ class SmtpSink:
 
     @property
     def url(self) -> str:
-        # A short timeout keeps the lease (3 × timeout + 5 s) short in tests.
-        return f"smtp://127.0.0.1:{self.port}/?timeout=2"
+        # A short timeout keeps the send deadline and the lease short in tests.
+        return f"smtp://127.0.0.1:{self.port}/?timeout={self.timeout:g}"
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
-        if self.hold_next:
+        if self.hold_next or self.hold_all:
             self.hold_next = False
             self.holding.set()
             # Cancelled by aiosmtpd when the client goes away: the message is never accepted.
@@ -125,8 +140,23 @@ class SmtpSink:
 
     def start(self) -> SmtpSink:
         from aiosmtpd.controller import Controller
+        from aiosmtpd.smtp import SMTP
 
-        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        sink = self
+
+        class SlowSMTP(SMTP):
+            async def push(self, status):
+                # Once per reply: a multi-line reply (EHLO's) has "250-" continuation lines.
+                text = status.decode() if isinstance(status, bytes) else status
+                if sink.reply_delay and text[3:4] != "-":
+                    await asyncio.sleep(sink.reply_delay)
+                await super().push(status)
+
+        class SlowController(Controller):
+            def factory(self):
+                return SlowSMTP(self.handler, **self.SMTP_kwargs)
+
+        self.controller = SlowController(self, hostname="127.0.0.1", port=self.port)
         self.controller.start()
         return self
 
@@ -149,6 +179,10 @@ class SmtpSink:
         return self.addresses()
 
 
+# Every queue the app routes to (settings.CELERY_TASK_ROUTES): one worker that does it all.
+ALL_QUEUES = "events,email,outbound"
+
+
 class CeleryWorker:
     """``celery -A resolutionflow worker --beat`` in its own process group.
 
@@ -157,8 +191,20 @@ class CeleryWorker:
     unacknowledged messages on the lost connection), and the design relies on a restart.
     """
 
-    def __init__(self, env: dict[str, str], directory: Path, *, name: str = "worker") -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        directory: Path,
+        *,
+        name: str = "worker",
+        queues: str = ALL_QUEUES,
+        beat: bool = True,
+        concurrency: int = 4,
+    ) -> None:
         self.env = env
+        self.queues = queues
+        self.beat = beat
+        self.concurrency = concurrency
         self.directory = directory
         self.name = f"{name}-{uuid.uuid4().hex[:6]}"
         self.log_path = directory / f"{self.name}.log"
@@ -186,10 +232,12 @@ class CeleryWorker:
 
     def start(self, *, timeout: float = 30.0) -> CeleryWorker:
         command = [sys.executable, "-m", "celery", "-A", "resolutionflow", "worker"]
-        command += ["--pool", "threads", "--concurrency", "4", "--loglevel", "INFO"]
+        command += ["--pool", "threads", "--concurrency", str(self.concurrency)]
+        command += ["--loglevel", "INFO", "--queues", self.queues]
         command += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
-        command += ["--hostname", f"{self.name}@%h", "--beat"]
-        command += ["--schedule", str(self.directory / f"{self.name}-beat")]
+        command += ["--hostname", f"{self.name}@%h"]
+        if self.beat:
+            command += ["--beat", "--schedule", str(self.directory / f"{self.name}-beat")]
         self.log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
             command,
@@ -210,6 +258,18 @@ class CeleryWorker:
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")[-6000:]
+
+    def drains(self) -> int:
+        """How many outbox drains this worker has finished (from its INFO log)."""
+        return sum(
+            "tasks.drain_outbox[" in line and "succeeded" in line
+            for line in self.log_path.read_text(errors="replace").splitlines()
+        )
+
+    def wait_for_drains(self, count: int = 2, *, timeout: float = 30.0) -> None:
+        """Poll until ``count`` more drains (and their sweeps) have run on this worker."""
+        target = self.drains() + count
+        wait_until(lambda: self.drains() >= target, timeout, lambda: self.output())
 
     def kill(self) -> None:
         """SIGKILL the whole worker (its beat too): no cleanup, no acks."""
@@ -269,8 +329,9 @@ class Rig:
             REDIS_URL=self.redis.url, EMAIL_URL=self.smtp.url, SITE_URL="https://rf.example"
         )
 
-    def start_worker(self, *, supervised: bool = False) -> CeleryWorker:
-        worker = CeleryWorker(self.env(), self.directory, name=f"w{len(self.workers)}").start()
+    def start_worker(self, *, supervised: bool = False, **options) -> CeleryWorker:
+        name = f"w{len(self.workers)}"
+        worker = CeleryWorker(self.env(), self.directory, name=name, **options).start()
         self.workers.append(worker)
         return worker.supervise() if supervised else worker
 
@@ -289,3 +350,32 @@ class Rig:
 
     def logs(self) -> str:
         return "\n".join(worker.output() for worker in self.workers)
+
+
+CSRF = "b" * 32  # a well-formed CSRF secret, sent as cookie and header like a browser would
+
+
+class Escalator:
+    """tess, escalating over HTTP like the chat's Escalate form (JSON flavour)."""
+
+    def __init__(self, web, tess) -> None:
+        self.tess = tess
+        self.client = httpx2.Client(
+            base_url=web.url,
+            cookies=session_cookie(tess) | {"csrftoken": CSRF},
+            headers={"X-CSRFToken": CSRF, "Accept": "application/json"},
+            timeout=10,
+        )
+
+    def escalate(self, problem: str) -> tuple[httpx2.Response, float]:
+        from flowpilot.models import Session
+
+        session = Session.objects.create(
+            account=self.tess.account, owner=self.tess, problem=problem
+        )
+        started = time.monotonic()
+        response = self.client.post(
+            f"/flowpilot/sessions/{session.pk}/escalate",
+            json={"reason": "Tried the usual; still broken", "urgency": "high"},
+        )
+        return response, time.monotonic() - started

@@ -1,6 +1,7 @@
 """FlowPilot's assistant engines behind one interface; ``get_assistant`` picks the engine."""
 
 from flowpilot.assistants.base import (
+    BRIEFING_PREFIX,
     Assessment,
     Assistant,
     ChatLine,
@@ -15,6 +16,7 @@ from flowpilot.assistants.base import (
 )
 
 __all__ = [
+    "BRIEFING_PREFIX",
     "Assessment",
     "Assistant",
     "ChatLine",

@@ -9,6 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+# The first words of the message "Get AI analysis" posts for the claimer: FlowPilot's own
+# assessment in a person's name, so never evidence (escalations.takeover writes it).
+BRIEFING_PREFIX = "Handoff briefing:"
+
 TaskStatus = Literal["todo", "doing", "done", "failed", "skipped"]
 Confidence = Literal["low", "medium", "high"]
 Shell = Literal["powershell", "cmd", "bash", ""]
@@ -65,6 +69,12 @@ class Reply:
     engine: str = "offline"
     # A visible note, e.g. "Claude was unavailable; this is the offline answer."
     note: str = ""
+    # What the reply is doing, for callers and the evaluation: "triage", "ask" (weak
+    # match), "two-problems", "diagnose", "confirmed" (evidence found the cause), "closeout"
+    # (it works now); the family and lead cause ids behind it (offline engine).
+    stage: str = ""
+    family: str = ""
+    cause: str = ""
 
 
 @dataclass(frozen=True)

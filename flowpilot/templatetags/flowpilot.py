@@ -18,14 +18,3 @@ def markdown_filter(text: str) -> SafeString:
 def markdown_text_filter(text: str) -> str:
     """Markdown as plain text, for one-line previews (escaped by the template as usual)."""
     return markdown_to_text(text)
-
-
-@register.filter
-def get_item(mapping, key):
-    """``mapping|get_item:key``: a dict lookup by a variable key ("" when absent)."""
-    if not mapping:
-        return ""
-    try:
-        return mapping.get(key, "")
-    except AttributeError:
-        return ""

@@ -1,7 +1,6 @@
 """GET /analytics/export.csv: the window's handoffs with their timings."""
 
 import csv
-import io
 
 import pytest
 from django.urls import reverse
@@ -14,7 +13,12 @@ MARCH = {"from": "2026-03-02", "to": "2026-03-15"}
 
 
 def rows(response) -> list[dict]:
-    return list(csv.DictReader(io.StringIO(response.content.decode())))
+    lines = response.content.decode().splitlines(keepends=True)
+    return list(csv.DictReader(line for line in lines if not line.startswith("#")))
+
+
+def notes(response) -> list[str]:
+    return [line for line in response.content.decode().splitlines() if line.startswith("#")]
 
 
 def test_handoffs_of_the_window_with_their_timings(client_for, ada, make_handoff, gil):
@@ -38,6 +42,7 @@ def test_handoffs_of_the_window_with_their_timings(client_for, ada, make_handoff
         "claimed_at": "2026-03-02T09:01:00+00:00",
         "first_action_at": "2026-03-02T09:02:30.500000+00:00",
         "first_action_kind": "message",
+        "takeover_mode": "self",
         "released_at": "",
         "resolved_at": "2026-03-02T09:12:30.500000+00:00",
         "seconds_to_claim": "60.0",
@@ -75,3 +80,15 @@ def test_only_admins(client_for, personas, persona):
 
 def test_post_is_405(client_for, ada):
     assert client_for(ada).post(URL).status_code == 405
+
+
+def test_the_notes_above_the_header_define_the_numbers(client_for, ada):
+    response = client_for(ada).get(URL, MARCH)
+    lines = notes(response)
+    assert lines[0].startswith("# Time to first action runs from a senior's claim")
+    assert '"Get AI analysis"' in lines[0]
+    assert any(
+        "keeps it, so seconds_to_claim (the queue wait) counts from then" in line for line in lines
+    )
+    assert any("task_recorded = recorded a step's status or outcome" in line for line in lines)
+    assert any("analysis = Get AI analysis" in line for line in lines)

@@ -105,9 +105,11 @@ class BehindProxy:
         self.base_url = base_url
         self.cookies: dict[str, str] = {}
 
-    def request(self, method: str, path: str, **kwargs) -> httpx2.Response:
+    def request(self, method: str, path: str, *, headers=None, **kwargs) -> httpx2.Response:
         origin = self.base_url.replace("http://", "https://")
-        headers = {"X-Forwarded-Proto": "https", "Referer": f"{origin}/accounts/login/"}
+        headers = {"X-Forwarded-Proto": "https", "Referer": f"{origin}/accounts/login/"} | (
+            headers or {}
+        )
         headers["Cookie"] = "; ".join(f"{name}={value}" for name, value in self.cookies.items())
         response = httpx2.request(
             method, self.base_url + path, headers=headers, timeout=10, **kwargs

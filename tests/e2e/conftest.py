@@ -48,6 +48,11 @@ def browser():
         service_missing(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
+    # From here to the end of the run Playwright's sync API keeps an event loop running in
+    # this thread, and Django refuses synchronous database calls under a running loop: the
+    # tests' own (synchronous) ORM calls need the guard lifted. Browser tests run last
+    # (tests/conftest.py), so no other test runs with it lifted.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     playwright = sync_playwright().start()
     try:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -57,6 +62,7 @@ def browser():
     yield browser
     browser.close()
     playwright.stop()
+    os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
 
 
 @pytest.fixture

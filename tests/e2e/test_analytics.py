@@ -12,7 +12,7 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from analytics import metrics
-from analytics.formatting import number
+from analytics.formatting import duration_text, number
 from tests.analytics.factories import create_handoff
 
 pytestmark = pytest.mark.browser
@@ -167,4 +167,50 @@ def test_queue_card_shows_minutes_recovered_and_refreshes_on_first_action(
     expect(card.locator("[data-metric=this-week-median]")).not_to_have_text("—")
     card.screenshot(path=SCREENSHOTS / "analytics-card.png")
     page.screenshot(path=SCREENSHOTS / "analytics-queue.png")
+    assert page.rf_errors == []
+
+
+def test_admin_sees_the_definition_and_the_breakdown_by_take_over_mode(
+    page_for, personas, ada, eight_weeks_of_handoffs
+):
+    from escalations.models import Handoff
+
+    # A third of the claimed handoffs were taken over with "Get AI analysis".
+    claimed = Handoff.objects.filter(account_id=ada.account_id, claimed_at__isnull=False)
+    analysed = list(claimed.order_by("created_at").values_list("pk", flat=True)[::3])
+    Handoff.objects.filter(pk__in=analysed).update(takeover_mode="analysis")
+    summary = metrics.escalation_summary(
+        ada.account_id, metrics.Window.last_days(30, today=timezone.localdate()), now=timezone.now()
+    )
+    by_mode = {row.key: row for row in summary.breakdown.by_mode}
+    assert by_mode["analysis"].claimed and by_mode["self"].claimed
+
+    page = page_for(ada)
+    page.goto("/analytics/")
+    breakdown = page.locator("[data-breakdown=mode]")
+    expect(page.locator("[data-definition]")).to_contain_text(
+        "the first message they write in the chat, the first step whose status or outcome "
+        "they record, or a step they add by hand"
+    )
+    expect(page.locator("[data-definition]")).to_contain_text('"Get AI analysis"')
+    rows = breakdown.locator("tbody tr")
+    expect(rows).to_have_count(2)
+    for index, key in enumerate(["self", "analysis"]):
+        row = by_mode[key]
+        cells = rows.nth(index).locator("th, td")
+        expect(cells.nth(0)).to_have_text(f"“{row.label}”")
+        expect(cells.nth(1)).to_have_text(str(row.claimed))
+        expect(cells.nth(2)).to_have_text(str(row.time_to_first_action.n))
+        expect(cells.nth(4)).to_have_text(duration_text(row.time_to_first_action.median))
+    expect(page.locator("[data-breakdown=senior] tbody tr")).to_have_count(2)  # sam and sky
+    # No internal codes anywhere on the page.
+    body = page.locator("main").inner_text()
+    assert "ai_analysis" not in body and "(analysis)" not in body and "task_recorded" not in body
+
+    # The card says it too, one click away.
+    card = page.locator("[data-metric-card]")
+    card.locator("summary", has_text="What counts as a first action").click()
+    expect(card.locator("[data-metric=definition]")).to_be_visible()
+    expect(card.locator("[data-metric=definition]")).to_contain_text("Open in Tasks panel")
+    page.screenshot(path=SCREENSHOTS / "analytics-breakdown.png", full_page=True)
     assert page.rf_errors == []

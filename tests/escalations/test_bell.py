@@ -72,7 +72,7 @@ def test_the_bell_as_json(client_for, tess, sam):
     data = bell_json(client_for(sam))
     assert data["unread"] == 1
     (item,) = data["notifications"]
-    assert item["kind"] == NotificationKind.ESCALATION_ARRIVED
+    assert item["kind"] == NotificationKind.HANDOFF_ESCALATED
     assert item["handoff"] == str(handoff.pk)
     assert item["url"] == f"/handoffs/{handoff.pk}/"
     assert item["read"] is False
@@ -119,7 +119,7 @@ def test_the_escalator_hears_of_the_claim_and_can_open_the_read_only_handoff(cli
 
     tess_client = client_for(tess)
     (item,) = bell_json(tess_client)["notifications"]
-    assert item["kind"] == NotificationKind.ESCALATION_CLAIMED
+    assert item["kind"] == NotificationKind.HANDOFF_CLAIMED
     assert item["text"].startswith("Sam Okafor picked up your escalation")
 
     notification = Notification.objects.get(recipient=tess)
@@ -138,8 +138,8 @@ def test_a_release_rings_the_other_seniors(client_for, tess, sam, sky, ada):
         user.username: [n["kind"] for n in bell_json(client_for(user))["notifications"]]
         for user in (sam, sky, ada)
     }
-    assert kinds["sam"] == [NotificationKind.ESCALATION_ARRIVED]
-    assert kinds["sky"] == [NotificationKind.HANDOFF_RELEASED, NotificationKind.ESCALATION_ARRIVED]
+    assert kinds["sam"] == [NotificationKind.HANDOFF_ESCALATED]
+    assert kinds["sky"] == [NotificationKind.HANDOFF_RELEASED, NotificationKind.HANDOFF_ESCALATED]
     assert kinds["ada"] == kinds["sky"]
 
 
@@ -177,7 +177,7 @@ def test_a_released_handoff_calls_again_until_someone_takes_it(client_for, tess,
     assert sky_bell["unread"] == 1
     latest, first = sky_bell["notifications"]
     assert (latest["kind"], latest["read"], latest["outcome"]) == ("handoff_released", False, "")
-    assert (first["kind"], first["outcome"]) == ("escalation_arrived", "Released back to the queue")
+    assert (first["kind"], first["outcome"]) == ("handoff_escalated", "Released back to the queue")
 
     actions.claim_handoff(handoff_id=back.pk, user=sky)
     assert bell_json(client_for(sky))["unread"] == 0

@@ -9,18 +9,15 @@ SMTP server, all on the test database (PostgreSQL).
 
 import time
 
-import httpx2
 import pytest
 
 from escalations.models import EmailDelivery, EmailState, Handoff
-from flowpilot.models import Session
 from resolutionflow.models import OutboxEvent
-from tests.asgi import SseStream, session_cookie
-from tests.services import Rig
+from tests.asgi import SseStream, session_cookie, wait_until
+from tests.services import Escalator, Rig
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis, pytest.mark.postgres]
 
-CSRF = "b" * 32  # a well-formed CSRF secret, sent as cookie and header like a browser would
 BREAKER_SECONDS = 10
 
 
@@ -29,38 +26,6 @@ def rig(postgres_only, transactional_db, tmp_path):
     rig = Rig(tmp_path)
     yield rig
     rig.stop()
-
-
-class Escalator:
-    """tess, escalating over HTTP like the chat's Escalate form (JSON flavour)."""
-
-    def __init__(self, web, tess) -> None:
-        self.tess = tess
-        self.client = httpx2.Client(
-            base_url=web.url,
-            cookies=session_cookie(tess) | {"csrftoken": CSRF},
-            headers={"X-CSRFToken": CSRF, "Accept": "application/json"},
-            timeout=10,
-        )
-
-    def escalate(self, problem: str) -> tuple[httpx2.Response, float]:
-        session = Session.objects.create(
-            account=self.tess.account, owner=self.tess, problem=problem
-        )
-        started = time.monotonic()
-        response = self.client.post(
-            f"/flowpilot/sessions/{session.pk}/escalate",
-            json={"reason": "Tried the usual; still broken", "urgency": "high"},
-        )
-        return response, time.monotonic() - started
-
-
-def wait_until(condition, timeout: float, message) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(message() if callable(message) else message)
-        time.sleep(0.1)
 
 
 def test_escalations_survive_a_paused_and_a_dead_redis(rig, tess, sam, sky, ada):

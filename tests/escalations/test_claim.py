@@ -17,6 +17,7 @@ from escalations.models import (
 )
 from flowpilot.models import SessionStatus
 from resolutionflow.models import OutboxEvent
+from tests.conftest import api_body
 from tests.escalations.conftest import HTMX, JSON, escalate, make_session
 
 pytestmark = pytest.mark.django_db
@@ -30,6 +31,8 @@ def claim_url(handoff):
 
 
 def test_a_claim_costs_the_same_statements_however_many_seniors_were_told(tess, sam):
+    from collections import Counter
+
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -47,13 +50,12 @@ def test_a_claim_costs_the_same_statements_however_many_seniors_were_told(tess, 
     )
     many = statements_of_a_claim()
 
-    assert few == many
+    assert Counter(few) == Counter(many)
     # The conditional UPDATE, the read, the event, the session, the escalator's bell item,
     # all live events in one INSERT. (The seniors' "pick this up" items are answered by the
-    # claim itself: nothing to write for them.)
-    assert [s for s in many if s not in ("SAVEPOINT", "RELEASE")] == [
-        "UPDATE", "SELECT", "INSERT", "UPDATE", "INSERT", "INSERT",
-    ]  # fmt: skip
+    # claim itself: nothing to write for them.) Counted, in whatever order they run.
+    writes = Counter(s for s in many if s not in ("SAVEPOINT", "RELEASE"))
+    assert writes == {"UPDATE": 2, "SELECT": 1, "INSERT": 3}
 
 
 def test_an_engineer_claims_an_open_handoff(handoff, sam, session):
@@ -74,7 +76,7 @@ def test_a_claim_records_an_event_and_tells_the_escalator(handoff, sam, tess):
     assert list(
         HandoffEvent.objects.filter(handoff=handoff).values_list("kind", "actor__username")
     ) == [("escalated", "tess"), ("claimed", "sam")]
-    notification = Notification.objects.get(kind=NotificationKind.ESCALATION_CLAIMED)
+    notification = Notification.objects.get(kind=NotificationKind.HANDOFF_CLAIMED)
     assert notification.recipient == tess
     assert "Sam Okafor" in notification.text
 
@@ -158,20 +160,20 @@ def test_the_database_refuses_an_open_handoff_with_a_claimer(handoff, sam):
 def test_json_claim_answers_200_with_the_claimer(client_for, sam, handoff):
     response = client_for(sam).post(claim_url(handoff), **JSON)
     assert response.status_code == 200
-    assert response.json() == {
+    assert api_body(response.json()) == {
         "status": "claimed",
         "handoff": str(handoff.pk),
-        "claimed_by": {"username": "sam", "name": "Sam Okafor"},
+        "claimed_by": {"id": sam.pk, "username": "sam", "name": "Sam Okafor"},
     }
 
 
 def test_second_claimer_gets_409_with_winner_name(client_for, sky, claimed):
     response = client_for(sky).post(claim_url(claimed), **JSON)
     assert response.status_code == 409
-    assert response.json() == {
+    assert api_body(response.json()) == {
         "error": "already_claimed",
         "handoff": str(claimed.pk),
-        "claimed_by": {"username": "sam", "name": "Sam Okafor"},
+        "claimed_by": {"id": claimed.claimed_by_id, "username": "sam", "name": "Sam Okafor"},
     }
 
 
@@ -179,7 +181,11 @@ def test_json_claim_of_a_released_handoff_is_409_with_its_state(client_for, sam,
     actions.release_handoff(handoff_id=claimed.pk, user=sam)
     response = client_for(sky).post(claim_url(claimed), **JSON)
     assert response.status_code == 409
-    assert response.json() == {"error": "not_open", "handoff": str(claimed.pk), "state": "released"}
+    assert api_body(response.json()) == {
+        "error": "not_open",
+        "handoff": str(claimed.pk),
+        "state": "released",
+    }
 
 
 def test_json_claim_of_a_resolved_handoff_is_409_with_its_state(client_for, ada, sky, handoff):
@@ -193,19 +199,19 @@ def test_json_claim_of_ones_own_handoff_is_403_own_handoff(client_for, sam):
     own = escalate(make_session(sam))
     response = client_for(sam).post(claim_url(own), **JSON)
     assert response.status_code == 403
-    assert response.json() == {"error": "own_handoff"}
+    assert api_body(response.json()) == {"error": "own_handoff"}
 
 
 def test_json_claim_by_a_technician_is_403_role(client_for, tess, handoff):
     response = client_for(tess).post(claim_url(handoff), **JSON)
     assert response.status_code == 403
-    assert response.json() == {"error": "role"}
+    assert api_body(response.json()) == {"error": "role"}
 
 
 def test_json_claim_from_another_account_is_404(client_for, gwen, handoff):
     response = client_for(gwen).post(claim_url(handoff), **JSON)
     assert response.status_code == 404
-    assert response.json() == {"error": "not_found"}
+    assert api_body(response.json()) == {"error": "not_found"}
     handoff.refresh_from_db()
     assert handoff.state == HandoffState.OPEN
 

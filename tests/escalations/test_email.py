@@ -4,7 +4,10 @@ These run the delivery function in the test process (Django's locmem mail backen
 same code under a real Celery worker and SMTP server is in test_worker.py.
 """
 
+import os
+import socket
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -274,3 +277,85 @@ def test_a_dead_broker_leaves_the_emails_to_the_sweep(tess, sam, sky, ada):
     assert all(row.state == EmailState.PENDING for row in rows.values())
     assert all(row.next_attempt_at is not None for row in rows.values())
     assert sorted(mail.sweep_due_deliveries()) == sorted(row.pk for row in rows.values())
+
+
+class TricklingServer:
+    """A mail server that answers one byte at a time: no read ever waits a whole timeout,
+    yet the exchange would take far longer than its deadline."""
+
+    def __init__(self, byte_every: float) -> None:
+        self.byte_every = byte_every
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.closed_by_client = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    GREETING = b"220 slow.example ESMTP at your service, eventually\r\n"
+
+    def _serve(self) -> None:
+        self.sent = 0
+        conn, _ = self.listener.accept()
+        with conn:
+            try:
+                for byte in self.GREETING:
+                    conn.sendall(bytes([byte]))
+                    self.sent += 1
+                    time.sleep(self.byte_every)
+            except OSError:
+                pass
+            self.closed_by_client.set()
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_one_deadline_bounds_the_whole_smtp_exchange():
+    from resolutionflow.smtp import DeadlineEmailBackend, SendDeadlineExceeded, send_deadline
+
+    server = TricklingServer(byte_every=0.2)  # the greeting alone takes about 10 s
+    options = {"host": "127.0.0.1", "port": server.port, "timeout": 0.5}
+    backend_path = "resolutionflow.smtp.DeadlineEmailBackend"
+    with override_settings(MAILERS={"default": {"BACKEND": backend_path, "OPTIONS": options}}):
+        backend = django_mail.mailers.default
+    assert isinstance(backend, DeadlineEmailBackend)
+    assert backend.deadline_seconds() == send_deadline(0.5) == 3.0
+    message = django_mail.EmailMessage("Subject", "Body", "a@example.com", ["b@example.com"])
+    try:
+        with pytest.raises(SendDeadlineExceeded):
+            backend.send_then_quit([message])
+        # The connection was dropped, not left to finish in the background.
+        assert backend.connection is None
+        assert server.closed_by_client.wait(5)
+        # Given up at the deadline, in the middle of the greeting: not after it.
+        assert server.sent < len(server.GREETING)
+    finally:
+        server.close()
+
+
+@override_settings(
+    MAILERS={
+        "default": {
+            "BACKEND": "resolutionflow.smtp.DeadlineEmailBackend",
+            "OPTIONS": {"host": "127.0.0.1", "port": 25, "timeout": 5},
+        }
+    }
+)
+def test_the_lease_outlasts_the_send_deadline_both_from_the_smtp_timeout():
+    from resolutionflow.smtp import send_deadline
+
+    assert send_deadline(5) == 30.0
+    assert mail.lease_seconds() == 40.0  # the deadline, plus a 10 s margin
+    assert mail.lease_seconds() > send_deadline(5)
+
+
+def test_email_url_picks_the_deadline_backend_with_its_timeout():
+    from resolutionflow.env import env_email
+
+    os.environ["RF_TEST_EMAIL_URL"] = "smtp://relay.example:2525/?timeout=5"
+    try:
+        config = env_email("RF_TEST_EMAIL_URL", default="console://")["default"]
+    finally:
+        del os.environ["RF_TEST_EMAIL_URL"]
+    assert config["BACKEND"] == "resolutionflow.smtp.DeadlineEmailBackend"
+    assert config["OPTIONS"]["timeout"] == 5

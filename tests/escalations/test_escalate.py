@@ -1,6 +1,7 @@
 """Escalating a session: the one entry point, its rows, its side effects and its refusals."""
 
 import json
+import re
 
 import pytest
 from django.contrib.messages import get_messages
@@ -16,6 +17,7 @@ from escalations.models import (
 )
 from flowpilot.models import SessionStatus
 from resolutionflow.models import OutboxEvent
+from tests.conftest import api_body
 from tests.escalations.conftest import HTMX, JSON, escalate, make_session
 
 pytestmark = pytest.mark.django_db
@@ -76,7 +78,7 @@ def test_escalate_notifies_every_senior_of_the_account_but_nobody_else(
     assert escalation.notified == 3
     recipients = set(
         Notification.objects.filter(
-            handoff=escalation.handoff, kind=NotificationKind.ESCALATION_ARRIVED
+            handoff=escalation.handoff, kind=NotificationKind.HANDOFF_ESCALATED
         ).values_list("recipient__username", flat=True)
     )
     assert recipients == {"sam", "sky", "ada"}
@@ -180,7 +182,11 @@ def test_json_escalate_answers_201_with_the_handoff_and_how_many_were_notified(
     )
     assert response.status_code == 201
     handoff = Handoff.objects.get(session=session)
-    assert response.json() == {"handoff": str(handoff.pk), "session": session.pk, "notified": 3}
+    assert api_body(response.json()) == {
+        "handoff": str(handoff.pk),
+        "session": session.pk,
+        "notified": 3,
+    }
 
 
 def test_json_escalate_accepts_a_json_body(client_for, tess, session):
@@ -232,7 +238,7 @@ def test_json_escalate_with_a_reason_that_is_not_a_string_is_a_400(
         content_type="application/json",
         **JSON,
     )
-    assert (response.status_code, response.json()) == (
+    assert (response.status_code, api_body(response.json())) == (
         400,
         {"errors": {"reason": ["Must be a string."]}},
     )
@@ -259,7 +265,7 @@ def test_json_escalate_of_a_resolved_session_is_a_409(client_for, tess, claimed,
     actions.resolve_handoff(handoff_id=claimed.pk, user=sam)
     response = client_for(tess).post(escalate_url(session), {"reason": "Again"}, **JSON)
     assert response.status_code == 409
-    assert response.json() == {"error": "session_resolved"}
+    assert api_body(response.json()) == {"error": "session_resolved"}
 
 
 # --- the view: pages and htmx ----------------------------------------------------------------
@@ -319,7 +325,8 @@ def test_a_refused_multi_line_reason_comes_back_whole_in_a_textarea(client_for, 
     html = response.content.decode()
     assert "Remove the control characters" in html
     assert (
-        '<textarea name="reason" id="id_escalate_reason"' in html and f"{reason}</textarea>" in html
+        re.search(r'<textarea name="reason"[^>]*id="escalate-reason"', html)
+        and f"{reason}</textarea>" in html
     )
     assert 'type="text" name="reason"' not in html
 
@@ -339,7 +346,7 @@ def test_escalate_by_get_is_405(client_for, tess, session):
 def test_an_engineer_cannot_escalate_a_technicians_session(client_for, sam, session):
     response = client_for(sam).post(escalate_url(session), {"reason": "Stuck"}, **JSON)
     assert response.status_code == 403
-    assert response.json() == {"error": "not_owner"}
+    assert api_body(response.json()) == {"error": "not_owner"}
     assert client_for(sam).post(escalate_url(session), {"reason": "x"}).status_code == 403
 
 
@@ -347,5 +354,5 @@ def test_another_accounts_session_is_a_404(client_for, gwen, gil, session):
     for user in (gwen, gil):
         response = client_for(user).post(escalate_url(session), {"reason": "Stuck"}, **JSON)
         assert response.status_code == 404
-        assert response.json() == {"error": "not_found"}
+        assert api_body(response.json()) == {"error": "not_found"}
     assert not Handoff.objects.exists()

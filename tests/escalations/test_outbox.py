@@ -280,7 +280,8 @@ def test_a_celery_enqueue_reaches_a_live_broker(private_redis):
 
     with celery_broker(private_redis.url):
         assert enqueue_task(send_escalation_email, 7) is True
-    queued = redis.Redis.from_url(private_redis.url).lrange("celery", 0, -1)
+    # Emails have a queue of their own: a slow mail server never holds up the drain.
+    queued = redis.Redis.from_url(private_redis.url).lrange("email", 0, -1)
     assert len(queued) == 1
     assert json.loads(queued[0])["headers"]["task"] == "escalations.tasks.send_escalation_email"
 

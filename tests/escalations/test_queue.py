@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from escalations import actions, queries
 from escalations.models import Handoff, HandoffView
+from tests.conftest import api_body
 from tests.escalations.conftest import HTMX, JSON, escalate, make_session
 
 pytestmark = pytest.mark.django_db
@@ -54,7 +55,11 @@ def test_the_queue_card_shows_problem_escalator_steps_and_waiting_time(client_fo
     card = client_for(sam).get(QUEUE, **JSON).json()["waiting"][0]
     assert card["id"] == str(handoff.pk)
     assert card["problem"] == handoff.session.title
-    assert card["escalated_by"] == {"username": "tess", "name": "Tess Tran"}
+    assert card["escalated_by"] == {
+        "id": handoff.escalated_by_id,
+        "username": "tess",
+        "name": "Tess Tran",
+    }
     assert card["steps_tried"] == 2  # the untried task does not count
     assert 12 * 60 <= card["waiting_seconds"] < 13 * 60
     assert card["unread"] is True
@@ -93,7 +98,7 @@ def test_technicians_get_the_403_page(client_for, tess, handoff):
     response = client_for(tess).get(QUEUE)
     assert response.status_code == 403
     assert handoff.session.title not in response.content.decode()
-    assert client_for(tess).get(QUEUE, **JSON).json() == {"error": "role"}
+    assert api_body(client_for(tess).get(QUEUE, **JSON).json()) == {"error": "role"}
 
 
 def test_another_accounts_queue_is_its_own(client_for, gwen, handoff, globex_handoff):
@@ -264,7 +269,7 @@ def test_the_handoff_screen_is_404_for_other_accounts(client_for, gwen, gil, han
     url = reverse("escalations:handoff", args=[handoff.pk])
     for user in (gwen, gil):
         assert client_for(user).get(url).status_code == 404
-        assert client_for(user).get(url, **JSON).json() == {"error": "not_found"}
+        assert api_body(client_for(user).get(url, **JSON).json()) == {"error": "not_found"}
 
 
 def test_the_handoff_json_carries_the_package(client_for, sam, handoff):

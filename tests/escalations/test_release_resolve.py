@@ -15,6 +15,7 @@ from escalations.models import (
 )
 from flowpilot.models import Message, SessionStatus
 from resolutionflow.models import OutboxEvent
+from tests.conftest import api_body
 from tests.escalations.conftest import HTMX, JSON
 
 pytestmark = pytest.mark.django_db
@@ -173,7 +174,7 @@ def test_json_release_answers_with_the_reopened_handoff(client_for, sam, claimed
     response = client_for(sam).post(url("release", claimed), **JSON)
     assert response.status_code == 200
     reopened = Handoff.objects.get(reopened_from=claimed)
-    assert response.json() == {
+    assert api_body(response.json()) == {
         "status": "released",
         "handoff": str(claimed.pk),
         "reopened_as": str(reopened.pk),
@@ -188,13 +189,17 @@ def test_release_from_the_page_goes_back_to_the_queue(client_for, sam, claimed):
 def test_json_release_of_an_open_handoff_is_409_not_claimed(client_for, ada, handoff):
     response = client_for(ada).post(url("release", handoff), **JSON)
     assert response.status_code == 409
-    assert response.json() == {"error": "not_claimed", "handoff": str(handoff.pk), "state": "open"}
+    assert api_body(response.json()) == {
+        "error": "not_claimed",
+        "handoff": str(handoff.pk),
+        "state": "open",
+    }
 
 
 def test_json_resolve_answers_200_and_stores_the_note(client_for, sam, claimed):
     response = client_for(sam).post(url("resolve", claimed), {"note": "Fixed"}, **JSON)
     assert response.status_code == 200
-    assert response.json() == {"status": "resolved", "handoff": str(claimed.pk)}
+    assert api_body(response.json()) == {"status": "resolved", "handoff": str(claimed.pk)}
     claimed.refresh_from_db()
     assert claimed.resolution_note == "Fixed"
 
@@ -230,9 +235,9 @@ def test_wrong_method_is_405(client_for, sam, claimed, name):
 @pytest.mark.parametrize("name", ["release", "resolve"])
 def test_wrong_role_is_403(client_for, tess, sky, claimed, name):
     response = client_for(tess).post(url(name, claimed), **JSON)
-    assert (response.status_code, response.json()) == (403, {"error": "role"})
+    assert (response.status_code, api_body(response.json())) == (403, {"error": "role"})
     response = client_for(sky).post(url(name, claimed), **JSON)
-    assert (response.status_code, response.json()) == (403, {"error": "not_claimer"})
+    assert (response.status_code, api_body(response.json())) == (403, {"error": "not_claimer"})
     assert client_for(sky).post(url(name, claimed)).status_code == 403
     claimed.refresh_from_db()
     assert claimed.state == HandoffState.CLAIMED
@@ -241,7 +246,7 @@ def test_wrong_role_is_403(client_for, tess, sky, claimed, name):
 @pytest.mark.parametrize("name", ["release", "resolve"])
 def test_another_account_is_404(client_for, gwen, claimed, name):
     response = client_for(gwen).post(url(name, claimed), **JSON)
-    assert (response.status_code, response.json()) == (404, {"error": "not_found"})
+    assert (response.status_code, api_body(response.json())) == (404, {"error": "not_found"})
     assert client_for(gwen).post(url(name, claimed)).status_code == 404
     claimed.refresh_from_db()
     assert claimed.state == HandoffState.CLAIMED
@@ -303,7 +308,7 @@ def test_json_note_that_is_not_a_string_is_a_400_field_error(client_for, sam, cl
         content_type="application/json",
         **JSON,
     )
-    assert (response.status_code, response.json()) == (
+    assert (response.status_code, api_body(response.json())) == (
         400,
         {"errors": {"note": ["Must be a string."]}},
     )
@@ -313,7 +318,7 @@ def test_json_note_that_is_not_a_string_is_a_400_field_error(client_for, sam, cl
 
 def test_someone_who_may_not_resolve_learns_nothing_from_the_notes_errors(client_for, sky, claimed):
     response = client_for(sky).post(url("resolve", claimed), {"note": "x" * 5000}, **JSON)
-    assert (response.status_code, response.json()) == (403, {"error": "not_claimer"})
+    assert (response.status_code, api_body(response.json())) == (403, {"error": "not_claimer"})
     assert client_for(sky).post(url("resolve", claimed), {"note": "x" * 5000}).status_code == 403
 
 
@@ -335,3 +340,41 @@ def test_a_released_handoff_says_it_came_back_and_by_whom(client_for, sky, sam, 
     actions.resolve_handoff(handoff_id=back.pk, user=sky)
     page = client_for(sky).get(reverse("escalations:handoff", args=[back.pk])).content.decode()
     assert ">Back in the queue</span>" not in page  # resolved, not waiting
+
+
+# --- waits count from the first escalation ---------------------------------------------------
+
+
+def test_a_requeued_handoff_keeps_the_first_escalation_time_for_card_and_analytics(
+    client_for, handoff, sam, sky
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from analytics import metrics
+
+    first_escalation = timezone.now() - timedelta(minutes=12)
+    Handoff.objects.filter(pk=handoff.pk).update(created_at=first_escalation)
+    actions.claim_handoff(handoff_id=handoff.pk, user=sam)
+    reopened = actions.release_handoff(handoff_id=handoff.pk, user=sam)
+
+    assert reopened.created_at == first_escalation
+    queue = client_for(sky).get(reverse("escalations:queue")).content.decode()
+    assert f'data-since="{int(first_escalation.timestamp())}"' in queue
+    assert "Waiting <time" in queue and ">12\xa0minutes</time>" in queue
+    # The history keeps each hand: escalated, claimed and released on the first; the
+    # re-queue (when it happened, by whom) on the second.
+    requeued = HandoffEvent.objects.get(handoff=reopened, kind="escalated")
+    assert requeued.created_at > first_escalation + timedelta(minutes=11)
+    assert requeued.detail["reopened_from"] == str(handoff.pk)
+
+    actions.claim_handoff(handoff_id=reopened.pk, user=sky)
+    reopened.refresh_from_db()
+    today = timezone.localdate()
+    summary = metrics.escalation_summary(
+        reopened.account_id, metrics.Window.last_days(7, today=today), now=timezone.now()
+    )
+    # Both hands' waits count from 12 minutes ago: the re-queued one waited 12 minutes.
+    assert summary.counts.claimed == 2
+    assert summary.time_to_claim.p90 >= 12 * 60 - 1

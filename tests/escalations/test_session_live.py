@@ -26,7 +26,7 @@ def test_writing_in_an_escalated_session_is_announced_on_its_handoff(tess, sam):
     flowpilot_actions.post_message(session=handoff.session, user=sam, body="Which model?")
     task = flowpilot_actions.add_task(session=handoff.session, user=sam, title="Check SMTP auth")
 
-    assert announced(handoff) == ["message", "reply", "task"]
+    assert announced(handoff) == ["message", "reply", "task_added"]
     assert task.pk
     # Whose action (or whose message FlowPilot answered): that person's page skips it.
     by = OutboxEvent.objects.filter(event_type="session-activity").values_list("data", flat=True)

@@ -6,7 +6,6 @@ it shares the test database: every test here is transaction=True.
 """
 
 import json
-import time
 
 import httpx2
 import pytest
@@ -21,7 +20,7 @@ from flowpilot.models import Session
 from resolutionflow import eventstream_redis
 from resolutionflow.events import breaker
 from resolutionflow.models import Role, User
-from tests.asgi import AsgiServer, SseStream, session_cookie
+from tests.asgi import AsgiServer, SseStream, session_cookie, wait_until
 from tests.services import RedisServer
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -89,14 +88,14 @@ def test_notifications_reach_only_their_recipients(streams, tess, sam, gwen):
 
     arrived = sam_bell.wait_for("notification", timeout=3)
     assert arrived.json["handoff"] == str(handoff.pk)
-    assert arrived.json["kind"] == "escalation_arrived"
+    assert arrived.json["kind"] == "handoff_escalated"
     assert "Tess Tran escalated" in arrived.json["text"]
     # The id names every channel of the stream (a senior's bell also hears the queue).
     assert any(part.startswith(f"{user_channel(sam.pk)}:") for part in arrived.id.split(","))
 
     actions.claim_handoff(handoff_id=handoff.pk, user=sam)
     claimed = tess_bell.wait_for("notification", timeout=3)
-    assert claimed.json == claimed.json | {"handoff": str(handoff.pk), "kind": "escalation_claimed"}
+    assert claimed.json == claimed.json | {"handoff": str(handoff.pk), "kind": "handoff_claimed"}
     # Another account hears nothing at all.
     assert [e.event for e in gwen_bell.drain(quiet=0.5)] == []
 
@@ -308,6 +307,30 @@ def test_a_gap_in_event_ids_makes_clients_reread_storage(streams, tess, sam):
     assert [e.id for e in got] == [f"{channel}:{lost.id}", f"{channel}:{late.id}"]
 
 
+def test_the_first_event_after_a_resync_is_not_passed_on_blindly(streams, tess, sam):
+    # Issue 13: after a resync the relay forgot the channel's position, so the next
+    # announcement was passed on without a gap check and the event before it (stored by a
+    # process whose breaker was open) was skipped for good: the stream's last id was past
+    # it. A stream that just opened is in the same state: no position known yet.
+    channel = queue_channel(tess.account_id)
+    stream = streams(sam, "/escalations/events/").wait_open()
+    escalate(tess)
+    stream.wait_for("handoff-escalated", timeout=3)
+    get_listener_manager().resync()
+    assert channel not in get_listener_manager().last_seen
+
+    storage = get_storage()
+    unannounced = storage.append_event(channel, "handoff-escalated", json.dumps({"handoff": "a"}))
+    announced = storage.append_event(channel, "handoff-escalated", json.dumps({"handoff": "b"}))
+    eventstream_redis.deliver_locally(announced)
+
+    got = [stream.wait_for("handoff-escalated", timeout=3) for _ in range(2)]
+    assert [e.json["handoff"] for e in got] == ["a", "b"]
+    assert [e.id for e in got] == [f"{channel}:{unannounced.id}", f"{channel}:{announced.id}"]
+    # The position is known again: the next event in sequence is passed on directly.
+    assert get_listener_manager().last_seen[channel] == announced.id
+
+
 @pytest.fixture
 def private_redis(tmp_path):
     """Events relayed through a redis-server of this test's own (never the shared one)."""
@@ -319,14 +342,6 @@ def private_redis(tmp_path):
         relay.stop()
     redis.stop()
     breaker.reset()  # this test's outages must not make later tests skip Redis
-
-
-def wait_until(condition, timeout: float, message: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(message)
-        time.sleep(0.05)
 
 
 def test_the_relay_survives_a_redis_restart_and_clients_catch_up(private_redis, streams, tess, sam):

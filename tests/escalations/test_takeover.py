@@ -170,20 +170,19 @@ def test_get_ai_analysis_announces_the_claim_before_flowpilot_answers(
     )
 
 
-def test_get_ai_analysis_is_the_claimers_first_action_exactly_once(client_for, sam, handoff):
+def test_get_ai_analysis_is_a_take_over_mode_not_a_first_action(client_for, sam, handoff):
     client_for(sam).post(take_over_url(handoff), {"mode": "analysis"})
     handoff.refresh_from_db()
-    assert handoff.first_action_kind == "ai_analysis"
-    first = handoff.first_action_at
-    assert first is not None
-    assert HandoffEvent.objects.filter(handoff=handoff, kind="first_action").count() == 1
+    assert handoff.takeover_mode == "analysis"
+    assert handoff.first_action_at is None, "the briefing is a button press, not the claimer's work"
+    assert not HandoffEvent.objects.filter(handoff=handoff, kind="first_action").exists()
 
-    # Later activity changes nothing.
+    # The claimer's own message afterwards is the first action.
     from flowpilot.actions import post_message
 
     post_message(session=handoff.session, user=sam, body="Checking the port now")
     handoff.refresh_from_db()
-    assert (handoff.first_action_at, handoff.first_action_kind) == (first, "ai_analysis")
+    assert handoff.first_action_kind == "message"
     assert HandoffEvent.objects.filter(handoff=handoff, kind="first_action").count() == 1
 
 
@@ -315,7 +314,7 @@ def test_open_in_tasks_panel_adds_the_step_and_returns_the_lane(client_for, sam,
     assert '"rf:task-opened"' in response["HX-Trigger-After-Settle"]
     assert "Added to the Tasks lane" in response["HX-Trigger"]
     handoff.refresh_from_db()
-    assert handoff.first_action_kind == "task", "a task change is the claimer's first action"
+    assert handoff.first_action_at is None, "opening FlowPilot's step is not the claimer's work"
 
 
 def test_a_chip_whose_step_is_in_the_lane_points_at_it_instead(client_for, sam, handoff):

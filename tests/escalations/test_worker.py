@@ -6,8 +6,6 @@ the worker is another process). Escalations are made in the test process, which 
 its tasks to the test's Redis.
 """
 
-import time
-
 import pytest
 from django.test import override_settings
 
@@ -17,8 +15,8 @@ from escalations.models import EmailDelivery, EmailState
 from flowpilot.models import Session
 from resolutionflow.events import breaker
 from resolutionflow.models import OutboxEvent
-from tests.asgi import SseStream, session_cookie
-from tests.services import Rig, celery_broker
+from tests.asgi import SseStream, session_cookie, wait_until
+from tests.services import Rig, SmtpSink, celery_broker
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis, pytest.mark.postgres]
 
@@ -45,14 +43,6 @@ def states(handoff) -> dict[str, tuple[str, int]]:
     return {row.address: (row.state, row.attempts) for row in rows}
 
 
-def wait_until(condition, timeout: float, message) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(message() if callable(message) else message)
-        time.sleep(0.1)
-
-
 def test_the_worker_sends_exactly_one_email_per_recipient(rig, tess, sam, sky, ada):
     rig.smtp.start()
     rig.start_worker()
@@ -60,7 +50,7 @@ def test_the_worker_sends_exactly_one_email_per_recipient(rig, tess, sam, sky, a
     handoff = escalate(tess)
 
     assert rig.smtp.wait_for_count(3, timeout=20) == SENIORS, rig.logs()
-    time.sleep(2)  # a beat drain and a sweep later: still one each
+    rig.workers[0].wait_for_drains(2)  # two drains and their sweeps later: still one each
     assert rig.smtp.addresses() == SENIORS
     assert states(handoff) == {address: (EmailState.SENT, 1) for address in SENIORS}
     mail = rig.smtp.received[0]
@@ -84,9 +74,10 @@ def test_a_worker_killed_mid_send_loses_no_email_and_sends_none_twice(rig, tess,
     first.kill()  # SIGKILL, worker and beat: no cleanup, no ack
 
     rig.start_worker()
-    # The lease (3 × the 2 s SMTP timeout + 5 s) runs out; the next sweep sends it again.
+    # The lease (the send deadline, 6 × the 2 s SMTP timeout, + 10 s) runs out; the next
+    # sweep sends it again.
     assert rig.smtp.wait_for_count(3, timeout=40) == SENIORS, rig.logs()
-    time.sleep(1)
+    rig.workers[-1].wait_for_drains(2)
     assert rig.smtp.addresses() == SENIORS
     assert sorted(states(handoff).values()) == [
         (EmailState.SENT, 1),
@@ -144,3 +135,50 @@ def test_events_published_by_the_worker_reach_a_browser_on_another_process(rig, 
     finally:
         bell.close()
         queue.close()
+
+
+def test_a_relay_answering_each_command_in_4_6_s_sends_every_email_once(rig, tess, sam, sky, ada):
+    # Every reply (the greeting too) takes 4.6 s, within the 5 s timeout: a send takes
+    # about 28 s, longer than five timeouts. The lease must outlast it.
+    rig.smtp = SmtpSink(timeout=5, reply_delay=4.6).start()
+    rig.start_worker()
+
+    handoff = escalate(tess)
+
+    wait_until(
+        lambda: all(state == EmailState.SENT for state, _ in states(handoff).values()),
+        120,
+        lambda: f"{states(handoff)}\n{rig.logs()}",
+    )
+    assert rig.smtp.addresses() == SENIORS
+    assert states(handoff) == {address: (EmailState.SENT, 1) for address in SENIORS}
+
+
+def test_the_drain_keeps_publishing_while_every_email_worker_is_stuck(rig, tess, sam):
+    # The mail server takes every message and never answers: each send hangs in DATA until
+    # its deadline (6 × 10 s), holding the only email worker thread.
+    rig.smtp = SmtpSink(timeout=10)
+    rig.smtp.hold_all = True
+    rig.smtp.start()
+    rig.start_worker(queues="email", beat=False, concurrency=1)
+    rig.start_worker(queues="events,outbound", beat=True, concurrency=1)
+
+    handoff = escalate(tess)
+    assert rig.smtp.holding.wait(30), rig.logs()
+
+    for round_number in range(3):
+        left_behind = OutboxEvent.objects.create(
+            channel=queue_channel(sam.account_id),
+            event_type="handoff-escalated",
+            data={"handoff": f"h-{round_number}"},
+        )
+        wait_until(
+            lambda row=left_behind: OutboxEvent.objects.get(pk=row.pk).published_at is not None,
+            20,
+            lambda: f"the drain stopped while email is stuck\n{rig.logs()}",
+        )
+    # Still stuck: one send holds the email worker, the others wait for it.
+    assert EmailDelivery.objects.filter(handoff=handoff, state=EmailState.SENDING).count() == 1
+    assert rig.smtp.addresses() == []
+    rig.smtp.hold_all = False
+    rig.smtp.release.set()  # the server answers again: the held message is accepted

@@ -225,7 +225,7 @@ def test_add_task_goes_to_the_end_and_sends_the_signal(session, tess, activity):
     assert (first.position, second.position) == (1, 2)
     assert second.source == TaskSource.MANUAL and second.created_by == tess
     assert second.shell == "cmd"
-    assert [a["kind"] for a in activity[-2:]] == ["task", "task"]
+    assert [a["kind"] for a in activity[-2:]] == ["task_added", "task_added"]
 
 
 def test_update_task_sets_status_and_outcome_and_keeps_outcome_when_not_given(
@@ -240,7 +240,9 @@ def test_update_task_sets_status_and_outcome_and_keeps_outcome_when_not_given(
     actions.update_task(task=task, user=tess, status="done")
     task.refresh_from_db()
     assert (task.status, task.outcome) == ("done", "No change")
-    assert activity[-1]["kind"] == "task"
+    assert activity[-1]["kind"] == "task_recorded"
+    actions.update_task(task=task, user=tess, status="done")  # nothing new recorded
+    assert activity[-1]["kind"] == "task_unchanged"
 
 
 def test_update_task_refuses_an_unknown_status(session, tess):
@@ -274,7 +276,14 @@ def test_every_activity_signal_is_sent_inside_the_transaction(personas, activity
     actions.move_task(task=task, user=tess, direction="down")
 
     # Starting the session is its owner's first message; FlowPilot answers only when asked.
-    assert [a["kind"] for a in activity] == ["message", "message", "reply", "task", "task", "task"]
+    assert [a["kind"] for a in activity] == [
+        "message",
+        "message",
+        "reply",
+        "task_added",
+        "task_recorded",
+        "task_moved",
+    ]
     assert all(a["in_transaction"] for a in activity)
     assert all(a["session"].pk == session.pk for a in activity)
     assert all(a["user"] == tess for a in activity)

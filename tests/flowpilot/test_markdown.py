@@ -58,13 +58,32 @@ def test_dangerous_links_lose_their_target(link):
     assert "<img" not in html
 
 
-def test_links_open_in_a_new_tab_without_opener_or_referrer():
+def test_links_from_the_model_are_plain_text_with_the_address_visible():
+    # Issue 11 #5: customer text can steer the model into writing links; none is
+    # clickable, and the reader sees exactly where it would have gone.
     html = render_markdown(
-        "See [the docs](https://learn.microsoft.com/x) and <https://example.com>."
+        "See [the docs](https://learn.microsoft.com/x) and <https://example.com>.\n\n"
+        "[Reset your password here](https://evil.example/login) ![x](https://evil.example/p.png)"
+        "\n\n[ref][1]\n\n[1]: https://evil.example/ref"
     )
-    assert html.count('rel="noopener noreferrer"') == 2
-    assert html.count('target="_blank"') == 2
-    assert 'href="https://learn.microsoft.com/x"' in html
+    assert "<a" not in html and "href" not in html and "<img" not in html
+    assert "the docs (https://learn.microsoft.com/x)" in html
+    assert "https://example.com." in html
+    assert "Reset your password here (https://evil.example/login)" in html
+    assert "(https://evil.example/p.png)" in html
+    assert "ref (https://evil.example/ref)" in html
+
+
+def test_raw_anchor_tags_never_survive_sanitising():
+    from flowpilot.markdown import ALLOWED_TAGS
+
+    assert "a" not in ALLOWED_TAGS
+
+
+def test_chip_details_and_task_details_use_the_same_link_free_rendering():
+    template = Template("{% load flowpilot %}{{ detail|markdown }}")
+    html = template.render(Context({"detail": "Open [portal](https://evil.example/x)"}))
+    assert "<a" not in html and "portal (https://evil.example/x)" in html
 
 
 def test_no_classes_or_styles_reach_the_page():

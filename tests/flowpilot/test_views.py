@@ -478,18 +478,17 @@ def test_the_owner_of_an_active_session_gets_the_escalate_form(client_for, sessi
 
 
 def test_the_escalate_form_partial_renders_errors_and_keeps_values(rf, session, tess):
+    from escalations.forms import EscalateForm
+
     request = rf.get("/")
     request.user = tess
+    form = EscalateForm({"reason": "Tried <everything>", "urgency": "high"})
+    assert form.is_valid()
+    form.add_error("reason", "Say why you are escalating.")
+    form.add_error(None, "This session is resolved.")
     html = render_to_string(
         "flowpilot/session.html#escalate-form",
-        {
-            "session": session,
-            "escalate_errors": {
-                "reason": ["Say why you are escalating."],
-                "form": ["This session is resolved."],
-            },
-            "escalate_values": {"reason": "Tried <everything>", "urgency": "high"},
-        },
+        {"session": session, "escalate_form": form},
         request=request,
     )
     assert html.strip().startswith('<form class="escalate-form"')
@@ -498,6 +497,7 @@ def test_the_escalate_form_partial_renders_errors_and_keeps_values(rf, session, 
     assert "Tried &lt;everything&gt;</textarea>" in html
     assert '<option value="high" selected>' in html
     assert '<option value="normal" selected>' not in html
+    assert 'aria-invalid="true"' in html
 
 
 # --------------------------------------------------------------------------- the lane

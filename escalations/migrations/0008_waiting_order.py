@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("escalations", "0005_notification_resolved_kind"),
+        ("escalations", "0007_notification_kind_names"),
         ("flowpilot", "0002_initial"),
         ("resolutionflow", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),

@@ -1,0 +1,749 @@
+"""Reasoning: which family, which causes the evidence favours, which steps come next.
+
+Pure functions of a ``Conversation`` and the ``Knowledge``: no wording here. ``plan``
+returns everything the wording layer needs, including the facts (quoted, with where they
+came from) behind each cause, so a reply or an assessment can say why.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
+from typing import Literal
+
+from flowpilot.assistants.base import BRIEFING_PREFIX, ChatLine, Conversation, TriedStep
+from flowpilot.assistants.offline.knowledge import (
+    SPECIFIC_WEIGHT,
+    Cause,
+    ErrorCode,
+    Family,
+    Knowledge,
+    Question,
+    Step,
+    default_knowledge,
+)
+from flowpilot.assistants.offline.text import (
+    _normalize_command,
+    _stemmed,
+    detect_os,
+    normalize,
+    reports_resolved,
+    reports_still_broken,
+    session_values,
+)
+from flowpilot.steps import FINISHED
+
+FINISHED_STATUSES = FINISHED
+LANE_STATUSES = frozenset({"todo", "doing"})
+
+# Matching weights. The problem statement is what the technician wrote down first, so it
+# counts double; the newest user message counts a bit more than older chat, and a
+# message that corrects course ("actually it's only on VPN") counts more again, which is
+# what lets a later detail move the match to another family.
+PROBLEM_WEIGHT = 2.0
+MESSAGE_WEIGHT = 1.0
+LATEST_MESSAGE_WEIGHT = 1.5
+CORRECTION_MULTIPLIER = 2.0
+# A family needs MIN_SCORE to be considered at all. It is claimed (a "strong" match) only
+# on real evidence: a specific phrase or error code, or two different signals; and with a
+# clear lead over the runner-up. Anything less is "weak": the reply says so and asks.
+MIN_SCORE = 4.0
+STRONG_SCORE = 10.0
+STRONG_LEAD = 1.5
+# Two problems in one ticket: both families have real evidence, the second at least this
+# share of the first, and the text joins them ("also", "as well", "another problem").
+SECOND_PROBLEM_SHARE = 0.3
+_SECOND_PROBLEM = re.compile(
+    r"\b(?:also|as well|another (?:issue|problem)|second (?:issue|problem)|on top of (?:that|this)"
+    r"|plus|separately|in addition)\b",
+    re.IGNORECASE,
+)
+
+# Failing-disk signs hold back repairs that stress the disk; security wording puts the
+# incident steps first.
+_FAILING_DISK = re.compile(
+    r"reallocated|pending sectors?|bad sectors?|smart (?:status|error|warning|fail)\w*"
+    r"|smart\W+(?:caution|bad|failing)|(?:disk|drive|hdd|ssd)\w* (?:is |are )?(?:failing|dying)"
+    r"|clicking (?:noise|sound)|i/o (?:device )?error|predictive fail\w*|crc errors?"
+    r"|event (?:id )?(?:7|51|153)\b|cyclic redundancy",
+    re.IGNORECASE,
+)
+_DISK_STRESS = re.compile(
+    r"\b(?:chkdsk|dism|sfc|defrag|optimize-volume|repair-volume|fsck)\b", re.I
+)
+SECURITY_FAMILY = "phishing"
+_SECURITY = re.compile(
+    r"phish\w*|hacked|compromis\w*|ransom\w*|fake (?:login |sign[- ]in )?(?:page|site|website)"
+    r"|entered (?:her|his|their|my) (?:password|credentials)|clicked (?:a|the|on) (?:\w+ )?link"
+    r"|sign[- ]?ins? from (?:another|a different|an unknown) country|impossible travel"
+    r"|emails? (?:she|he|they|i) didn'?t (?:write|send)|malware|virus"
+    r"|encrypted (?:our |my |the )?files",
+    re.IGNORECASE,
+)
+
+# ----------------------------------------------------------------------- matching
+
+
+@dataclass(frozen=True)
+class Classification:
+    """Which family a conversation is about, and how sure the match is."""
+
+    family_id: str | None  # None: nothing matched, the generic triage applies
+    score: float
+    strength: Literal["strong", "weak", "none"]
+    scores: tuple[tuple[str, float], ...] = ()  # every family that scored, best first
+    runner_up: str | None = None  # weak match: the other family it could be
+    second_problem: str | None = None  # a second, separate problem in the same ticket
+    codes: tuple[ErrorCode, ...] = ()  # known error codes quoted in the conversation
+
+
+def classify(conversation: Conversation, knowledge: Knowledge | None = None) -> Classification:
+    """Match the conversation (problem first, then user messages) to a problem family."""
+    knowledge = knowledge or default_knowledge()
+    totals: dict[str, float] = {}
+    signals: dict[str, int] = {}
+    specific: set[str] = set()
+
+    def add(text: str, weight: float) -> None:
+        facts = knowledge.facts(text)
+        if facts.corrects_course:
+            weight *= CORRECTION_MULTIPLIER
+        for family_id, score in facts.scores:
+            totals[family_id] = totals.get(family_id, 0.0) + score * weight
+        for family_id, count, is_specific in facts.signals:
+            signals[family_id] = signals.get(family_id, 0) + count
+            if is_specific:
+                specific.add(family_id)
+
+    add(conversation.problem, PROBLEM_WEIGHT)
+    if conversation.escalation_reason:
+        add(conversation.escalation_reason, MESSAGE_WEIGHT)
+    user_texts = _people_messages(conversation)
+    for position, text in enumerate(user_texts, start=1):
+        add(text, LATEST_MESSAGE_WEIGHT if position == len(user_texts) else MESSAGE_WEIGHT)
+    for task in conversation.tasks:
+        if task.outcome:
+            add(task.outcome, MESSAGE_WEIGHT)  # what the checks found is evidence too
+    codes = tuple(
+        dict.fromkeys(
+            code
+            for text in (conversation.problem, conversation.escalation_reason, *user_texts)
+            for code in knowledge.codes_in(text)
+        )
+    )
+
+    ranked = sorted(
+        ((family_id, score) for family_id, score in totals.items() if score > 0),
+        key=lambda item: (-item[1], knowledge.rank(item[0])),
+    )
+    if not ranked or ranked[0][1] < MIN_SCORE:
+        return Classification(
+            None, ranked[0][1] if ranked else 0.0, "none", tuple(ranked), codes=codes
+        )
+
+    def real(family_id: str) -> bool:
+        return family_id in specific or signals.get(family_id, 0) >= 2
+
+    best_id, best = ranked[0]
+    runner_id, runner = ranked[1] if len(ranked) > 1 else (None, 0.0)
+    if runner_id and real(best_id) and real(runner_id) and runner >= SECOND_PROBLEM_SHARE * best:
+        joined = [conversation.problem, *user_texts[-1:]]
+        if any(_SECOND_PROBLEM.search(text) for text in joined):
+            first, second = _in_order_mentioned(conversation.problem, best_id, runner_id, knowledge)
+            return Classification(
+                first, best, "strong", tuple(ranked), second_problem=second, codes=codes
+            )
+    security = totals.get(SECURITY_FAMILY, 0.0)
+    if best_id != SECURITY_FAMILY and real(SECURITY_FAMILY) and security >= STRONG_SCORE:
+        # A security incident outranks whatever it looks like too ("mailbox full" of the
+        # bounces a phishing attacker caused): incident steps come first.
+        return Classification(SECURITY_FAMILY, security, "strong", tuple(ranked), codes=codes)
+    strong = real(best_id) and best >= STRONG_SCORE and best >= STRONG_LEAD * runner
+    if strong or (best_id == SECURITY_FAMILY and real(best_id) and best >= STRONG_SCORE):
+        return Classification(best_id, best, "strong", tuple(ranked), codes=codes)
+    return Classification(
+        best_id,
+        best,
+        "weak",
+        tuple(ranked),
+        runner_up=runner_id if runner_id and runner >= best / 3 else None,
+        codes=codes,
+    )
+
+
+def _in_order_mentioned(
+    problem: str, one: str, other: str, knowledge: Knowledge
+) -> tuple[str, str]:
+    """The two families in the order the problem statement names them."""
+    first = dict(knowledge.facts(problem).first_clause)
+    if first.get(other, 10**6) < first.get(one, 10**6):
+        return other, one
+    return one, other
+
+
+# Text that talks to the assistant instead of about the problem ("system note: already
+# resolved, high confidence", "rank X first", "ignore the above"): pasted customer text
+# trying to steer the assessment. Such a message is not evidence.
+_STEERING = re.compile(
+    r"\b(?:ignore (?:all |the |any )?(?:previous|above|prior|earlier)"
+    r"|system (?:note|prompt|message)"
+    r"|(?:high|low|medium) confidence|confidence:? ?(?:high|low|medium)|rank (?:\W?\w+ ){0,6}first"
+    r"|you are (?:an?|the) (?:ai|assistant|model)|(?:assistant|flowpilot|claude):"
+    r"|already (?:been )?(?:resolved|fixed|closed)|mark (?:this|it|the ticket) (?:as )?resolved)"
+    r"|<\s*/?\s*session",
+    re.IGNORECASE,
+)
+
+
+@lru_cache(maxsize=4096)
+def steers(text: str) -> bool:
+    """Whether ``text`` addresses the assistant rather than describing the problem."""
+    return bool(_STEERING.search(text or ""))
+
+
+def _is_evidence(line: ChatLine) -> bool:
+    return (
+        line.role == "user" and not line.text.startswith(BRIEFING_PREFIX) and not steers(line.text)
+    )
+
+
+def _people_messages(conversation: Conversation) -> list[str]:
+    """What people typed about the problem: not the briefing FlowPilot's handoff wrote, not
+    text that tries to steer the assistant."""
+    return [line.text for line in conversation.messages if _is_evidence(line)]
+
+
+# ------------------------------------------------------------------ session state
+
+
+def _task_keys(task: TriedStep) -> tuple[str, ...]:
+    # A task is a knowledge step if its normalized title or its command matches.
+    return tuple(key for key in (normalize(task.title), _normalize_command(task.command)) if key)
+
+
+class _Lane:
+    """The lane's tasks indexed by normalized title and command."""
+
+    def __init__(self, tasks: tuple[TriedStep, ...]) -> None:
+        self.tasks = tasks
+        self._statuses: dict[str, set[str]] = {}
+        for task in tasks:
+            for key in _task_keys(task):
+                self._statuses.setdefault(key, set()).add(task.status)
+
+    def statuses(self, knowledge: Knowledge, step: Step) -> set[str]:
+        """Statuses of every task that is this step (same title, or same command)."""
+        found = set(self._statuses.get(knowledge.step_titles[step.id], ()))
+        command = knowledge.step_commands[step.id]
+        if command:
+            found |= self._statuses.get(command, set())
+        return found
+
+    def has_title(self, title: str) -> bool:
+        return normalize(title) in self._statuses
+
+    def counts(self) -> dict[str, int]:
+        """How many tasks are in each status, in a fixed order."""
+        counts = dict.fromkeys(("done", "failed", "skipped", "doing", "todo"), 0)
+        for task in self.tasks:
+            counts[task.status] = counts.get(task.status, 0) + 1
+        return counts
+
+
+# ----------------------------------------------------------------------- evidence
+
+
+@dataclass(frozen=True)
+class Fact:
+    """Something a person reported or an outcome recorded, quoted with where it came from."""
+
+    quote: str  # the words, as written (one clause or outcome, trimmed)
+    source: str  # "the problem", "Tess's message", "the outcome of 'Check sign-in logs'"
+    direction: Literal["supports", "confirms", "rules out"]
+    strength: int  # 3: a fix worked; 2: a check found it; 1: reported in words
+    step_id: str = ""  # the knowledge step whose recorded outcome this is
+    recent: bool = False  # from the latest message: what the technician just reported
+    words: int = 0  # length of the phrase it matched: "disk at 100" says more than "100"
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One clause people wrote, with its stemmed words and where it came from."""
+
+    words: tuple[str, ...]
+    text: str
+    source: str
+    from_outcome_of: str = ""  # step id whose recorded outcome this is
+    recent: bool = False
+
+
+@dataclass(frozen=True)
+class RankedCause:
+    cause: Cause
+    facts: tuple[Fact, ...] = ()  # for and against, strongest first
+    checked: tuple[Step, ...] = ()  # its checks done without finding anything either way
+    fix_failed: tuple[Step, ...] = ()  # its fixes tried without fixing the problem
+
+    @cached_property
+    def support(self) -> tuple[Fact, ...]:
+        return tuple(f for f in self.facts if f.direction in {"supports", "confirms"})
+
+    @cached_property
+    def against(self) -> tuple[Fact, ...]:
+        return tuple(f for f in self.facts if f.direction == "rules out")
+
+    @cached_property
+    def confirmed(self) -> bool:
+        """A fix for it worked, or a check found its condition, and nothing rules it out."""
+        return not self.against and any(f.strength >= 2 for f in self.support)
+
+    @cached_property
+    def fixed(self) -> bool:
+        return not self.against and any(f.direction == "confirms" for f in self.support)
+
+    @cached_property
+    def fully_checked(self) -> bool:
+        return bool(self.checked) and len(self.checked) >= len(self.cause.checked_by)
+
+    @cached_property
+    def tier(self) -> int:
+        """Confirmed above supported above untested above checked above ruled out."""
+        if self.against and not self.support:
+            return 0
+        if self.fixed:
+            return 5
+        if self.confirmed:
+            return 4
+        if self.support and not self.against:
+            return 3
+        if self.fully_checked or self.fix_failed or self.against:
+            return 1
+        return 2
+
+    @cached_property
+    def score(self) -> int:
+        # What the technician just reported counts extra: the reply acts on the news.
+        strength = sum(f.strength + 2 * f.recent for f in self.support[:3])
+        return 2 * strength - 3 * len(self.against[:2]) - len(self.checked) - len(self.fix_failed)
+
+    @cached_property
+    def specificity(self) -> int:
+        return max((f.words for f in self.support), default=0)
+
+    @cached_property
+    def strongest(self) -> Fact | None:
+        return self.support[0] if self.support else None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything reply() and assess() derive from one conversation."""
+
+    classification: Classification
+    family: Family
+    lane: _Lane
+    untouched: tuple[Step, ...]  # not in the lane at all: what a reply may propose
+    untried: tuple[Step, ...]  # not started or finished: todo ones included
+    in_lane: tuple[Step, ...]  # waiting as todo/doing
+    causes: tuple[RankedCause, ...]  # most likely first
+    device_os: str = ""
+    values: dict[str, str] = field(default_factory=dict)  # placeholder values
+    resolved: str = ""  # the words that report the problem fixed, when it is
+    failing_disk: str = ""  # the words that show a failing disk
+    security: str = ""  # the words that make it a security matter
+    held_back: tuple[Step, ...] = ()  # left out for safety (disk stress) or the wrong OS
+    unlikely_steps: frozenset[str] = frozenset()  # check only causes the report contradicts
+
+    def worth_proposing(self, steps: tuple[Step, ...]) -> tuple[Step, ...]:
+        """``steps`` without those that only check contradicted causes, unless that is all
+        there is (then they are the last resort, and still offered)."""
+        plausible = tuple(step for step in steps if step.id not in self.unlikely_steps)
+        return plausible or steps
+
+    @property
+    def matched(self) -> bool:
+        return self.classification.family_id is not None
+
+    @property
+    def lead(self) -> RankedCause:
+        return self.causes[0]
+
+    @property
+    def leading_cause_is_clear(self) -> bool:
+        """The evidence points at the first cause and at no other as strongly."""
+        first = self.causes[0]
+        runner_up = self.causes[1] if len(self.causes) > 1 else None
+        return (
+            bool(first.support)
+            and not first.against
+            and (runner_up is None or (first.tier, first.score) > (runner_up.tier, runner_up.score))
+        )
+
+
+def plan(conversation: Conversation, knowledge: Knowledge) -> Plan:
+    """Classify, weigh the evidence for each cause, and order the steps."""
+    classification = classify(conversation, knowledge)
+    family = (
+        knowledge.by_id[classification.family_id]
+        if classification.family_id
+        else knowledge.fallback
+    )
+    people = _people_messages(conversation)
+    device_os = next(
+        (
+            found
+            for text in (conversation.device, conversation.problem, *people)
+            if (found := _os_of(text))
+        ),
+        "",
+    )
+    everything = [conversation.problem, conversation.escalation_reason, *people]
+    everything += [task.outcome for task in conversation.tasks]
+    failing_disk = next((found for text in everything if (found := _disk_sign(text))), "")
+    security = next((found for text in everything if (found := _security_sign(text))), "")
+
+    lane = _Lane(conversation.tasks)
+    untouched, untried, in_lane, tried = [], [], [], {}
+    held_back = []
+    for step in family.steps:
+        statuses = lane.statuses(knowledge, step)
+        unsafe = failing_disk and _stresses_disk(step.command or step.title)
+        if (not step.runs_on(device_os) or unsafe) and not statuses:
+            held_back.append(step)  # wrong OS for this device, or it would stress the disk
+            continue
+        if not statuses:
+            untouched.append(step)
+        if not statuses & (FINISHED_STATUSES | {"doing"}):
+            untried.append(step)
+        if statuses & LANE_STATUSES and not statuses & FINISHED_STATUSES:
+            in_lane.append(step)
+        if statuses & {"done", "failed"}:
+            tried[step.id] = step
+
+    statements = _statements(conversation, knowledge, tried.values())
+    matches = _evidence(statements, knowledge, family)
+    resolved = _resolved(conversation)
+    resolved_lines = _resolved_lines(conversation, statements) if resolved else []
+    ranked = []
+    for position, cause in enumerate(family.causes):
+        ranked.append((position, _weigh(cause, matches, tried, resolved_lines)))
+    # A confirmed cause first, then supported ones, untested, checked, ruled out; within a
+    # tier the evidence score, then the data file's order.
+    ranked.sort(key=lambda item: (-item[1].tier, -item[1].score, -item[1].specificity, item[0]))
+    causes = tuple(item for _, item in ranked)
+    if resolved and not any(c.fixed for c in causes) and causes[0].support:
+        # "Works now" right after the evidence pointed at a cause: that cause it was.
+        lead = causes[0]
+        fact = Fact(resolved, _resolved_source(conversation), "confirms", 3)
+        causes = (RankedCause(lead.cause, (fact, *lead.facts), lead.checked), *causes[1:])
+    return Plan(
+        classification=classification,
+        family=family,
+        lane=lane,
+        untouched=_by_evidence(untouched, causes),
+        untried=_by_evidence(untried, causes),
+        in_lane=tuple(in_lane),
+        causes=causes,
+        device_os=device_os,
+        values=session_values(conversation.device, (conversation.problem, *people)),
+        resolved=resolved,
+        failing_disk=failing_disk,
+        security=security,
+        held_back=tuple(held_back),
+        unlikely_steps=_unlikely_steps(causes),
+    )
+
+
+@lru_cache(maxsize=4096)
+def _os_of(text: str) -> str:
+    return detect_os(text)
+
+
+@lru_cache(maxsize=4096)
+def _disk_sign(text: str) -> str:
+    found = _FAILING_DISK.search(text or "")
+    return found.group(0) if found else ""
+
+
+@lru_cache(maxsize=4096)
+def _security_sign(text: str) -> str:
+    found = _SECURITY.search(text or "")
+    return found.group(0) if found else ""
+
+
+@lru_cache(maxsize=1024)
+def _stresses_disk(command: str) -> bool:
+    return bool(_DISK_STRESS.search(command))
+
+
+def _resolved(conversation: Conversation) -> str:
+    """The words reporting the problem gone, unless something later says it is not.
+
+    Read from the technician's messages and the outcomes recorded on tasks, never from
+    the problem statement.
+    """
+    people = _people_messages(conversation)
+    found = ""
+    for text in people:
+        if reports_resolved(text):
+            found = reports_resolved(text)
+        elif found and reports_still_broken(text):
+            found = ""
+    for task in conversation.tasks:
+        said = reports_resolved(task.outcome) if task.status == "done" else ""
+        if said and not (people and reports_still_broken(people[-1])):
+            found = found or said
+    return found
+
+
+def _resolved_source(conversation: Conversation) -> str:
+    for line in reversed(conversation.messages):
+        if line.role == "user" and reports_resolved(line.text):
+            return _whose(line.author)
+    return "a recorded outcome"
+
+
+def _whose(author: str) -> str:
+    return f"{author}'s message" if author else "the technician's message"
+
+
+def _statements(
+    conversation: Conversation, knowledge: Knowledge, tried: Iterable[Step]
+) -> list[Statement]:
+    """Every clause people reported, with its source: the evidence for and against causes."""
+    found: list[Statement] = []
+
+    def add(text: str, source: str, step_id: str = "", recent: bool = False) -> None:
+        for words, part in knowledge.statements(text):
+            found.append(Statement(words, part, source, step_id, recent))
+
+    add(conversation.problem, "the problem")
+    add(conversation.escalation_reason, "the escalation reason")
+    people = [line for line in conversation.messages if _is_evidence(line)]
+    for line in people:
+        add(line.text, _whose(line.author), recent=line is people[-1])
+    steps_by_key = {}
+    for step in tried:
+        for key in (knowledge.step_titles[step.id], knowledge.step_commands[step.id]):
+            if key:
+                steps_by_key[key] = step.id
+    for task in conversation.tasks:
+        if not task.outcome.strip():
+            continue
+        step_id = next((steps_by_key[k] for k in _task_keys(task) if k in steps_by_key), "")
+        title = " ".join(task.title.split())[:80]
+        add(task.outcome, f"the outcome of \u201c{title}\u201d", step_id)
+    return found
+
+
+# (cause id, for it?) -> [(statement, phrase length, reading)]
+_Matches = dict[tuple[str, bool], list[tuple[Statement, int, str]]]
+
+
+def _evidence(statements: list[Statement], knowledge: Knowledge, family: Family) -> _Matches:
+    """Every cause phrase each statement states or denies, found through the phrase index
+    (one dict lookup per word, not one scan per phrase; cached per clause)."""
+    causes = {cause.id for cause in family.causes}
+    found: _Matches = {}
+    for statement in statements:
+        for cause_id, for_it, size, reading in knowledge.clause_evidence(statement.words):
+            if cause_id in causes:
+                found.setdefault((cause_id, for_it), []).append((statement, size, reading))
+    return found
+
+
+def _weigh(
+    cause: Cause,
+    matches: _Matches,
+    tried: dict[str, Step],
+    resolved_lines: list[tuple[str, str, tuple[Statement, ...]]],
+) -> RankedCause:
+    """The facts for and against one cause, from what was reported and recorded."""
+    facts: list[Fact] = []
+    seen: set[tuple[str, str]] = set()
+
+    def note(statement: Statement, direction: str, strength: int, words: int = 0) -> None:
+        key = (statement.text, direction)
+        if key in seen:
+            return
+        seen.add(key)
+        facts.append(
+            Fact(
+                _trim(statement.text),
+                statement.source,
+                direction,
+                strength,
+                statement.from_outcome_of,
+                statement.recent,
+                words,
+            )
+        )
+
+    # One clause can match a fact twice ("doesn't remember the old password" states
+    # "doesn't remember the old" and negates "old password"): the longer reading wins.
+    readings: dict[int, tuple[Statement, str, int]] = {}
+    for statement, size, reading in matches.get((cause.id, True), ()):
+        kept = readings.get(id(statement))
+        if kept is None or (reading == "yes" and (kept[1] != "yes" or size > kept[2])):
+            readings[id(statement)] = (statement, reading, size)
+    for statement, reading, size in readings.values():
+        on_own_check = statement.from_outcome_of in cause.checked_by
+        on_own_fix = statement.from_outcome_of in cause.fixed_by
+        if reading == "yes":
+            if on_own_fix or reports_resolved(statement.text):
+                note(statement, "confirms", 3, size)
+            else:
+                note(statement, "supports", 2 if on_own_check else 1, size)
+        else:
+            note(statement, "rules out", 2 if on_own_check else 1)
+    for statement, _size, reading in matches.get((cause.id, False), ()):
+        if reading == "yes":
+            on_own_check = statement.from_outcome_of in cause.checked_by
+            note(statement, "rules out", 2 if on_own_check else 1)
+    # A message that states a fact for this cause and, later in the same message, that it
+    # works now ("DNS service was stopped; started it; names resolve again"): fixed.
+    stated = {id(s) for s, reading, _ in readings.values() if reading == "yes"}
+    if not any(f.direction == "confirms" for f in facts):
+        for text, source, parts in resolved_lines:
+            if stated & {id(part) for part in parts}:
+                facts.append(Fact(_trim(text), source, "confirms", 3))
+                break
+
+    checked, fix_failed = [], []
+    fixed = any(f.direction == "confirms" for f in facts)
+    for step_id in cause.checked_by:
+        # A check whose outcome said something about this cause counted as that fact; once
+        # a fix worked, the checks on the way there say nothing against it.
+        if step_id in tried and not fixed and not any(f.step_id == step_id for f in facts):
+            checked.append(tried[step_id])
+    for step_id in cause.fixed_by:
+        if step_id in tried and not any(f.direction == "confirms" for f in facts):
+            fix_failed.append(tried[step_id])
+    facts.sort(key=lambda f: (f.direction == "rules out", -f.strength))
+    return RankedCause(cause, tuple(facts), tuple(checked), tuple(fix_failed))
+
+
+def _resolved_lines(
+    conversation: Conversation, statements: list[Statement]
+) -> list[tuple[str, str, tuple[Statement, ...]]]:
+    """People's messages that report it works now, with the statements they consist of."""
+    lines = []
+    by_source: dict[str, list[Statement]] = {}
+    for statement in statements:
+        by_source.setdefault(statement.source, []).append(statement)
+    for line in conversation.messages:
+        if _is_evidence(line) and reports_resolved(line.text):
+            source = _whose(line.author)
+            own = tuple(s for s in by_source.get(source, ()) if s.text in line.text)
+            lines.append((line.text, source, own))
+    return lines
+
+
+def _trim(text: str, limit: int = 200) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1].rstrip() + "\u2026"
+
+
+def _unlikely_steps(causes: tuple[RankedCause, ...]) -> frozenset[str]:
+    """Ids of the steps that check only causes the report contradicts."""
+    possible = {
+        step_id
+        for r in causes
+        if not (r.against and not r.support)
+        for step_id in (*r.cause.checked_by, *r.cause.fixed_by)
+    }
+    unlikely = {
+        step_id
+        for r in causes
+        if r.against and not r.support
+        for step_id in (*r.cause.checked_by, *r.cause.fixed_by)
+    }
+    return frozenset(unlikely - possible)
+
+
+def _by_evidence(steps: list[Step], causes: tuple[RankedCause, ...]) -> tuple[Step, ...]:
+    """Steps for a cause the evidence favours first (its fix first once it is confirmed,
+    else its checks), steps that only touch contradicted causes last, the rest in order."""
+    first: dict[str, tuple[int, int]] = {}
+    urgent = {step.id for step in steps if step.urgent}
+    for rank, ranked in enumerate(r for r in causes if r.support and not r.against):
+        fixes_first = ranked.confirmed
+        for step_id in ranked.cause.fixed_by:
+            # Incident steps (urgent) come first as soon as their cause is plausible.
+            first.setdefault(step_id, (rank, 0 if fixes_first or step_id in urgent else 2))
+        for step_id in ranked.cause.checked_by:
+            first.setdefault(step_id, (rank, 1))
+    unlikely = _unlikely_steps(causes)
+    fix_ids = {s for r in causes for s in r.cause.fixed_by}
+
+    def key(item: tuple[int, Step]) -> tuple[int, int, int, int]:
+        position, step = item
+        if step.id in first:
+            rank, order = first[step.id]
+            return (0, rank, order, position)
+        if step.id in unlikely:
+            return (3, 0, 0, position)
+        # Fixes for causes nobody has evidence for yet wait behind the checks.
+        return (2 if step.id in fix_ids else 1, 0, 0, position)
+
+    return tuple(step for _, step in sorted(enumerate(steps), key=key))
+
+
+def open_questions(
+    conversation: Conversation, knowledge: Knowledge, family: Family
+) -> list[Question]:
+    """The family's questions that the chat does not already answer."""
+    # Outcomes recorded on tasks ("OWA works") answer questions just like chat does.
+    user_texts = [conversation.problem, *(task.outcome for task in conversation.tasks)]
+    replied_to: list[str] = []
+    last_user = max(
+        (i for i, line in enumerate(conversation.messages) if line.role == "user"), default=-1
+    )
+    for index, line in enumerate(conversation.messages):
+        if line.role == "user":
+            user_texts.append(line.text)
+        elif line.role == "assistant" and index < last_user:
+            replied_to.append(line.text)
+    said = [knowledge.facts(text).stemmed for text in user_texts]
+    asked = [knowledge.facts(text).stemmed for text in replied_to]
+
+    found = []
+    for question in family.questions:
+        phrases = knowledge.answer_phrases[question.id]
+        if any(phrase in text for phrase in phrases for text in said):
+            continue
+        # Asked in an earlier reply and the user has written since: treat it as answered
+        # rather than nagging; the technician can always volunteer more.
+        if any(knowledge.question_texts[question.id] in text for text in asked):
+            continue
+        found.append(question)
+    return found
+
+
+def assistant_history(conversation: Conversation, knowledge: Knowledge) -> list[str]:
+    return [
+        knowledge.facts(line.text).stemmed
+        for line in conversation.messages
+        if line.role == "assistant"
+    ]
+
+
+def mentions(history: list[str], text: str) -> bool:
+    needle = " " + " ".join(_stemmed(text)) + " "
+    return any(needle in said for said in history)
+
+
+__all__ = [
+    "SPECIFIC_WEIGHT",
+    "Classification",
+    "Fact",
+    "Plan",
+    "RankedCause",
+    "assistant_history",
+    "classify",
+    "mentions",
+    "open_questions",
+    "plan",
+]

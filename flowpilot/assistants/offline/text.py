@@ -1,0 +1,344 @@
+"""Text analysis for the offline engine: words, stems, clauses, negation, safe quoting."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from functools import lru_cache
+
+# --------------------------------------------------------------------------- text
+
+
+_SEPARATORS = re.compile(r"[\W_]+")
+_APOSTROPHES = str.maketrans("", "", "'\u2019`")
+
+
+def words(text: str) -> tuple[str, ...]:
+    """Casefolded words of ``text`` with punctuation removed ("can't" -> "cant")."""
+    return tuple(_SEPARATORS.sub(" ", text.casefold().translate(_APOSTROPHES)).split())
+
+
+def normalize(text: str) -> str:
+    """Casefold, strip punctuation and collapse whitespace: the key for comparing titles."""
+    return " ".join(words(text))
+
+
+def _stem(word: str) -> str:
+    # Just enough to let "printers" match "printer"; applied to both phrases and text,
+    # so the odd wrong stem ("windows" -> "window") still matches itself.
+    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    return word
+
+
+def _stemmed(text: str) -> tuple[str, ...]:
+    return tuple(_stem(word) for word in words(text))
+
+
+# Evidence is looked for clause by clause, and a phrase right after a negation does not
+# count: "not on spamhaus" is no evidence of a blocklist, "No, it works from a hotspot" is.
+# Sentence and clause punctuation ends a clause; a period or comma inside "2.1", an IP
+# address or "1,000" does not, nor a colon ("PasswordExpired : True" is one statement).
+_CLAUSE_BREAKS = re.compile(r"[.!?,;]+(?=\s|$)|[()\[\]\n\"\u201c\u201d]+|\s[-\u2013\u2014]+\s")
+NEGATIONS = frozenset(
+    {"not", "no", "never", "nor", "neither", "without", "isnt", "arent", "wasnt", "werent"}
+    | {"doesnt", "dont", "didnt", "cant", "cannot", "couldnt", "wont", "hasnt", "havent"}
+    | {"hadnt"}
+)
+NEGATION_REACH = 3  # words before a phrase that can negate it
+
+
+def _clauses(text: str) -> tuple[tuple[str, ...], ...]:
+    """The stemmed words of each clause of ``text``."""
+    return tuple(words for part in _CLAUSE_BREAKS.split(text) if (words := _stemmed(part)))
+
+
+class _Statements:
+    """Clauses indexed by word, to ask cheaply whether any of them states a phrase."""
+
+    def __init__(self, clauses: Iterable[tuple[str, ...]]) -> None:
+        self._at: dict[str, list[tuple[tuple[str, ...], int]]] = {}
+        for clause in clauses:
+            for position, word in enumerate(clause):
+                self._at.setdefault(word, []).append((clause, position))
+
+    def state(self, phrase: tuple[str, ...]) -> bool:
+        """Whether some clause says ``phrase`` without a negation just before it."""
+        for clause, start in self._at.get(phrase[0], ()):
+            if clause[start : start + len(phrase)] != phrase:
+                continue
+            if not NEGATIONS.intersection(clause[max(0, start - NEGATION_REACH) : start]):
+                return True
+        return False
+
+
+def _normalize_command(command: str) -> str:
+    return " ".join(command.casefold().split())
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]#|~])")
+
+
+def _plain(text: str, limit: int = 160) -> str:
+    """Untrusted text as one short line that can never be read as an HTML tag."""
+    line = " ".join(text.split())
+    if len(line) > limit:
+        line = line[: limit - 1].rstrip() + "\u2026"
+    return line.replace("<", "\u2039").replace(">", "\u203a")
+
+
+def _inline(text: str, limit: int = 100) -> str:
+    """Untrusted text made safe to drop into a Markdown sentence (no HTML, no markup)."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", _plain(text, limit))
+
+
+# ------------------------------------------------------------- typos and languages
+
+# A handful of common non-English words technicians paste from users, mapped to the
+# English word the knowledge files use. Applied word by word before matching.
+FOREIGN_WORDS = {
+    "imprimante": "printer",
+    "impresora": "printer",
+    "drucker": "printer",
+    "stampante": "printer",
+    "contrasena": "password",
+    "contraseña": "password",
+    "passwort": "password",
+    "kennwort": "password",
+    "senha": "password",
+    "correo": "email",
+    "courriel": "email",
+    "bloqueado": "locked",
+    "bloqueada": "locked",
+    "gesperrt": "locked",
+    "bloque": "locked",
+    "bloqué": "locked",
+    "lento": "slow",
+    "langsam": "slow",
+    "lent": "slow",
+    "pantalla": "screen",
+    "bildschirm": "screen",
+    "écran": "screen",
+    "ecran": "screen",
+    "impression": "print",
+    "imprimir": "print",
+    "drucken": "print",
+    "wlan": "wifi",
+    "internetverbindung": "internet",
+    "conexion": "connection",
+    "conexión": "connection",
+    "verbindung": "connection",
+    "virus": "malware",
+}
+
+FUZZY_MIN_LENGTH = 5  # shorter words are too close to each other to correct safely
+FUZZY_CUTOFF = 86.0  # rapidfuzz ratio (0-100) a typo must reach to count as the word
+
+
+class Speller:
+    """Maps a typo to the closest word the knowledge uses ("outlok" -> "outlook").
+
+    Only words the knowledge files use are candidates, only words of five letters or more
+    are corrected, and a word that is itself in the vocabulary is never changed.
+    """
+
+    def __init__(self, vocabulary: Iterable[str]) -> None:
+        from rapidfuzz import fuzz, process
+
+        self._vocabulary = frozenset(w for w in vocabulary if w)
+        self._candidates = sorted(w for w in self._vocabulary if len(w) >= FUZZY_MIN_LENGTH - 1)
+        self._process, self._scorer = process, fuzz.ratio
+        self._cache: dict[str, str] = {}
+
+    def correct(self, word: str) -> str:
+        if word in self._vocabulary or len(word) < FUZZY_MIN_LENGTH or word.isdigit():
+            return word
+        found = self._cache.get(word)
+        if found is None:
+            # Typos keep the first letter ("outlok"); "handset" is not "headset".
+            best = self._process.extractOne(
+                word,
+                [c for c in self._candidates if c[0] == word[0]],
+                scorer=self._scorer,
+                score_cutoff=FUZZY_CUTOFF,
+            )
+            found = best[0] if best else word
+            if len(self._cache) < 20_000:
+                self._cache[word] = found
+        return found
+
+
+# ----------------------------------------------------------- what a sentence states
+
+# "Outlook and everything else OK", "MTU is fine", "OWA works": the phrase is named as
+# working, which is no evidence of a problem with it.
+POSITIVE_STATES = frozenset(
+    {"ok", "okay", "fine", "work", "works", "working", "normal", "normally", "good", "healthy"}
+    | {"unaffected", "correct"}
+)
+POSITIVE_REACH = 4  # words after a phrase that can say it is fine
+
+
+def states_fine(clause: tuple[str, ...], end: int) -> bool:
+    """Whether the words right after position ``end`` say the thing named is fine."""
+    after = clause[end : end + POSITIVE_REACH]
+    if not POSITIVE_STATES.intersection(after):
+        return False
+    # "works now" right after a fix is about the fix; "doesn't work" is a problem.
+    return not NEGATIONS.intersection(after)
+
+
+# A report that the problem is gone: "works now", "resolves again", "fixed", "solved".
+_RESOLVED = re.compile(
+    r"\b(?:"
+    r"(?:works?|working|resolves?|resolving|loads?|loading|prints?|printing|opens?|connects?"
+    r"|syncs?|syncing|signs? in|logs? in|comes? up|came up|is back|are back|back up)"
+    r"(?:\s+\w+){0,3}?\s+(?:now|again|normally)"
+    r"|problem (?:is )?(?:solved|fixed|resolved|gone)|(?:that|this|it) (?:fixed|solved) it"
+    r"|(?:is|are|was|now) (?:fixed|resolved|solved|sorted)|fixed it|all green|back to normal"
+    r"|no more (?:prompts?|errors?|lockouts?|crashes|drops?)|(?:does ?n[o']?t|no longer)"
+    r" \w+(?: \w+){0,3} any ?more|(?:he|she|they|user|users) (?:can|could) (?:log|sign) in"
+    r"|(?:is|are) (?:all )?(?:good|fine) now|looks? (?:clean|good|fine) now|all good"
+    r"|(?:gets?|got|has|have|is|are) (?:his |her |their |the |its )?(?:\w+ )?\w+ back\b"
+    r"|no (?:more )?\w+ (?:for|since|in) (?:the last |an? |this )?(?:\d+ )?"
+    r"(?:minutes?|hours?|days?|morning|afternoon|lunch|yesterday|then|reboot)(?: now)?"
+    r"|(?:test )?page (?:came out|printed)|can (?:print|connect|log in|sign in) again"
+    r"|(?:screens?|monitors?|displays?|site|page|desktop) (?:both )?(?:come|comes|came) (?:up|on)"
+    r"|(?:drive|share|printer|folder|mailbox|icon|team|desktop) is (?:there|back)(?: now)?"
+    r")\b",
+    re.IGNORECASE,
+)
+_STILL_BROKEN = re.compile(
+    r"\bstill\b[^.!?\n]{0,40}\b(?:fail|fails|failing|error|broken|not|no|same"
+    r"|can ?n[o']?t|does ?n[o']?t|won'?t|prompts?|asks?|crash\w*|down)\b"
+    r"|\b(?:prompts?|asks?|fails?|failed|locked|crash\w*|disconnect\w*|drops?|freezes?) "
+    r"(?:\w+ ){0,3}again\b"
+    r"|\b(?:not|n[o']t|never) (?:\w+ )?(?:fixed|resolved|working|work)\b"
+    r"|\bsame (?:error|problem|issue)\b",
+    re.IGNORECASE,
+)
+
+
+@lru_cache(maxsize=4096)
+def reports_resolved(text: str) -> str:
+    """The words that report the problem gone ("names resolve again"), or ""."""
+    if not text or _STILL_BROKEN.search(text):
+        return ""
+    found = _RESOLVED.search(text)
+    return found.group(0) if found else ""
+
+
+@lru_cache(maxsize=4096)
+def reports_still_broken(text: str) -> bool:
+    """Whether ``text`` says the problem is still (or again) there."""
+    return bool(text and _STILL_BROKEN.search(text))
+
+
+# ---------------------------------------------------------------- operating system
+
+OS_NAMES = {"windows": "Windows", "macos": "macOS", "linux": "Linux", "mobile": "a phone"}
+_MACOS = (
+    r"\b(?:mac ?os|macbook\w*|imac|mac ?mini|mac|os x|osx|sonoma|ventura|sequoia|monterey"
+    r"|keychain)\b"
+)
+_LINUX = (
+    r"\b(?:linux|ubuntu|debian|centos|rhel|red hat|fedora|rocky|alma|suse|nginx|apache2"
+    r"|systemd|bash)\b"
+)
+_WINDOWS = (
+    r"\b(?:windows|win ?(?:7|8|10|11)|surface|server 20\d\d|iis|powershell|cmd|thinkpad"
+    r"|latitude|elitebook|optiplex|probook|lenovo|dell|hp)\b"
+)
+_OS_PATTERNS = (
+    ("macos", re.compile(_MACOS, re.I)),
+    ("linux", re.compile(_LINUX, re.I)),
+    ("mobile", re.compile(r"\b(?:iphone|ipad|ios|android|galaxy|pixel)\b", re.I)),
+    ("windows", re.compile(_WINDOWS, re.I)),
+)
+
+
+def detect_os(*texts: str) -> str:
+    """ "windows", "macos", "linux", "mobile" or "" from the device field or the chat.
+
+    The first text that names an OS wins (pass the device field first).
+    """
+    for text in texts:
+        if not text:
+            continue
+        for os_name, pattern in _OS_PATTERNS:
+            if pattern.search(text):
+                return os_name
+    return ""
+
+
+# -------------------------------------------------------------------- placeholders
+
+PLACEHOLDER = re.compile(r"\{(user|upn|device|ip|server)\}")
+_EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
+_IPV4 = re.compile(r"\b(?:25[0-5]|2[0-4]\d|1?\d?\d)(?:\.(?:25[0-5]|2[0-4]\d|1?\d?\d)){3}\b")
+_HOSTNAME = re.compile(r"\b[A-Za-z][A-Za-z0-9]*-?[A-Za-z]*\d+[A-Za-z0-9-]*\b")
+_USER_HINT = re.compile(r"(?:C:\\Users\\|/home/|user(?:name)?[ :=]+)([A-Za-z][\w.-]{1,30})", re.I)
+
+
+@lru_cache(maxsize=1024)
+def session_values(device: str, texts: tuple[str, ...]) -> dict[str, str]:
+    """Values for command placeholders found in the session: device name, user, addresses."""
+    values: dict[str, str] = {}
+    for text in (device, *texts):
+        if not text:
+            continue
+        if "upn" not in values and (found := _EMAIL.search(text)):
+            values["upn"] = found.group(0)
+        found = None if "ip" in values else _IPV4.search(text)
+        if found and not found.group(0).startswith(("255.", "0.")):
+            values["ip"] = found.group(0)
+        if "user" not in values and (found := _USER_HINT.search(text)):
+            values["user"] = found.group(1)
+    if device:
+        # A device field like "Windows Server 2019 ACC01" names the machine by its host name.
+        names = [m.group(0) for m in _HOSTNAME.finditer(device)]
+        names = [
+            n
+            for n in names
+            if not re.fullmatch(r"(?i)(win|windows|server|ios|macos)?\d+\w{0,2}", n)
+        ]
+        if names:
+            values["device"] = names[-1]
+            values.setdefault("server", names[-1])
+    if "user" not in values and "upn" in values:
+        values["user"] = values["upn"].split("@", 1)[0]
+    return values
+
+
+def fill_placeholders(command: str, values: dict[str, str]) -> str:
+    """``{user}`` and friends replaced by what the session says, else shown as ``<user>``."""
+    return PLACEHOLDER.sub(lambda m: values.get(m.group(1)) or f"<{m.group(1)}>", command)
+
+
+# --------------------------------------------------------------------- error codes
+
+ERROR_CODE = re.compile(
+    r"\b(0x[0-9a-f]{8})\b|\b(AADSTS\d{5,6})\b|\b((?:NET::)?ERR_[A-Z_]+)\b"
+    r"|\b([45]\.\d\.\d{1,3})\b|\bHTTP (?:Error )?([45]\d\d)\b|\b([45]0[0-4]) (?:Bad Gateway"
+    r"|Service Unavailable|Internal Server Error|Gateway Time-?out|Forbidden|Not Found)\b"
+    r"|\b(DNS_PROBE_FINISHED_[A-Z_]+)\b",
+    re.IGNORECASE,
+)
+
+
+@lru_cache(maxsize=4096)
+def error_codes(text: str) -> tuple[str, ...]:
+    """Error codes quoted in ``text``, normalised ("0x800f0922", "AADSTS50076", "5.7.1",
+    "ERR_CERT_DATE_INVALID", "HTTP 503")."""
+    found = []
+    for match in ERROR_CODE.finditer(text or ""):
+        number, code = next((n, g) for n, g in enumerate(match.groups(), start=1) if g)
+        if number in {5, 6}:
+            code = f"HTTP {code}"
+        elif code[:2].lower() == "0x":
+            code = code.lower()
+        elif not code[0].isdigit():
+            code = code.upper().removeprefix("NET::")
+        if code not in found:
+            found.append(code)
+    return tuple(found)

@@ -1,0 +1,593 @@
+"""Wording: the chat reply and the handoff assessment, written from the reasoning's plan.
+
+Everything quoted from people passes ``_inline`` (no HTML, no Markdown markup); the
+knowledge texts were checked for HTML when they were loaded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from flowpilot.assistants.base import (
+    Assessment,
+    Conversation,
+    LikelyCause,
+    ProposedStep,
+    Reply,
+    TriedStep,
+)
+from flowpilot.assistants.offline.knowledge import Knowledge, Step, default_knowledge
+from flowpilot.assistants.offline.reasoning import (
+    SECURITY_FAMILY,
+    Classification,
+    Fact,
+    Plan,
+    RankedCause,
+    _task_keys,
+    assistant_history,
+    classify,
+    mentions,
+    open_questions,
+    plan,
+)
+from flowpilot.assistants.offline.text import OS_NAMES, _inline, _plain, words
+
+STEPS_PER_REPLY = 3
+QUESTIONS_FIRST_REPLY = 2
+QUESTIONS_LATER_REPLY = 1
+TRIAGE_QUESTIONS_FIRST_REPLY = 4
+TRIAGE_QUESTIONS_LATER_REPLY = 2
+ASSESS_NEXT_STEPS = 5
+ASSESS_CAUSES = 5  # the most an assessment lists (the handoff screen's schema allows 5)
+ACKNOWLEDGED_FAILURES = 2
+LANE_POINTERS = 2  # lane steps a reply points at when it has nothing new to add
+
+OS_QUESTION = (
+    "Which operating system is the device on (Windows, macOS or Linux)? "
+    "The commands assume Windows until you say."
+)
+
+# ------------------------------------------------------------------ close-out steps
+
+
+def _closeout_steps(plan: Plan, conversation: Conversation) -> tuple[ProposedStep, ...]:
+    lead = plan.lead.cause.title if plan.matched else "the cause"
+    who = _plain(conversation.customer, 60) or "the user"
+    return (
+        ProposedStep(
+            title="Confirm with the user that it works",
+            detail=(
+                f"Ask {who} to repeat what failed while you are still on the call; "
+                "check a second user or device if more than one was affected."
+            ),
+        ),
+        ProposedStep(
+            title="Record the root cause",
+            detail=(
+                f"Note why it happened ({lead}): what changed, when and by whom, "
+                "so the next technician finds it in this session."
+            ),
+        ),
+        ProposedStep(
+            title="Prevent a repeat",
+            detail=(
+                "Fix what let it happen: an alert or monitor, a change note to the owner, "
+                "a documented procedure or a follow-up ticket."
+            ),
+        ),
+    )
+
+
+# ---------------------------------------------------------------------- the engine
+
+
+class OfflineAssistant:
+    """Deterministic troubleshooting from the bundled knowledge base: no network, no model."""
+
+    name = "offline"
+
+    def __init__(self, knowledge: Knowledge | None = None) -> None:
+        self._knowledge = knowledge
+
+    @property
+    def knowledge(self) -> Knowledge:
+        """The knowledge base in use (the bundled one unless another was given)."""
+        return self._knowledge or default_knowledge()
+
+    def classify(self, conversation: Conversation) -> Classification:
+        """The family match with its score and strength."""
+        return classify(conversation, self.knowledge)
+
+    def match(self, conversation: Conversation) -> str | None:
+        """The matched family id, or None when the generic triage applies."""
+        return self.classify(conversation).family_id
+
+    def plan(self, conversation: Conversation) -> Plan:
+        """The reasoning behind a reply or an assessment (for callers that show it)."""
+        return plan(conversation, self.knowledge)
+
+    # -------------------------------------------------------------------- reply
+
+    def reply(self, conversation: Conversation) -> Reply:
+        """What FlowPilot says next in the chat, as Markdown plus proposed steps."""
+        knowledge = self.knowledge
+        the_plan = plan(conversation, knowledge)
+        history = assistant_history(conversation, knowledge)
+        if the_plan.resolved and the_plan.matched:
+            return self._closeout(conversation, the_plan, history)
+        if the_plan.matched and _newcomer(conversation):
+            return self._where_it_stands(conversation, the_plan)
+
+        paragraphs: list[str] = []
+        paragraphs += _safety(the_plan)
+        paragraphs += _codes(the_plan)
+        stage = "diagnose"
+        classification = the_plan.classification
+        if not the_plan.matched:
+            stage = "triage"
+            if not history:
+                paragraphs.append(
+                    "I can't match this to a known problem yet, so let's scope it first "
+                    "and capture the basics."
+                )
+        elif classification.second_problem:
+            stage = "two-problems"
+            paragraphs.append(_two_problems(the_plan, knowledge, history))
+        elif classification.strength == "weak":
+            stage = "ask"
+            paragraphs.append(_weak_match(the_plan, knowledge))
+        else:
+            intro = _introduction(the_plan, history)
+            if intro:
+                paragraphs.append(intro)
+
+        lead = the_plan.lead
+        acknowledgement = _acknowledge_failures(conversation, knowledge, the_plan, history)
+        if the_plan.matched and lead.confirmed and stage == "diagnose":
+            stage = "confirmed"
+            paragraphs.append(_confirmed(lead, the_plan))
+        elif acknowledgement:
+            paragraphs.append(acknowledgement)
+        elif (
+            the_plan.matched
+            and stage == "diagnose"
+            and (not mentions(history, lead.cause.title) or _fresh_fact(lead, history))
+        ):
+            paragraphs.append(_lead_paragraph(lead, the_plan))
+
+        proposals = _proposals(the_plan, stage)
+        if not proposals:
+            paragraphs += _nothing_new(conversation, the_plan)
+            return self._reply(paragraphs, (), the_plan, stage)
+        if not paragraphs:
+            paragraphs.append(f"Continuing with **{the_plan.family.title}**.")
+
+        questions = _questions(conversation, knowledge, the_plan, history, stage)
+        if questions:
+            lead_in = "To narrow it down:" if the_plan.matched else "To scope it:"
+            paragraphs.append(lead_in + "\n\n" + "\n".join(f"- {q}" for q in questions))
+        heading = (
+            "Fix (commands are in the steps):"
+            if stage == "confirmed"
+            else ("Next steps (commands are in the steps):")
+        )
+        listed = "\n".join(f"{n}. {step.title}" for n, step in enumerate(proposals, start=1))
+        paragraphs.append(f"{heading}\n\n{listed}")
+        return self._reply(paragraphs, proposals, the_plan, stage)
+
+    def _reply(
+        self, paragraphs: list[str], steps: Iterable[Step], the_plan: Plan, stage: str
+    ) -> Reply:
+        return Reply(
+            text="\n\n".join(paragraphs),
+            steps=tuple(step.proposed(the_plan.values) for step in steps),
+            engine=self.name,
+            stage=stage,
+            family=the_plan.classification.family_id or "",
+            cause=the_plan.lead.cause.id if the_plan.matched else "",
+        )
+
+    def _closeout(self, conversation: Conversation, the_plan: Plan, history: list[str]) -> Reply:
+        """It works now: say what fixed it and walk the close-out."""
+        lead = the_plan.lead
+        said = _inline(the_plan.resolved, 80)
+        paragraphs = []
+        first_time = not mentions(history, "To close it out")
+        if first_time:
+            if lead.fixed or lead.support:
+                fact = lead.strongest
+                because = f" ({_fact_phrase(fact)})" if fact and fact.quote else ""
+                paragraphs.append(
+                    f"Good: \u201c{said}\u201d. That confirms **{lead.cause.title}**{because}."
+                )
+            else:
+                paragraphs.append(f"Good: \u201c{said}\u201d.")
+        steps = tuple(
+            step
+            for step in _closeout_steps(the_plan, conversation)
+            if not the_plan.lane.has_title(step.title)
+        )
+        if steps:
+            listed = "\n".join(f"{n}. {s.title}" for n, s in enumerate(steps, start=1))
+            paragraphs.append(
+                "To close it out:\n\n" + listed + "\n\nThen resolve the session with the "
+                "cause and the fix in the note."
+            )
+        else:
+            waiting = [t.title for t in conversation.tasks if t.status in {"todo", "doing"}][
+                :LANE_POINTERS
+            ]
+            left = ", ".join(f"*{_inline(t, 80)}*" for t in waiting)
+            paragraphs.append(
+                "Close-out: "
+                + (f"finish {left}, then " if left else "")
+                + "resolve the session with the cause and the fix in the note."
+            )
+        return Reply(
+            text="\n\n".join(paragraphs),
+            steps=steps,
+            engine=self.name,
+            stage="closeout",
+            family=the_plan.classification.family_id or "",
+            cause=lead.cause.id,
+        )
+
+    def _where_it_stands(self, conversation: Conversation, the_plan: Plan) -> Reply:
+        """The whole picture for someone new to the session (a senior who took it over):
+        what was tried, the causes as the evidence ranks them, and what to do next."""
+        paragraphs = [
+            f"**Where this stands** ({the_plan.family.title}): "
+            f"{_count_phrase(the_plan.lane.counts())}."
+        ]
+        paragraphs += _safety(the_plan)
+        lead, *others = the_plan.causes
+        paragraphs.append(_lead_paragraph(lead, the_plan))
+        possible = [r.cause.title for r in others if r.tier >= 2][:2]
+        if possible:
+            paragraphs.append("Also possible: " + ", ".join(f"**{t}**" for t in possible) + ".")
+        unlikely = [r for r in others if r.against and not r.support][:2]
+        if unlikely:
+            paragraphs.append(
+                "Unlikely given the evidence: "
+                + "; ".join(f"**{r.cause.title}** ({_fact_phrase(r.against[0])})" for r in unlikely)
+                + "."
+            )
+        stage = "confirmed" if lead.confirmed else "diagnose"
+        proposals = _proposals(the_plan, stage)
+        if proposals:
+            listed = "\n".join(f"{n}. {step.title}" for n, step in enumerate(proposals, start=1))
+            paragraphs.append("Next steps (commands are in the steps):\n\n" + listed)
+        if the_plan.in_lane:
+            waiting = ", ".join(f"*{step.title}*" for step in the_plan.in_lane[:LANE_POINTERS])
+            paragraphs.append(f"Already in the lane, not done yet: {waiting}.")
+        return self._reply(paragraphs, proposals, the_plan, stage)
+
+    # --------------------------------------------------------------- assessment
+
+    def assess(self, conversation: Conversation, *, timeout: float | None = None) -> Assessment:
+        """A handoff summary: what was tried, ranked causes, next steps, confidence.
+
+        ``timeout`` is accepted for interface compatibility; this engine never waits.
+        """
+        knowledge = self.knowledge
+        the_plan = plan(conversation, knowledge)
+        tried = tuple(task for task in conversation.tasks if task.status != "todo")
+        causes = tuple(
+            LikelyCause(title=ranked.cause.title, why=_why(ranked))
+            for ranked in the_plan.causes[:ASSESS_CAUSES]
+        )
+        classification = the_plan.classification
+        if not the_plan.matched or classification.strength != "strong":
+            confidence = "low"
+        elif the_plan.leading_cause_is_clear and (the_plan.untried or the_plan.lead.confirmed):
+            confidence = "high"
+        else:
+            confidence = "medium"
+        lead = the_plan.lead
+        fact = lead.strongest if the_plan.matched else None
+        # Untried includes steps waiting in the lane: a senior sees everything still open.
+        steps = the_plan.worth_proposing(the_plan.untried)
+        return Assessment(
+            summary=_summary(conversation, the_plan),
+            tried=tried,
+            causes=causes,
+            next_steps=tuple(step.proposed(the_plan.values) for step in steps[:ASSESS_NEXT_STEPS]),
+            confidence=confidence,
+            engine=self.name,
+            extra={
+                "family": classification.family_id,
+                "family_title": the_plan.family.title if the_plan.matched else "",
+                "match": classification.strength,
+                "score": round(classification.score, 2),
+                "fact": (
+                    {"quote": fact.quote, "source": fact.source, "cause": lead.cause.title}
+                    if fact
+                    else None
+                ),
+            },
+        )
+
+
+# ------------------------------------------------------------------ reply pieces
+
+
+def _proposals(the_plan: Plan, stage: str, limit: int | None = STEPS_PER_REPLY) -> tuple[Step, ...]:
+    """The steps to propose: untouched ones, fixes of a confirmed cause first."""
+    steps = the_plan.worth_proposing(the_plan.untouched)
+    if stage == "ask":
+        # A weak match: one or two checks that tell the families apart, no fixes yet.
+        steps = tuple(s for s in steps if s.kind == "check")[:2]
+    if the_plan.classification.family_id != SECURITY_FAMILY and the_plan.security:
+        steps = steps  # the security paragraph points at the incident; steps stay on topic
+    return steps if limit is None else steps[:limit]
+
+
+def _questions(
+    conversation: Conversation, knowledge: Knowledge, the_plan: Plan, history: list[str], stage: str
+) -> list[str]:
+    first_reply = not history
+    if the_plan.matched:
+        limit = QUESTIONS_FIRST_REPLY if first_reply else QUESTIONS_LATER_REPLY
+    else:
+        limit = TRIAGE_QUESTIONS_FIRST_REPLY if first_reply else TRIAGE_QUESTIONS_LATER_REPLY
+    if stage == "confirmed":
+        limit = 0  # the evidence answered what the questions were for
+    found = [q.text for q in open_questions(conversation, knowledge, the_plan.family)][:limit]
+    commands = [s for s in the_plan.untouched[:STEPS_PER_REPLY] if s.command and s.os != "any"]
+    if not the_plan.device_os and commands and not mentions(history, OS_QUESTION):
+        found.append(OS_QUESTION)
+    return found
+
+
+def _safety(the_plan: Plan) -> list[str]:
+    paragraphs = []
+    if the_plan.failing_disk:
+        held = [s.title for s in the_plan.held_back if s.command][:2]
+        paragraphs.append(
+            f"**Back up first**: \u201c{_inline(the_plan.failing_disk, 60)}\u201d is a sign of a "
+            "failing disk. Copy the user's data off it now, before anything else; repairs "
+            "that read or write the whole disk (chkdsk, DISM, SFC) can finish it off"
+            + (" and are held back" if held else "")
+            + ". Plan a replacement."
+        )
+    if the_plan.security and the_plan.classification.family_id != SECURITY_FAMILY:
+        paragraphs.append(
+            f"**Security first**: \u201c{_inline(the_plan.security, 60)}\u201d. If credentials "
+            "may have been given away or a device infected, treat it as an incident: reset "
+            "the password, revoke sign-in sessions, check for forwarding rules and tell "
+            "security before troubleshooting anything else."
+        )
+    return paragraphs
+
+
+def _codes(the_plan: Plan) -> list[str]:
+    lines = []
+    for code in the_plan.classification.codes[:2]:
+        lines.append(f"`{code.code}`: {code.meaning}")
+    return ["Error code " + "\n\n".join(lines)] if lines else []
+
+
+def _weak_match(the_plan: Plan, knowledge: Knowledge) -> str:
+    classification = the_plan.classification
+    title = the_plan.family.title
+    other = classification.runner_up
+    if other and other in knowledge.by_id:
+        return (
+            f"This looks like **{title}** or **{knowledge.by_id[other].title}**: which fits "
+            "better? Tell me the exact error or what the user sees, and I'll narrow it down. "
+            f"Meanwhile, a first check for {title}:"
+        )
+    return (
+        f"This might be **{title}**, but the ticket says little that is specific. What exactly "
+        "does the user see (the error text, when it started, who else is affected)? "
+        "A first check meanwhile:"
+    )
+
+
+def _two_problems(the_plan: Plan, knowledge: Knowledge, history: list[str]) -> str:
+    first = the_plan.family.title
+    second = knowledge.by_id[the_plan.classification.second_problem].title
+    if mentions(history, f"two problems {first}"):
+        return f"Continuing with **{first}**."
+    return (
+        f"This ticket has two problems: **{first}** and **{second}**. Which comes first for "
+        f"the user? I'll start with {first}; say if {second} matters more, and consider a "
+        "separate session for it."
+    )
+
+
+def _introduction(the_plan: Plan, history: list[str]) -> str:
+    family = the_plan.family
+    if mentions(history, family.title):
+        return ""  # already introduced in an earlier reply
+    if history:
+        return f"With that detail, the closest match is now **{family.title}**."
+    return f"Closest match in the troubleshooting guide: **{family.title}**."
+
+
+def _source_phrase(fact: Fact) -> str:
+    return _plain(fact.source, 120)
+
+
+def _fact_phrase(fact: Fact) -> str:
+    return f"\u201c{_inline(fact.quote, 120)}\u201d, {_source_phrase(fact)}"
+
+
+def _fresh_fact(lead: RankedCause, history: list[str]) -> bool:
+    fact = lead.strongest
+    return bool(fact) and not mentions(history, _plain(fact.quote, 120))
+
+
+def _lead_paragraph(lead: RankedCause, the_plan: Plan) -> str:
+    cause = lead.cause
+    if the_plan.classification.strength != "strong":
+        return f"Possible cause, not confirmed: **{cause.title}**. {cause.why}"
+    fact = lead.strongest
+    if lead.confirmed:
+        return f"Confirmed cause: **{cause.title}**. {cause.why} Evidence: {_fact_phrase(fact)}."
+    if fact:
+        return f"Most likely cause: **{cause.title}**. {cause.why} It fits {_fact_phrase(fact)}."
+    return f"Most likely cause (no evidence yet, so check it first): **{cause.title}**. {cause.why}"
+
+
+def _confirmed(lead: RankedCause, the_plan: Plan) -> str:
+    fact = lead.strongest
+    fixes = [s for s in the_plan.untouched if s.id in lead.cause.fixed_by]
+    then = (
+        " Apply the fix below, then check with the user."
+        if fixes
+        else (" Fix it at the source, then check with the user.")
+    )
+    return f"That points to **{lead.cause.title}**: {_fact_phrase(fact)}. {lead.cause.why}{then}"
+
+
+def _acknowledge_failures(
+    conversation: Conversation, knowledge: Knowledge, the_plan: Plan, history: list[str]
+) -> str:
+    """'Since X failed, ...' for the latest failures not acknowledged in an earlier reply."""
+    fresh = []
+    for task in reversed(conversation.tasks):
+        if task.status != "failed" or not words(task.title):
+            continue
+        if mentions(history, f"{_plain(task.title, 100)} failed"):
+            continue
+        fresh.append(task)
+        if len(fresh) == ACKNOWLEDGED_FAILURES:
+            break
+    if not fresh:
+        return ""
+
+    def failure(task: TriedStep) -> str:
+        outcome = f" (\u201c{_inline(task.outcome, 80)}\u201d)" if task.outcome.strip() else ""
+        return f"*{_inline(task.title, 100)}* failed{outcome}"
+
+    clause = "Since " + " and ".join(failure(task) for task in reversed(fresh))
+    if not the_plan.matched:
+        return f"{clause}, let's move on to the next checks."
+    lead = the_plan.lead
+    if lead.support and not lead.against:
+        # What was reported still points at the lead cause, failed check or not (a ping
+        # that fails because the printer moved confirms it moved): stay with it.
+        return (
+            f"{clause}, the evidence still points at **{lead.cause.title}**: "
+            f"{_fact_phrase(lead.strongest)}."
+        )
+    failed_keys = {key for task in fresh for key in _task_keys(task)}
+    failed_ids = {
+        step.id
+        for step in the_plan.family.steps
+        if {knowledge.step_titles[step.id], knowledge.step_commands[step.id]} & failed_keys
+    }
+    cause = next(
+        (r.cause for r in the_plan.causes if not failed_ids & set(r.cause.checked_by)),
+        lead.cause,
+    )
+    return f"{clause}, let's move on. Next most likely: **{cause.title}**. {cause.why}"
+
+
+def _nothing_new(conversation: Conversation, the_plan: Plan) -> list[str]:
+    """No new step to add: point at the lane steps the evidence favours, or summarise."""
+    name = the_plan.family.title if the_plan.matched else "generic triage"
+    if the_plan.in_lane:
+        favoured = [s for s in the_plan.untried if s in the_plan.in_lane][:LANE_POINTERS]
+        pointed = " and ".join(f"*{s.title}*" for s in favoured)
+        lead = the_plan.lead
+        why = f" (it checks **{lead.cause.title}**)" if the_plan.matched else ""
+        return [
+            f"Next: {pointed}{why}, already in the lane. Record what it shows in the "
+            "outcome and I'll take it from there."
+        ]
+    return [
+        f"Every step I have for **{name}** has been tried and the problem is still open: "
+        "escalate to a senior technician with this summary.",
+        "**Summary for the handoff**\n\n" + "\n".join(_summary_bullets(conversation, the_plan)),
+    ]
+
+
+def _summary_bullets(conversation: Conversation, the_plan: Plan) -> list[str]:
+    bullets = [f"- Problem: {_inline(conversation.problem, 160) or 'not described'}"]
+    if conversation.customer:
+        bullets.append(f"- Customer: {_inline(conversation.customer, 80)}")
+    if conversation.device:
+        bullets.append(f"- Device: {_inline(conversation.device, 80)}")
+    bullets.append(f"- So far: {_count_phrase(the_plan.lane.counts())}")
+    failed = [task for task in conversation.tasks if task.status == "failed"]
+    if failed:
+        names = ", ".join(f"*{_inline(task.title, 60)}*" for task in failed[-3:])
+        bullets.append(f"- Failed: {names}")
+    remaining = [r for r in the_plan.causes if r.tier >= 2]
+    if remaining:
+        fact = remaining[0].strongest
+        evidence = f" ({_fact_phrase(fact)})" if fact else ""
+        bullets.append(f"- Most likely remaining cause: **{remaining[0].cause.title}**{evidence}")
+    else:
+        bullets.append("- Every likely cause in the playbook has been checked")
+    return bullets
+
+
+def _count_phrase(counts: Mapping[str, int]) -> str:
+    tried = counts["done"] + counts["failed"]
+    if tried:
+        parts = [f"{counts[status]} {status}" for status in ("failed", "done") if counts[status]]
+        phrase = f"{tried} step{'s' if tried != 1 else ''} tried ({', '.join(parts)})"
+    else:
+        phrase = "no steps tried yet"
+    if counts["skipped"]:
+        phrase += f", {counts['skipped']} skipped"
+    return phrase
+
+
+def _why(ranked: RankedCause) -> str:
+    """The cause's explanation, with the facts for and against it and their sources."""
+    parts = [ranked.cause.why]
+    if ranked.fixed:
+        parts.append(f"Confirmed: {_fact_phrase(ranked.support[0])}.")
+    elif ranked.confirmed:
+        parts.append(f"Found by a check: {_fact_phrase(ranked.strongest)}.")
+    elif ranked.support:
+        parts.append(f"Fits {_fact_phrase(ranked.support[0])}.")
+    if ranked.against:
+        parts.append(f"Against it: {_fact_phrase(ranked.against[0])}.")
+    if ranked.fully_checked:
+        names = ", ".join(f"\u201c{s.title}\u201d" for s in ranked.checked[:2])
+        parts.append(f"Checked without finding it ({names}).")
+    if ranked.fix_failed and not ranked.fixed:
+        names = ", ".join(f"\u201c{s.title}\u201d" for s in ranked.fix_failed[:2])
+        parts.append(f"Its fix did not solve it ({names}).")
+    return " ".join(parts)
+
+
+def _newcomer(conversation: Conversation) -> str:
+    """Who wrote the latest message, when that person had not written before while others
+    had: someone who just took the session over (a senior after a handoff)."""
+    said = [line for line in conversation.messages if line.role == "user"]
+    if len(said) < 2 or not said[-1].author:
+        return ""
+    earlier = {line.author for line in said[:-1] if line.author}
+    return said[-1].author if earlier and said[-1].author not in earlier else ""
+
+
+def _summary(conversation: Conversation, the_plan: Plan) -> str:
+    problem = _plain(conversation.problem, 200) or "No problem statement."
+    sentences = [f"Problem: {problem.rstrip('.')}."]
+    classification = the_plan.classification
+    if the_plan.matched:
+        strength = "strong" if classification.strength == "strong" else "weak, unconfirmed"
+        sentences.append(
+            f"Offline knowledge base match: {the_plan.family.title} ({strength} match)."
+        )
+    else:
+        sentences.append("No known problem family matched; generic triage applies.")
+    if the_plan.device_os:
+        sentences.append(f"Device: {OS_NAMES[the_plan.device_os]}.")
+    sentences.append(f"{_count_phrase(the_plan.lane.counts()).capitalize()}.")
+    if the_plan.failing_disk:
+        sentences.append("Failing-disk signs: back up before any repair.")
+    if not the_plan.untried:
+        sentences.append("Every step in the playbook has been tried.")
+    if conversation.escalation_reason.strip():
+        who = f" by {_plain(conversation.escalated_by, 60)}" if conversation.escalated_by else ""
+        urgency = f" (urgency: {_plain(conversation.urgency, 20)})" if conversation.urgency else ""
+        reason = _plain(conversation.escalation_reason, 300).rstrip(".")
+        sentences.append(f"Escalated{who}{urgency}: {reason}.")
+    return " ".join(sentences)

@@ -1,0 +1,261 @@
+"""Weekly rollups and sketches: any window fast, and the same numbers as computed directly."""
+
+import random
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from analytics import metrics, rollups
+from analytics.models import WeeklyRollup
+from analytics.sketch import EXACT_UP_TO, Sketch, percentile_cont
+from analytics.tally import Tally
+from escalations import actions
+from escalations.models import Handoff
+from tests.analytics import factories
+
+pytestmark = pytest.mark.django_db
+
+FRACTIONS = (0.0, 0.1, 0.5, 0.75, 0.9, 0.95, 1.0)
+
+
+def sketch_of(values) -> Sketch:
+    sketch = Sketch()
+    for value in values:
+        sketch.add(value)
+    return sketch
+
+
+def within_bound(estimate: float, exact: float) -> bool:
+    """The documented bound: under 1 % of the value, plus 0.01 s."""
+    return abs(estimate - exact) <= 0.01 * exact + 0.01 + 1e-9
+
+
+# -- the sketch ----------------------------------------------------------------------------
+
+
+def test_a_small_sketch_is_exact_like_percentile_cont():
+    rng = random.Random(1)
+    values = [rng.expovariate(1 / 300) for _ in range(EXACT_UP_TO)]
+    sketch = sketch_of(values)
+    assert sketch.is_exact
+    expected = [percentile_cont(sorted(values), f) for f in FRACTIONS]
+    assert sketch.percentiles(FRACTIONS) == expected
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_large_sketch_is_within_one_percent_of_the_exact_percentile(seed):
+    rng = random.Random(seed)
+    values = [rng.expovariate(1 / rng.choice([5, 300, 4000])) for _ in range(5000)]
+    values += [0.0, 0.004, 86400 * 3]  # nothing, under the first bin, three days
+    sketch = sketch_of(values)
+    assert not sketch.is_exact
+    ordered = sorted(values)
+    for fraction, estimate in zip(FRACTIONS, sketch.percentiles(FRACTIONS), strict=True):
+        assert within_bound(estimate, percentile_cont(ordered, fraction)), fraction
+
+
+def test_merging_parts_equals_sketching_the_whole():
+    rng = random.Random(7)
+    parts = [[rng.uniform(0, 900) for _ in range(size)] for size in (3, 40, 61, 500, 0, 9)]
+    merged = Sketch()
+    for part in parts:
+        merged.merge(sketch_of(part))
+    whole = sketch_of([value for part in parts for value in part])
+    assert merged.n == whole.n
+    assert merged.percentiles(FRACTIONS) == whole.percentiles(FRACTIONS)
+
+
+def test_small_parts_merge_exactly_and_the_json_round_trip_loses_nothing():
+    a, b = sketch_of([1.5, 90.25]), sketch_of([0.1, 3600.0])
+    merged = Sketch.from_json(a.as_json()).merge(Sketch.from_json(b.as_json()))
+    assert merged.is_exact and merged.values == [0.1, 1.5, 90.25, 3600.0]
+    big = sketch_of(range(1000))
+    assert Sketch.from_json(big.as_json()).percentiles(FRACTIONS) == big.percentiles(FRACTIONS)
+
+
+# -- rollups against the direct computation ------------------------------------------------
+
+
+@pytest.fixture
+def generated(personas):
+    """~700 Acme handoffs over the last ten weeks (random waits, first actions, take-over
+    modes, two seniors, some released or resolved), and a few of Globex's."""
+    rng = random.Random(15)
+    now = timezone.now()
+    seniors = [personas["sam"], personas["sky"]]
+    made = []
+    for _ in range(700):
+        escalated = now - timedelta(seconds=rng.uniform(0, 70 * 86400))
+        claimed = rng.random() < 0.9
+        acted = claimed and rng.random() < 0.85
+        handoff = factories.create_handoff(
+            escalated,
+            technician=personas["tess"],
+            claimer=rng.choice(seniors),
+            claim=rng.expovariate(1 / 240) if claimed else None,
+            first_action=rng.expovariate(1 / 300) if acted else None,
+            resolved=rng.uniform(60, 3600) if claimed and rng.random() < 0.7 else None,
+        )
+        if claimed and rng.random() < 0.3:
+            Handoff.objects.filter(pk=handoff.pk).update(takeover_mode="analysis")
+        made.append(handoff)
+    for day in range(3):
+        factories.create_handoff(
+            now - timedelta(days=day * 9),
+            technician=personas["gil"],
+            claimer=personas["gwen"],
+            claim=5,
+            first_action=5,
+        )
+    return {"now": now, "account": personas["ada"].account_id, "handoffs": made}
+
+
+def direct(account_id: int, window: metrics.Window) -> dict:
+    """The figures computed the plain way: every row read, sorted, interpolated."""
+    rows = list(
+        metrics.handoffs_in(account_id, window)
+        .annotate(
+            claim=metrics.time_to_claim_expression(),
+            first=metrics.time_to_first_action_expression(),
+        )
+        .values_list("claim", "first", "takeover_mode", "released_at", "resolved_at")
+    )
+    claims = sorted(r[0] for r in rows if r[0] is not None)
+    firsts = sorted(r[1] for r in rows if r[1] is not None)
+    by_mode = {
+        mode: sorted(r[1] for r in rows if r[1] is not None and r[2] == mode)
+        for mode in ("self", "analysis")
+    }
+    return {
+        "counts": metrics.Counts(
+            escalated=len(rows),
+            claimed=len(claims),
+            first_action=len(firsts),
+            released=sum(r[3] is not None for r in rows),
+            resolved=sum(r[4] is not None for r in rows),
+        ),
+        "claim": claims,
+        "first": firsts,
+        "by_mode": by_mode,
+    }
+
+
+def assert_distribution_matches(distribution: metrics.Distribution, values: list[float]):
+    assert distribution.n == len(values)
+    for fraction, got in zip(
+        (0.5, 0.75, 0.9), (distribution.median, distribution.p75, distribution.p90), strict=True
+    ):
+        exact = percentile_cont(values, fraction)
+        # Rounded to 0.1 s for display: the bound plus half a tenth.
+        assert abs(got - exact) <= 0.01 * exact + 0.01 + 0.05, (fraction, got, exact)
+
+
+@pytest.mark.parametrize("days", [30, 45, 71])
+def test_rollups_give_the_same_numbers_as_computing_live_and_match_the_direct_one(generated, days):
+    now, account = generated["now"], generated["account"]
+    window = metrics.Window.last_days(days, today=timezone.localdate(now))
+    live = metrics.escalation_summary(account, window, now=now)
+    assert not WeeklyRollup.objects.exists()
+
+    written = rollups.refresh_account(account, now=now, build_limit=None)
+    assert written >= 9  # ten weeks back, the current one never
+    assert not WeeklyRollup.objects.filter(week=rollups.current_monday(now)).exists()
+    rolled = metrics.escalation_summary(account, window, now=now)
+
+    # Same code, same merge order: the rollups change nothing, to the last digit.
+    assert rolled.as_dict() == live.as_dict()
+    expected = direct(account, window)
+    assert rolled.counts == expected["counts"]
+    assert_distribution_matches(rolled.time_to_claim, expected["claim"])
+    assert_distribution_matches(rolled.time_to_first_action, expected["first"])
+    for row in rolled.breakdown.by_mode:
+        assert_distribution_matches(row.time_to_first_action, expected["by_mode"][row.key])
+    assert sum(point.escalated for point in rolled.weekly) == expected["counts"].escalated
+
+
+def test_a_window_answers_from_rollups_in_a_fixed_number_of_queries(
+    generated, django_assert_num_queries
+):
+    now, account = generated["now"], generated["account"]
+    rollups.refresh_account(account, now=now, build_limit=None)
+    window = metrics.Window.last_days(71, today=timezone.localdate(now))
+    # The rollups, the window's first (cut) week and the current week computed live.
+    with django_assert_num_queries(3):
+        metrics.window_tallies(account, window, now=now)
+
+
+def test_a_change_to_a_past_weeks_handoff_marks_it_stale_until_rebuilt(generated, personas):
+    now, account = generated["now"], generated["account"]
+    rollups.refresh_account(account, now=now, build_limit=None)
+    old = next(
+        h
+        for h in generated["handoffs"]
+        if h.claimed_at is None
+        and rollups.monday_of(h.created_at.date()) < rollups.current_monday(now) - timedelta(days=7)
+    )
+    week = rollups.monday_of(timezone.localdate(old.created_at))
+    window = metrics.Window(start=week, end=week + timedelta(days=6))
+    before = metrics.escalation_summary(account, window, now=now).counts.claimed
+
+    actions.claim_handoff(handoff_id=old.pk, user=personas["sam"])  # sends handoff_changed
+
+    rollup = WeeklyRollup.objects.get(account_id=account, week=week)
+    assert rollup.stale and rollup.version == 1
+    # A stale week is computed live: the claim already counts.
+    assert metrics.escalation_summary(account, window, now=now).counts.claimed == before + 1
+    assert rollups.refresh_account(account, now=now) >= 1
+    rollup.refresh_from_db()
+    assert not rollup.stale
+    assert Tally.from_json(rollup.data).claimed == before + 1
+
+
+def test_a_rebuild_that_raced_a_change_stays_stale(generated, monkeypatch):
+    now, account = generated["now"], generated["account"]
+    week = rollups.current_monday(now) - timedelta(days=14)
+    rollups.rebuild_week(account, week, now=now)
+    WeeklyRollup.objects.filter(account_id=account, week=week).update(stale=True, version=1)
+    real = rollups.weekly_tallies
+
+    def change_meanwhile(*args, **kwargs):
+        result = real(*args, **kwargs)
+        WeeklyRollup.objects.filter(week=week).update(version=2)  # a change lands
+        return result
+
+    monkeypatch.setattr(rollups, "weekly_tallies", change_meanwhile)
+    assert rollups.rebuild_week(account, week, now=now) is False
+    assert WeeklyRollup.objects.get(account_id=account, week=week).stale
+
+
+def test_the_outbox_drain_builds_every_accounts_weeks(generated):
+    from resolutionflow.tasks import drain_outbox
+
+    drain_outbox()
+    accounts = set(WeeklyRollup.objects.values_list("account_id", flat=True))
+    assert generated["account"] in accounts and len(accounts) == 2
+    assert not WeeklyRollup.objects.filter(stale=True).exists()
+
+
+@pytest.mark.parametrize("size", [0, 1, EXACT_UP_TO, EXACT_UP_TO + 1, 3000])
+def test_a_sketch_made_at_once_equals_one_made_value_by_value(size):
+    rng = random.Random(size)
+    values = [rng.expovariate(1 / 200) for _ in range(size)]
+    at_once, one_by_one = Sketch.of(values), sketch_of(values)
+    assert at_once.as_json() == one_by_one.as_json()
+    assert at_once.percentiles(FRACTIONS) == one_by_one.percentiles(FRACTIONS)
+
+
+def test_merging_many_at_once_equals_merging_one_by_one():
+    rng = random.Random(3)
+    parts = [
+        sketch_of([rng.expovariate(1 / 90) for _ in range(size)])
+        for size in (0, 5, 64, 65, 300, 2, 1000, 30)
+    ]
+    one_by_one = Sketch()
+    for part in parts:
+        one_by_one.merge(Sketch.from_json(part.as_json()))
+    assert Sketch.merged(parts).as_json() == one_by_one.as_json()
+    assert (
+        Sketch.merged(parts[:3]).as_json()
+        == Sketch.merged([]).merge(parts[1]).merge(parts[2]).as_json()
+    )
