@@ -27,6 +27,7 @@ KIND_ICONS = {
     NotificationKind.HANDOFF_CLAIMED: "claimed",
     NotificationKind.HANDOFF_RELEASED: "released",
     NotificationKind.HANDOFF_RESOLVED: "resolved",
+    NotificationKind.HANDOFF_OVERDUE: "overdue",
 }
 
 

@@ -54,3 +54,12 @@ def refresh_assessment(handoff_id: str, expected_updated_at: str | None = None) 
         store_assessment(handoff_id=handoff.pk, assessment=data, expected_updated_at=expected)
         is not None
     )
+
+
+@receiver(outbox_drain, dispatch_uid="escalations.realert_overdue_handoffs")
+def realert_overdue_handoffs(sender, **kwargs) -> int:
+    """On every outbox drain (the beat's 5 s): re-alert handoffs nobody has claimed."""
+    from escalations import actions
+
+    told = actions.realert_overdue_handoffs()
+    return len(told.seniors) + len(told.admins)

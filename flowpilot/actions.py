@@ -196,6 +196,16 @@ def post_message(
     return _answer(session=session, message=message, assistant=assistant)
 
 
+def post_note(*, session: Session, user, body: str) -> Message:
+    """Store a message for the people in the session, without asking the assistant.
+
+    The senior who took an escalated session over talks to the technician this way by
+    default (they ask FlowPilot explicitly); the technician's page shows it live through
+    the same activity signal as any message.
+    """
+    return _store_user_message(session=session, user=user, body=body, kind="message")
+
+
 def answer(*, session: Session, assistant: Assistant | None = None) -> Exchange:
     """Ask the assistant about the session as it stands (the opening reply of a session)."""
     return _answer(session=session, message=None, assistant=assistant)
