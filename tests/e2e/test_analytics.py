@@ -152,17 +152,15 @@ def test_queue_card_shows_minutes_recovered_and_refreshes_on_first_action(
 
     count = card.locator("[data-metric=this-week-n]")
     before = int(count.text_content())
-    # A first action arrives (the queue's event stream turns it into rf:first-action).
-    this_week = metrics.Window.week_of(timezone.localdate())
-    create_handoff(
-        this_week.start_at + timedelta(seconds=1),
-        technician=personas["tess"],
-        claimer=sam,
-        claim=30,
-        first_action=4321,
-    )
+    # A real first action: tess escalates, sky claims and writes; the queue's event stream
+    # brings "first-action" and the card refetches itself.
+    from escalations import actions
+    from tests.escalations.conftest import escalate, make_session
+
+    handoff = escalate(make_session(personas["tess"]))
+    actions.claim_handoff(handoff_id=handoff.pk, user=personas["sky"])
     with page.expect_response(re.compile(r"/analytics/card$")):
-        page.evaluate("document.body.dispatchEvent(new CustomEvent('rf:first-action'))")
+        actions.record_first_action(session=handoff.session, user=personas["sky"], kind="message")
     expect(count).to_have_text(str(before + 1))
     expect(card.locator("[data-metric=this-week-median]")).not_to_have_text("—")
     card.screenshot(path=SCREENSHOTS / "analytics-card.png")
