@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test lint format worker worker-events worker-email beat install clean
+.PHONY: run test lint format worker worker-events worker-email production-local beat install clean
 
 $(PY):
 	@base=$$(scripts/find-python) || exit 1; \
@@ -63,6 +63,13 @@ worker-events: $(STAMP)
 worker-email: $(STAMP)
 	@$(VENV)/bin/celery -A resolutionflow worker --queues email,outbound --loglevel INFO \
 		--hostname email@%h
+
+# The production layout locally (Procfile): web ×2 on ports 8001/8002, the events worker
+# with the beat, the email worker. Set DATABASE_URL and REDIS_URL; migrate first.
+production-local: $(STAMP)
+	@test -n "$$DATABASE_URL" -a -n "$$REDIS_URL" || { echo "Set DATABASE_URL and REDIS_URL"; exit 1; }
+	@$(PY) manage.py migrate --verbosity 0
+	@$(VENV)/bin/honcho start
 
 clean:
 	rm -rf $(VENV) var/*.sqlite3

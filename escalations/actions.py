@@ -20,7 +20,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.urls import reverse
@@ -29,8 +31,9 @@ from django.utils import timezone
 from escalations import notifications
 from escalations.assessment import (
     assessment_for_display,
-    briefing_text,
+    queue_refresh,
     start_assessment_on_commit,
+    validate_assessment,
 )
 from escalations.channels import handoff_channel, queue_channel
 from escalations.models import (
@@ -48,10 +51,10 @@ from escalations.models import (
     Urgency,
 )
 from escalations.signals import handoff_changed
+from escalations.streams import send_event_on_commit, send_events_on_commit
 from flowpilot import actions as flowpilot_actions
 from flowpilot.models import Message, MessageRole, Session, SessionStatus, Task
 from flowpilot.steps import clip, title_key, with_visible_command
-from resolutionflow.events import send_event_on_commit, send_events_on_commit
 from resolutionflow.models import User
 from resolutionflow.people import person_json
 
@@ -470,11 +473,9 @@ def resolve_handoff(*, handoff_id: uuid.UUID | str, user: User, note: str = "") 
 
 
 def _post_system_note(session_id: int, text: str) -> None:
-    """A line in the session's chat that says what happened to its escalation.
-
-    Written by the handoff manager, not posted by anyone: it is no one's first action.
-    """
-    Message.objects.create(session_id=session_id, role=MessageRole.SYSTEM, body=text)
+    """A line in the session's chat that says what happened to its escalation (written by
+    flowpilot's one writer of system lines: it is no one's first action)."""
+    flowpilot_actions.post_system_line(session_id=session_id, text=text)
 
 
 def _lock_for_change(handoff_id, user: User) -> Handoff:
@@ -537,6 +538,9 @@ def post_analysis_briefing(*, handoff: Handoff, user: User) -> flowpilot_actions
     check_claimer(handoff, user, to="brief FlowPilot")
     session = handoff.session
     _record_analysis_request(handoff=handoff, user=user)
+    # The briefing is worded with the take-over (which imports this module).
+    from escalations.takeover import briefing_text
+
     body = briefing_text(handoff, assessment_for_display(handoff))
     return flowpilot_actions.post_message(session=session, user=user, body=body, kind="briefing")
 
@@ -708,6 +712,75 @@ def _queue_event_data(handoff: Handoff) -> dict:
         "urgency": handoff.urgency,
         "escalated_by": handoff.escalated_by_id,
     }
+
+
+# -- the AI assessment: its two writes to a Handoff ------------------------------------
+
+
+@transaction.atomic
+def store_assessment(
+    *,
+    handoff_id: Any,
+    assessment: dict[str, Any],
+    expected_updated_at: datetime | None,
+) -> datetime | None:
+    """Store ``assessment`` if the handoff's stamp is still ``expected_updated_at``.
+
+    A compare-and-set: an answer computed from an older version (a slow first pass after a
+    newer refresh, a task delivered twice) stores nothing. Returns the new stamp, or None
+    when nothing was stored. Announces ``assessment`` on the handoff's channel after commit.
+    """
+    clean = validate_assessment(assessment)
+    stamp = timezone.now()
+    rows = Handoff.objects.filter(pk=handoff_id)
+    if expected_updated_at is None:
+        rows = rows.filter(assessment_updated_at__isnull=True)
+    else:
+        rows = rows.filter(assessment_updated_at=expected_updated_at)
+    if not rows.update(assessment=clean, assessment_updated_at=stamp):
+        return None
+    send_event_on_commit(
+        handoff_channel(handoff_id),
+        "assessment",
+        {"handoff": str(handoff_id), "engine": clean["engine"], "updated_at": stamp.isoformat()},
+    )
+    return stamp
+
+
+@dataclass(frozen=True)
+class RefreshRequest:
+    accepted: bool
+    retry_after: int = 0  # seconds until the next refresh is allowed, when refused
+
+
+@transaction.atomic
+def request_assessment_refresh(*, handoff: Handoff) -> RefreshRequest:
+    """Regenerate the assessment, at most once per RF_ASSESSMENT_REFRESH_SECONDS per handoff.
+
+    The rate limit is a conditional update of the handoff's stamp, so two clicks (or two
+    engineers) at once start one regeneration between them.
+    """
+    interval = timedelta(seconds=settings.RF_ASSESSMENT_REFRESH_SECONDS)
+    now = timezone.now()
+    accepted = (
+        Handoff.objects.filter(pk=handoff.pk)
+        .filter(
+            Q(assessment_updated_at__isnull=True) | Q(assessment_updated_at__lte=now - interval)
+        )
+        .update(assessment_updated_at=now)
+    )
+    if not accepted:
+        last = (
+            Handoff.objects.filter(pk=handoff.pk)
+            .values_list("assessment_updated_at", flat=True)
+            .first()
+        )
+        wait = (last + interval - now).total_seconds() if last else 1
+        return RefreshRequest(accepted=False, retry_after=max(1, int(wait + 0.999)))
+    handoff.assessment_updated_at = now
+    handoff_id = str(handoff.pk)
+    transaction.on_commit(lambda: queue_refresh(handoff_id, now))
+    return RefreshRequest(accepted=True)
 
 
 # --- re-alerts of unclaimed handoffs -----------------------------------------------------------

@@ -19,7 +19,8 @@ from escalations.models import (
     Notification,
     NotificationKind,
 )
-from resolutionflow.events import enqueue_task, send_events_on_commit
+from escalations.streams import send_events_on_commit
+from resolutionflow.broker import enqueue_task
 from resolutionflow.models import Role, User
 
 TEXT_MAX = 300

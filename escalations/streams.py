@@ -1,4 +1,11 @@
-"""The three event streams. Channels come from the signed-in user, never from the client.
+"""The event streams: what escalations send on them, and who may read them.
+
+Every event escalations sends names its handoff (``data["handoff"]``): the pages apply
+events idempotently by that id (replace the card with that id, refetch a count), which is
+what makes the core's at-least-once delivery safe. ``send_event_on_commit`` and
+``send_events_on_commit`` here enforce it, then hand over to the core's outbox.
+
+Channels come from the signed-in user, never from the client.
 
 A request for a stream the user may not read gets a plain 403 and no events. A
 Last-Event-ID that is not of our form (garbage, negative ids) gets a 400; ids of channels
@@ -16,6 +23,23 @@ from django_eventstream.views import events
 
 from escalations.channels import can_read_channel, handoff_channel, queue_channel, user_channel
 from escalations.models import Handoff
+from resolutionflow import events as outbox
+from resolutionflow.models import OutboxEvent
+
+
+def send_event_on_commit(channel: str, event_type: str, data: dict) -> OutboxEvent:
+    """Send one event about a handoff once the transaction commits (see the docstring)."""
+    (event,) = send_events_on_commit([(channel, event_type, data)])
+    return event
+
+
+def send_events_on_commit(events: list[tuple[str, str, dict]]) -> list[OutboxEvent]:
+    """Several (channel, event_type, data), in one INSERT; each must name its handoff."""
+    for _channel, _event_type, data in events:
+        if "handoff" not in data:
+            raise ValueError("every event's data names its handoff: data['handoff'] is missing")
+    return outbox.send_events_on_commit(events)
+
 
 # "queue-1:12" or several, comma separated, channel names percent-encoded.
 LAST_EVENT_ID = re.compile(r"^[A-Za-z0-9%._-]+:\d{1,18}(,[A-Za-z0-9%._-]+:\d{1,18})*$")

@@ -36,9 +36,15 @@ import time
 from typing import Any
 
 from django.conf import settings
+from django.db import connection
 from django.db import connection as db_connection
+from django.utils import timezone
 from django_eventstream.event import Event
 from django_eventstream.views import MAX_PENDING, ListenerManager
+
+from resolutionflow.broker import breaker
+from resolutionflow.eventstore import RESYNC, RESYNC_CHANNEL
+from resolutionflow.models import OutboxEvent
 
 logger = logging.getLogger(__name__)
 
@@ -356,3 +362,152 @@ def install() -> None:
     if not getattr(eventstream.get_events, "releases_connection", False):
         eventstream.get_events = _releasing_connection(eventstream.get_events)
     _installed = True
+
+
+# -- announcing stored events (the outbox calls ``announce`` after storing them) ------------
+#
+# On Redis when it is configured (one round trip; every web process's relay hands them to
+# its clients), else to this process's listeners. If Redis fails, the breaker opens, this
+# process's own clients get the events at once, a resync row is recorded, and a probe
+# thread waits for Redis to answer to tell every process to re-read storage.
+
+
+def announce(stored: list) -> None:
+    """Tell the connected clients about stored events: Redis, or this process only."""
+    if not stored:
+        return
+    if redis_config() is None:
+        for event in stored:
+            deliver_locally(event)
+        return
+    messages = [
+        {
+            "channel": event.channel,
+            "event_type": event.type,
+            "data": event.data,
+            "pub_id": str(event.id),
+        }
+        for event in stored
+    ]
+    if not _publish_to_redis(messages):
+        # Stored already: our own clients get them now, the others after the resync.
+        for event in stored:
+            deliver_locally(event)
+        request_resync()
+
+
+def _publish_to_redis(messages: list[dict[str, Any]]) -> bool:
+    if breaker.is_open():
+        return False
+    try:
+        publish(*messages)
+    except Exception as error:
+        breaker.trip()
+        logger.warning("Redis publish failed (%s); resyncing once Redis answers", error)
+        _probe_until_redis_answers()
+        return False
+    return True
+
+
+# While the breaker is open, one background thread per process asks Redis every half
+# second whether it is back (a resync control: it costs nothing if delivered twice). The
+# first answer closes the breaker and makes every web process re-read storage, so streams
+# are consistent a second or so after Redis returns, not after the breaker's 10 s plus the
+# next drain. The resync row stays the durable fallback: the drain sends it if we die.
+PROBE_EVERY = 0.5
+PROBE_FOR = 300.0
+_probe_lock = threading.Lock()
+_probe: threading.Thread | None = None
+_probe_stop = threading.Event()
+
+
+def _probe_until_redis_answers() -> None:
+    global _probe
+    with _probe_lock:
+        if _probe is not None and _probe.is_alive():
+            return
+        _probe_stop.clear()
+        _probe = threading.Thread(target=_probe_loop, name="redis-probe", daemon=True)
+        _probe.start()
+
+
+def stop_probe() -> None:
+    """Stop a running probe (tests, between two Redis servers)."""
+    global _probe
+    _probe_stop.set()
+    with _probe_lock:
+        probe, _probe = _probe, None
+    if probe is not None:
+        probe.join(timeout=5)
+
+
+def _probe_loop() -> None:
+    give_up_at = time.monotonic() + PROBE_FOR
+    while time.monotonic() < give_up_at:
+        if _probe_stop.wait(PROBE_EVERY):
+            return
+        if redis_config() is None:
+            return
+        pending = _pending_resync_ids()
+        try:
+            publish({"control": RESYNC})
+        except Exception as error:
+            logger.debug("Redis still does not answer: %s", error)
+            continue
+        breaker.reset()
+        _mark_resyncs_sent(pending)
+        logger.info("Redis answers again: every web process re-reads its streams")
+        return
+
+
+def _pending_resync_ids() -> list[int]:
+    try:
+        return list(
+            OutboxEvent.objects.filter(event_type=RESYNC, published_at__isnull=True).values_list(
+                "id", flat=True
+            )
+        )
+    except Exception:  # the database is out too: the drain sends the row later
+        return []
+    finally:
+        connection.close()
+
+
+def _mark_resyncs_sent(ids: list[int]) -> None:
+    if not ids:
+        return
+    try:
+        OutboxEvent.objects.filter(id__in=ids).update(published_at=timezone.now())
+    except Exception:
+        logger.warning("Could not mark resync rows sent; the drain will send them again")
+    finally:
+        connection.close()
+
+
+def request_resync() -> None:
+    """Ask the drain to tell every web process to re-read storage (once Redis answers)."""
+    try:
+        if not OutboxEvent.objects.filter(event_type=RESYNC, published_at__isnull=True).exists():
+            OutboxEvent.objects.create(channel=RESYNC_CHANNEL, event_type=RESYNC, data={})
+    except Exception:
+        logger.exception("Could not record a resync request")
+
+
+def send_pending_resyncs() -> None:
+    pending = list(
+        OutboxEvent.objects.filter(event_type=RESYNC, published_at__isnull=True).values_list(
+            "id", flat=True
+        )
+    )
+    if not pending:
+        return
+    if redis_config() is None:
+        resync_locally()
+    else:
+        try:
+            publish({"control": RESYNC})
+        except Exception as error:
+            breaker.trip()
+            logger.warning("Redis resync failed (%s); the next drain will retry", error)
+            return
+    OutboxEvent.objects.filter(id__in=pending).update(published_at=timezone.now())

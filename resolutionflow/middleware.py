@@ -66,7 +66,8 @@ class PublishEventsAfterResponseMiddleware:
     They are stored in the outbox already (``resolutionflow.events``); storing them for
     replay and announcing them takes several statements and a Redis round trip, which the
     person who clicked should not wait for. Django closes a response once the server has
-    sent it; the publishing runs then, in the same worker thread.
+    sent it and sends ``request_finished``; the publishing runs then, in the same worker
+    thread (``events.run_when_response_closes``).
     """
 
     def __init__(self, get_response):
@@ -80,8 +81,7 @@ class PublishEventsAfterResponseMiddleware:
                 committed.run()
                 raise
         if committed:
-            # Django's own hook for work at close (FileResponse closes its file there).
-            response._resource_closers.append(committed.run)
+            events.run_when_response_closes(committed)
         return response
 
 

@@ -29,6 +29,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 POOL_SIZE = 16
 POOL_TIMEOUT = 3
+WEB_APPLICATION = "rf-blips-web"
 
 
 @pytest.fixture
@@ -51,6 +52,8 @@ def production_web(postgres_only, personas, tmp_path):
         DATABASE_POOL_TIMEOUT=str(POOL_TIMEOUT),
         LOG_LEVEL="WARNING",
     )
+    # Named, so that the blips hit the web process only, never this test's own pool.
+    env["DATABASE_URL"] = f"{env['DATABASE_URL']}?application_name={WEB_APPLICATION}"
     subprocess.run(
         [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],
         cwd=ROOT,
@@ -63,11 +66,12 @@ def production_web(postgres_only, personas, tmp_path):
 
 
 def terminate_web_backends() -> int:
-    """pg_terminate_backend every other connection to the test database; how many went."""
+    """pg_terminate_backend every connection of the web process; how many went."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            " WHERE datname = current_database() AND application_name = %s",
+            [WEB_APPLICATION],
         )
         return cursor.fetchone()[0]
 

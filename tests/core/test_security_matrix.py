@@ -6,8 +6,8 @@ Acme; gil technician and gwen engineer of Globex) and an anonymous visitor. Each
 an escalated session with tasks, messages, a handoff, notifications and a baseline timing,
 written with a marker (ACME-MARK-…, GLOBEX-MARK-…). Each identity requests every URL pattern
 of the project (the admin's included) with its own account's ids and with the other
-account's, by GET, HEAD, POST, PUT, PATCH and DELETE, as a page and (GET, POST) as JSON, with
-a POST body that fills every form field of the app. Then:
+account's, by GET, HEAD, POST, PUT, PATCH and DELETE, as a page and (GET, POST) as JSON and
+as htmx, with a POST body that fills every form field of the app. Then:
 
 - cross-account: no answer carries the other account's marker, and none of the other
   account's rows changed (a snapshot before and after);
@@ -39,7 +39,13 @@ from resolutionflow.models import Account, User
 
 IDENTITIES = ["anonymous", "tess", "sam", "sky", "ada", "gil", "gwen"]
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
-JSON_METHODS = ["GET", "POST"]
+# GET and POST also as an API client (JSON) and as htmx (fragments): three kinds of client.
+VARIANTS = {"GET": ["page", "json", "htmx"], "POST": ["page", "json", "htmx"]}
+HEADERS = {
+    "page": {"HTTP_ACCEPT": "text/html"},
+    "json": {"HTTP_ACCEPT": "application/json"},
+    "htmx": {"HTTP_ACCEPT": "text/html", "HTTP_HX_REQUEST": "true"},
+}
 
 # Who may use each route: the lowest role (technician < engineer < admin), "public" (anyone,
 # signed in or not), or "staff" (the Django admin: none of the personas).
@@ -288,8 +294,8 @@ def _content(response) -> bytes:
 def may_use(identity_role: str | None, access: str) -> bool:
     if access == PUBLIC:
         return True
-    if access == STAFF or identity_role is None:
-        return False
+    if access in (STAFF, None) or identity_role is None:
+        return False  # an unclassified route is held to the strictest rule
     return ROLE_RANK[identity_role] >= NEEDED_RANK[access]
 
 
@@ -333,8 +339,8 @@ def make_client(user) -> Client:
     return client
 
 
-def request(client: Client, method: str, path: str, body: dict, *, as_json: bool):
-    headers = {"HTTP_ACCEPT": "application/json"} if as_json else {"HTTP_ACCEPT": "text/html"}
+def request(client: Client, method: str, path: str, body: dict, *, kind: str):
+    headers = HEADERS[kind]
     if method == "GET":
         return client.get(path, **headers)
     if method == "HEAD":
@@ -371,12 +377,12 @@ def run_matrix(identity: str, personas: dict, worlds: dict[str, World]):
         for which, world in targets:
             path = fill(route.pattern, world.kwargs())
             for method in METHODS:
-                for as_json in [False, True] if method in JSON_METHODS else [False]:
+                for kind in VARIANTS.get(method, ["page"]):
                     if route.name in SIGN_OUT_ROUTES:
                         client = make_client(user)
-                    response = request(client, method, path, form_body(own), as_json=as_json)
+                    response = request(client, method, path, form_body(own), kind=kind)
                     count += 1
-                    label = f"{method}{' json' if as_json else ''}"
+                    label = method if kind == "page" else f"{method} {kind}"
                     body = _content(response).decode("utf-8", "replace")
                     if response.status_code >= 500:
                         findings.append(Finding("5xx", identity, label, path, response.status_code))

@@ -159,3 +159,17 @@ def test_an_idle_session_is_signed_out(client, personas, settings):
     response = client.get("/flowpilot/")
     assert response.status_code == 302
     assert response["Location"].startswith("/accounts/login/")
+
+
+def test_an_open_event_stream_does_not_keep_the_session_alive(client, personas, monkeypatch):
+    """Only requests count as activity: a tab left open on a stream still times out."""
+    now = [1_900_000_000]
+    monkeypatch.setattr(sessions.time, "time", lambda: now[0])
+    client.post("/accounts/login/", {"username": "sam", "password": DEMO_PASSWORD})
+    key = client.cookies["sessionid"].value
+    first = StoredSession.objects.get(session_key=key).expire_date
+    now[0] += 3600
+    response = client.get("/escalations/events/")
+    assert response.status_code == 200
+    assert response.streaming
+    assert StoredSession.objects.get(session_key=key).expire_date == first

@@ -14,8 +14,9 @@ would run there. The per-payload pages (a chat, a handoff) are loaded with the C
 
 Fields: the session's problem (and title), customer, device; the technician's and the
 assistant's messages (the assistant's rendered as Markdown); a step's title, detail, command
-and outcome; the escalation reason; a person's display name; the baseline note; the bell's
-notification text (built from the problem).
+and outcome; the escalation reason; the senior's resolution note and the technician's
+"what fixed it" line; the assistant's note; a person's display name; the baseline note; the
+bell's notification text (built from the problem).
 """
 
 from __future__ import annotations
@@ -160,7 +161,9 @@ class XssWorld:
                 device=text[:200],
             )
             Message.objects.create(session=session, role="user", author=tess, body=text)
-            Message.objects.create(session=session, role="assistant", engine="claude", body=text)
+            Message.objects.create(
+                session=session, role="assistant", engine="claude", body=text, note=text[:300]
+            )
             Task.objects.create(
                 session=session,
                 position=0,
@@ -174,6 +177,10 @@ class XssWorld:
             handoff = escalation_actions.escalate(
                 session=session, user=tess, reason=text, urgency="high"
             ).handoff
+            if index % 2:
+                # Half are resolved, with the payload as the senior's resolution note.
+                escalation_actions.claim_handoff(handoff_id=handoff.pk, user=sam)
+                escalation_actions.resolve_handoff(handoff_id=handoff.pk, user=sam, note=text)
             self.sessions.append(session)
             self.handoffs.append(handoff)
             timer = User.objects.create(
@@ -193,7 +200,10 @@ class XssWorld:
             text = payload(index)
             Message.objects.create(session=self.carrier, role="user", author=tess, body=text)
             Message.objects.create(
-                session=self.carrier, role="assistant", engine="claude", body=text
+                session=self.carrier, role="assistant", engine="claude", body=text, note=text[:300]
+            )
+            Message.objects.create(
+                session=self.carrier, role="system", body=f"Resolved. What fixed it: {text}"
             )
             Task.objects.create(
                 session=self.carrier,
@@ -305,6 +315,7 @@ def pages_that_show_many(xss_world, visitors, tess, sam, ada) -> list[str]:
         senior = visitors(sam, bypass_csp=bypass_csp)
         problems += senior.visit("/escalations/")
         problems += senior.visit("/escalations/", then=open_bell)
+        problems += senior.visit("/escalations/recent/")
         problems += senior.visit(f"/handoffs/{xss_world.carrier_handoff.pk}/")
         problems += senior.visit(f"/flowpilot/sessions/{xss_world.carrier.pk}/")
         admin = visitors(ada, bypass_csp=bypass_csp)
@@ -312,7 +323,7 @@ def pages_that_show_many(xss_world, visitors, tess, sam, ada) -> list[str]:
         problems += admin.visit("/analytics/")
         problems += admin.visit("/escalations/")
         loads += technician.loads + senior.loads + admin.loads
-    assert loads == 24
+    assert loads == 26
     return problems
 
 

@@ -20,6 +20,7 @@ from django.utils import timezone
 from escalations import actions, mail
 from escalations.models import EmailDelivery, EmailState
 from flowpilot.models import Session, Task, TaskStatus
+from resolutionflow import eventstream_redis
 from resolutionflow.events import breaker
 from resolutionflow.models import User
 from tests.asgi import free_port
@@ -30,6 +31,7 @@ from tests.services import celery_broker
 def closed_breaker():
     breaker.reset()
     yield
+    eventstream_redis.stop_probe()  # a probe left running would close a later test's breaker
     breaker.reset()
 
 

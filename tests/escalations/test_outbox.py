@@ -14,7 +14,7 @@ from django.utils import timezone
 from django_eventstream.models import Event as StoredEvent
 
 from escalations.channels import queue_channel
-from resolutionflow import events, eventstream_redis
+from resolutionflow import events, eventstore, eventstream_redis
 from resolutionflow.events import (
     RESYNC,
     breaker,
@@ -32,6 +32,7 @@ from tests.services import RedisServer, celery_broker
 def closed_breaker():
     breaker.reset()
     yield
+    eventstream_redis.stop_probe()  # a probe left running would close a later test's breaker
     breaker.reset()
 
 
@@ -48,12 +49,21 @@ def stored(channel: str) -> list[dict]:
 
 
 @pytest.mark.django_db
-def test_an_event_must_name_its_handoff():
+def test_an_escalations_event_must_name_its_handoff():
+    from escalations import streams
+
     with pytest.raises(ValueError, match="handoff"):
-        send_event_on_commit("queue-1", "handoff-escalated", {"session": 3})
+        streams.send_event_on_commit("queue-1", "handoff-escalated", {"session": 3})
     with pytest.raises(ValueError, match="handoff"):
-        send_events_on_commit([("queue-1", "x", {"handoff": "a"}), ("queue-1", "y", {})])
+        streams.send_events_on_commit([("queue-1", "x", {"handoff": "a"}), ("queue-1", "y", {})])
     assert not OutboxEvent.objects.exists()
+
+
+@pytest.mark.django_db
+def test_the_core_outbox_knows_no_feature_rule(django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        send_event_on_commit("other-1", "tick", {"n": 1})
+    assert stored("other-1") == [{"n": 1, "_type": "tick"}]
 
 
 @pytest.mark.django_db
@@ -113,9 +123,9 @@ def test_both_ways_of_storing_write_what_the_library_replays(one_statement, monk
     # Either way django-eventstream's own reader must replay exactly what was announced.
     if one_statement:
         request.getfixturevalue("postgres_only")
-    monkeypatch.setattr(events, "_one_statement_store", lambda: one_statement)
+    monkeypatch.setattr(eventstore, "one_statement_store", lambda: one_statement)
     announced = []
-    monkeypatch.setattr(events, "_announce", announced.extend)
+    monkeypatch.setattr(eventstream_redis, "announce", announced.extend)
     from django_eventstream.storage import DjangoModelStorage
 
     earlier = OutboxEvent.objects.create(channel="queue-1", event_type="e", data={"handoff": "0"})
@@ -252,8 +262,9 @@ def test_a_dead_redis_is_skipped_by_the_breaker(private_redis):
             with transaction.atomic():
                 send_event_on_commit("queue-1", "e", {"handoff": str(n)})
         assert time.monotonic() - started < 2
-    assert len(stored("queue-1")) == 20
-    assert OutboxEvent.objects.filter(event_type=RESYNC, published_at=None).count() == 1
+        assert len(stored("queue-1")) == 20
+        # One resync owed, however many events: the probe cannot send it to a dead Redis.
+        assert OutboxEvent.objects.filter(event_type=RESYNC, published_at=None).count() == 1
 
 
 @pytest.mark.django_db(transaction=True)
@@ -342,3 +353,29 @@ def test_the_drain_trims_what_replay_no_longer_needs():
         StoredEvent.objects.filter(channel=channel).order_by("eid").values_list("eid", flat=True)
     ) == [0, 3]
     assert OutboxEvent.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_events_are_published_when_the_response_is_closed(tess, sam):
+    # Over a real ASGI server: the middleware hands the committed events to
+    # request_finished, which Django sends from response.close() in the request's thread.
+    # If that ever changes, the events wait for a drain that never comes here.
+    from tests.asgi import AsgiServer, wait_until
+    from tests.services import Escalator
+
+    server = AsgiServer()
+    server.start()
+    escalator = Escalator(server, tess)
+    try:
+        response, _ = escalator.escalate("Printers: every job stays queued")
+        assert response.status_code == 201, response.text
+        handoff = response.json()["handoff"]
+        wait_until(
+            lambda: not OutboxEvent.objects.filter(published_at=None).exists(),
+            5,
+            "the events of the request were not published after its response",
+        )
+        assert any(item["handoff"] == handoff for item in stored(queue_channel(tess.account_id)))
+    finally:
+        escalator.client.close()
+        server.stop()

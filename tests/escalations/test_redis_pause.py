@@ -15,6 +15,7 @@ import time
 import pytest
 from django.db import connection
 
+from resolutionflow import eventstream_redis
 from resolutionflow.events import breaker
 from tests.asgi import SseStream, session_cookie, wait_until
 from tests.services import Escalator, Rig
@@ -30,6 +31,7 @@ def rig(postgres_only, transactional_db, tmp_path):
     rig = Rig(tmp_path)
     yield rig
     rig.stop()
+    eventstream_redis.stop_probe()
     breaker.reset()
 
 

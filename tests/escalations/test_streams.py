@@ -341,6 +341,7 @@ def private_redis(tmp_path):
         yield redis
         relay.stop()
     redis.stop()
+    eventstream_redis.stop_probe()
     breaker.reset()  # this test's outages must not make later tests skip Redis
 
 

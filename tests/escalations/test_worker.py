@@ -13,6 +13,7 @@ from escalations import actions
 from escalations.channels import queue_channel, user_channel
 from escalations.models import EmailDelivery, EmailState
 from flowpilot.models import Session
+from resolutionflow import eventstream_redis
 from resolutionflow.events import breaker
 from resolutionflow.models import OutboxEvent
 from tests.asgi import SseStream, session_cookie, wait_until
@@ -26,10 +27,12 @@ SENIORS = ["ada@acme.example", "sam@acme.example", "sky@acme.example"]
 @pytest.fixture
 def rig(postgres_only, transactional_db, tmp_path):
     rig = Rig(tmp_path)
+    eventstream_redis.stop_probe()
     breaker.reset()
     with celery_broker(rig.redis.url), override_settings(EVENTSTREAM_REDIS=rig.redis.settings()):
         yield rig
     rig.stop()
+    eventstream_redis.stop_probe()
     breaker.reset()
 
 
