@@ -113,10 +113,11 @@ def handoffs_in(account_id: int, window: Window) -> QuerySet:
 
 
 def window_tallies(
-    account_id: int, window: Window, *, now: datetime | None = None
+    account_id: int, window: Window, *, now: datetime | None = None, memo: dict | None = None
 ) -> tuple[Tally, dict[date, Tally]]:
     """The window's tally and its weeks' (rollups for whole past weeks, live for the rest)."""
-    return rollups.window_tallies(account_id, window.start, window.end, now=now or timezone.now())
+    now = now or timezone.now()
+    return rollups.window_tallies(account_id, window.start, window.end, now=now, memo=memo)
 
 
 # --- Results -------------------------------------------------------------------------------
@@ -589,10 +590,17 @@ def breakdown(total: Tally) -> Breakdown:
     return Breakdown(by_mode=by_mode, by_senior=by_senior)
 
 
-def escalation_summary(account_id: int, window: Window, *, now: datetime) -> Summary:
+def escalation_summary(
+    account_id: int,
+    window: Window,
+    *,
+    now: datetime,
+    tallies: tuple[Tally, dict[date, Tally]] | None = None,
+) -> Summary:
     """The JSON endpoint's and the dashboard's answer: a fixed handful of queries whatever
-    the window holds (rollups, the live weeks, the baseline, the first escalation, names)."""
-    total, weeks = window_tallies(account_id, window, now=now)
+    the window holds (rollups, the live weeks, the baseline, the first escalation, names).
+    ``tallies``: the window's, when the caller has them already."""
+    total, weeks = tallies or window_tallies(account_id, window, now=now)
     stats = _stats(total)
     timings = baseline(account_id)
     first = first_escalation_at(account_id)
@@ -615,24 +623,43 @@ def escalation_summary(account_id: int, window: Window, *, now: datetime) -> Sum
     )
 
 
-def metric_card(account_id: int, *, now: datetime) -> MetricCard:
+def default_window(now: datetime) -> Window:
+    return Window.last_days(DEFAULT_WINDOW_DAYS, today=timezone.localdate(now))
+
+
+def metric_card(
+    account_id: int,
+    *,
+    now: datetime,
+    tallies: tuple[Tally, dict[date, Tally]] | None = None,
+) -> MetricCard:
     """This week's median time to first action against last week's, and minutes recovered
-    over the default window (the number the dashboard opens with)."""
+    over the default window (the number the dashboard opens with).
+
+    All three come from the default window's tallies (``tallies``, when the caller has
+    them): its weeks hold this week so far and the whole of last week.
+    """
     today = timezone.localdate(now)
     this_week = Window.week_of(today)
     last_week = Window.week_of(today - timedelta(days=7))
-    this = time_to_first_action(account_id, this_week, now=now)
-    last = time_to_first_action(account_id, last_week, now=now)
+    recovered_window = default_window(now)
+    total, weeks = tallies or window_tallies(account_id, recovered_window, now=now)
+    empty = Sketch()
+    this = Distribution.from_sketch(
+        weeks.get(this_week.start, Tally(first_action=empty)).first_action
+    )
+    last = Distribution.from_sketch(
+        weeks.get(last_week.start, Tally(first_action=empty)).first_action
+    )
     timings = baseline(account_id)
-    recovered_window = Window.last_days(DEFAULT_WINDOW_DAYS, today=today)
     if timings.is_enough:
-        recent = time_to_first_action(account_id, recovered_window, now=now)
-        weeks = covered_weeks(
+        recent = Distribution.from_sketch(total.first_action)
+        weeks_covered = covered_weeks(
             recovered_window, first_escalation=first_escalation_at(account_id), now=now
         )
     else:
         # Not enough baseline: nothing to compare, so no query for it either.
-        recent, weeks = Distribution(0, None, None, None), 1.0
+        recent, weeks_covered = Distribution(0, None, None, None), 1.0
     change = None
     if this.median is not None and last.median:
         change = round((this.median - last.median) / last.median * 100)
@@ -642,7 +669,9 @@ def metric_card(account_id: int, *, now: datetime) -> MetricCard:
         this_week_first_action=this,
         last_week_first_action=last,
         baseline=timings,
-        recovered=minutes_recovered(baseline=timings, time_to_first_action=recent, weeks=weeks),
+        recovered=minutes_recovered(
+            baseline=timings, time_to_first_action=recent, weeks=weeks_covered
+        ),
         recovered_window=recovered_window,
         change_percent=change,
     )

@@ -51,12 +51,14 @@ def current_monday(now: datetime) -> date:
 
 
 def window_tallies(
-    account_id: int, start: date, end: date, *, now: datetime
+    account_id: int, start: date, end: date, *, now: datetime, memo: dict | None = None
 ) -> tuple[Tally, dict[date, Tally]]:
     """The whole window [start, end] (days, both included) and each week touching it.
 
     One query for the rollups, plus one per run of weeks computed live (usually the first
-    and the current week): a fixed handful whatever the window's length.
+    and the current week): a fixed handful whatever the window's length. ``memo``, a dict
+    shared by the windows of one request, computes a live run they share (the current
+    week) once.
     """
     this_monday = current_monday(now)
     mondays = []
@@ -83,7 +85,14 @@ def window_tallies(
     for run in live_runs:
         run_start = max(start_of(run[0]), start_of(start))
         run_end = min(start_of(run[-1] + WEEK), start_of(end + timedelta(days=1)))
-        weeks.update(weekly_tallies(account_id, run_start, run_end))
+        key = (account_id, run_start, run_end)
+        if memo is None or key not in memo:
+            live = weekly_tallies(account_id, run_start, run_end)
+            if memo is None:
+                weeks.update(live)
+                continue
+            memo[key] = live
+        weeks.update(memo[key])
     return Tally.merged(weeks.values()), weeks
 
 

@@ -131,10 +131,6 @@ class Group:
     claimed: int = 0
     first_action: Sketch = field(default_factory=Sketch)
 
-    def merge(self, other: Group) -> None:
-        self.claimed += other.claimed
-        self.first_action.merge(other.first_action)
-
     def as_json(self) -> dict:
         return {"claimed": self.claimed, "first_action": self.first_action.as_json()}
 
@@ -158,17 +154,6 @@ class Tally:
     @property
     def claimed(self) -> int:
         return self.claim.n
-
-    def merge(self, other: Tally) -> Tally:
-        self.escalated += other.escalated
-        self.released += other.released
-        self.resolved += other.resolved
-        self.claim.merge(other.claim)
-        self.first_action.merge(other.first_action)
-        for mine, theirs in ((self.by_mode, other.by_mode), (self.by_claimer, other.by_claimer)):
-            for key, group in theirs.items():
-                mine.setdefault(key, Group()).merge(group)
-        return self
 
     @classmethod
     def merged(cls, tallies: Iterable[Tally]) -> Tally:

@@ -17,7 +17,7 @@ from analytics.formatting import duration_short, duration_text, number
 from analytics.forms import BaselineForm, InvalidWindow, parse_window
 from analytics.queries import baselines_for_account, get_baseline_for_user
 from escalations.models import FirstActionKind, TakeoverMode
-from resolutionflow.http import invalid, see_other
+from resolutionflow.http import invalid, request_data, see_other
 from resolutionflow.permissions import admin_required, senior_required
 
 CSV_COLUMNS = [
@@ -167,7 +167,17 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     except InvalidWindow as error:
         errors = error.errors
         window = metrics.Window.last_days(metrics.DEFAULT_WINDOW_DAYS, today=today)
-    summary = metrics.escalation_summary(account_id, window, now=now)
+    # The card reads the default window: when that is the one shown, it is computed once.
+    memo: dict = {}  # the two windows share their live current week
+    card_tallies = metrics.window_tallies(
+        account_id, metrics.default_window(now), now=now, memo=memo
+    )
+    shown = (
+        card_tallies
+        if window == metrics.default_window(now)
+        else metrics.window_tallies(account_id, window, now=now, memo=memo)
+    )
+    summary = metrics.escalation_summary(account_id, window, now=now, tallies=shown)
     bin_seconds, bins = metrics.histogram_layout(summary.time_to_first_action.p90)
     histogram = metrics.histogram_of(summary.first_actions, bin_seconds=bin_seconds, bins=bins)
     context = {
@@ -179,7 +189,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             (days, metrics.Window.last_days(days, today=today)) for days in (7, 30, 90, 365)
         ],
         "summary": summary,
-        "card": metrics.metric_card(account_id, now=now),
+        "card": metrics.metric_card(account_id, now=now, tallies=card_tallies),
         "charts": _dashboard_charts(summary, histogram),
         "baseline_min": metrics.BASELINE_MIN_MEASUREMENTS,
         "definition": metrics.FIRST_ACTION_DEFINITION,
@@ -286,7 +296,7 @@ def baseline_list(request: HttpRequest) -> HttpResponse:
 @require_POST
 @admin_required
 def baseline_create(request: HttpRequest) -> HttpResponse:
-    form = _new_baseline_form(request, request.POST)
+    form = _new_baseline_form(request, request_data(request))
     if not form.is_valid():
         return _baseline_page(request, form, status=400)
     timing = actions.record_baseline(account=request.user.account, **form.cleaned_data)
@@ -299,7 +309,7 @@ def baseline_create(request: HttpRequest) -> HttpResponse:
 def baseline_edit(request: HttpRequest, pk: int) -> HttpResponse:
     timing = get_baseline_for_user(request.user, pk)
     form = BaselineForm(
-        request.POST if request.method == "POST" else None,
+        request_data(request) if request.method == "POST" else None,
         account_id=request.user.account_id,
         today=timezone.localdate(),
         initial={

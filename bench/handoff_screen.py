@@ -416,11 +416,8 @@ def main() -> None:
     )
     print(f"\nLoad average after: {load_average()} (a shared machine makes p95 noisy)")
     # Put it back for the next run.
-    from escalations.assessment import (
-        conversation_for_handoff,
-        offline_assessment,
-        store_assessment,
-    )
+    from escalations.actions import store_assessment
+    from escalations.assessment import conversation_for_handoff, offline_assessment
 
     store_assessment(
         handoff_id=short_open.pk,

@@ -19,19 +19,26 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
 from escalations import notifications
 from escalations.assessment import (
     assessment_for_display,
-    briefing_text,
+    queue_refresh,
     start_assessment_on_commit,
+    validate_assessment,
 )
 from escalations.channels import handoff_channel, queue_channel
 from escalations.models import (
+    REALERT_DEFAULT_MINUTES,
+    REALERT_MAX_MINUTES,
     FirstActionKind,
     Handoff,
     HandoffEvent,
@@ -39,6 +46,7 @@ from escalations.models import (
     HandoffState,
     HandoffView,
     Notification,
+    RealertPolicy,
     TakeoverMode,
     Urgency,
 )
@@ -465,11 +473,9 @@ def resolve_handoff(*, handoff_id: uuid.UUID | str, user: User, note: str = "") 
 
 
 def _post_system_note(session_id: int, text: str) -> None:
-    """A line in the session's chat that says what happened to its escalation.
-
-    Written by the handoff manager, not posted by anyone: it is no one's first action.
-    """
-    Message.objects.create(session_id=session_id, role=MessageRole.SYSTEM, body=text)
+    """A line in the session's chat that says what happened to its escalation (written by
+    flowpilot's one writer of system lines: it is no one's first action)."""
+    flowpilot_actions.post_system_line(session_id=session_id, text=text)
 
 
 def _lock_for_change(handoff_id, user: User) -> Handoff:
@@ -532,6 +538,9 @@ def post_analysis_briefing(*, handoff: Handoff, user: User) -> flowpilot_actions
     check_claimer(handoff, user, to="brief FlowPilot")
     session = handoff.session
     _record_analysis_request(handoff=handoff, user=user)
+    # The briefing is worded with the take-over (which imports this module).
+    from escalations.takeover import briefing_text
+
     body = briefing_text(handoff, assessment_for_display(handoff))
     return flowpilot_actions.post_message(session=session, user=user, body=body, kind="briefing")
 
@@ -703,3 +712,170 @@ def _queue_event_data(handoff: Handoff) -> dict:
         "urgency": handoff.urgency,
         "escalated_by": handoff.escalated_by_id,
     }
+
+
+# -- the AI assessment: its two writes to a Handoff ------------------------------------
+
+
+@transaction.atomic
+def store_assessment(
+    *,
+    handoff_id: Any,
+    assessment: dict[str, Any],
+    expected_updated_at: datetime | None,
+) -> datetime | None:
+    """Store ``assessment`` if the handoff's stamp is still ``expected_updated_at``.
+
+    A compare-and-set: an answer computed from an older version (a slow first pass after a
+    newer refresh, a task delivered twice) stores nothing. Returns the new stamp, or None
+    when nothing was stored. Announces ``assessment`` on the handoff's channel after commit.
+    """
+    clean = validate_assessment(assessment)
+    stamp = timezone.now()
+    rows = Handoff.objects.filter(pk=handoff_id)
+    if expected_updated_at is None:
+        rows = rows.filter(assessment_updated_at__isnull=True)
+    else:
+        rows = rows.filter(assessment_updated_at=expected_updated_at)
+    if not rows.update(assessment=clean, assessment_updated_at=stamp):
+        return None
+    send_event_on_commit(
+        handoff_channel(handoff_id),
+        "assessment",
+        {"handoff": str(handoff_id), "engine": clean["engine"], "updated_at": stamp.isoformat()},
+    )
+    return stamp
+
+
+@dataclass(frozen=True)
+class RefreshRequest:
+    accepted: bool
+    retry_after: int = 0  # seconds until the next refresh is allowed, when refused
+
+
+@transaction.atomic
+def request_assessment_refresh(*, handoff: Handoff) -> RefreshRequest:
+    """Regenerate the assessment, at most once per RF_ASSESSMENT_REFRESH_SECONDS per handoff.
+
+    The rate limit is a conditional update of the handoff's stamp, so two clicks (or two
+    engineers) at once start one regeneration between them.
+    """
+    interval = timedelta(seconds=settings.RF_ASSESSMENT_REFRESH_SECONDS)
+    now = timezone.now()
+    accepted = (
+        Handoff.objects.filter(pk=handoff.pk)
+        .filter(
+            Q(assessment_updated_at__isnull=True) | Q(assessment_updated_at__lte=now - interval)
+        )
+        .update(assessment_updated_at=now)
+    )
+    if not accepted:
+        last = (
+            Handoff.objects.filter(pk=handoff.pk)
+            .values_list("assessment_updated_at", flat=True)
+            .first()
+        )
+        wait = (last + interval - now).total_seconds() if last else 1
+        return RefreshRequest(accepted=False, retry_after=max(1, int(wait + 0.999)))
+    handoff.assessment_updated_at = now
+    handoff_id = str(handoff.pk)
+    transaction.on_commit(lambda: queue_refresh(handoff_id, now))
+    return RefreshRequest(accepted=True)
+
+
+# --- re-alerts of unclaimed handoffs -----------------------------------------------------------
+
+# One run handles at most this many handoffs per level; the next run (5 s later) the rest.
+REALERT_BATCH = 200
+
+
+@dataclass(frozen=True)
+class Realerts:
+    """What one re-alert check did: handoffs whose seniors, and whose admins, were told."""
+
+    seniors: list[uuid.UUID]
+    admins: list[uuid.UUID]
+
+
+def realert_minutes(account_id: int) -> dict[str, int]:
+    """The account's thresholds in minutes per urgency (the defaults unless admins set them)."""
+    policy = RealertPolicy.objects.filter(account_id=account_id).first()
+    return policy.minutes() if policy else dict(REALERT_DEFAULT_MINUTES)
+
+
+@transaction.atomic
+def set_realert_policy(*, user: User, high: int, normal: int, low: int) -> RealertPolicy:
+    """An admin sets their account's re-alert thresholds (minutes per urgency)."""
+    if not user.is_account_admin:
+        raise HandoffForbidden("not_admin", "Only an admin of the account sets re-alerts.")
+    for minutes in (high, normal, low):
+        if not 1 <= minutes <= REALERT_MAX_MINUTES:
+            raise ValueError(f"minutes out of range: {minutes}")
+    policy, _ = RealertPolicy.objects.update_or_create(
+        account_id=user.account_id,
+        defaults={"high_minutes": high, "normal_minutes": normal, "low_minutes": low},
+    )
+    return policy
+
+
+def _overdue_condition(now: datetime, factor: int) -> Q:
+    """Open handoffs that have waited ``factor`` times their account's threshold by ``now``."""
+    policies = list(RealertPolicy.objects.all())
+    condition = Q(pk__in=[])
+    for policy in policies:
+        for urgency, minutes in policy.minutes().items():
+            condition |= Q(
+                account_id=policy.account_id,
+                urgency=urgency,
+                created_at__lte=now - timedelta(minutes=factor * minutes),
+            )
+    defaults = Q(pk__in=[])
+    for urgency, minutes in REALERT_DEFAULT_MINUTES.items():
+        defaults |= Q(urgency=urgency, created_at__lte=now - timedelta(minutes=factor * minutes))
+    custom = [policy.account_id for policy in policies]
+    return condition | (defaults & ~Q(account_id__in=custom))
+
+
+def realert_overdue_handoffs(*, now: datetime | None = None) -> Realerts:
+    """Tell people again about handoffs nobody has claimed: the seniors past the account's
+    threshold (the card then says "Overdue"), the admins past twice the threshold.
+
+    Run by the worker's beat with the outbox drain (and by the embedded beat without a
+    worker). Exactly once per level per handoff, however many run it at once: each re-alert
+    is one conditional UPDATE (``overdue_at IS NULL`` → now) in its own transaction, and only
+    the run whose UPDATE changed the row writes the notifications. Idempotent: a second run
+    finds nothing to do. ``now`` is the clock (tests pass their own).
+    """
+    now = now or timezone.now()
+    told = {"seniors": [], "admins": []}
+    for level, field, factor in (("seniors", "overdue_at", 1), ("admins", "admins_alerted_at", 2)):
+        due = (
+            Handoff.objects.open()
+            .filter(**{f"{field}__isnull": True})
+            .filter(_overdue_condition(now, factor))
+            .order_by("created_at")
+            .values_list("pk", flat=True)[:REALERT_BATCH]
+        )
+        for handoff_id in list(due):
+            if _realert(handoff_id, field=field, admins=level == "admins", now=now):
+                told[level].append(handoff_id)
+    return Realerts(seniors=told["seniors"], admins=told["admins"])
+
+
+@transaction.atomic
+def _realert(handoff_id: uuid.UUID, *, field: str, admins: bool, now: datetime) -> bool:
+    won = Handoff.objects.filter(
+        pk=handoff_id, state=HandoffState.OPEN, **{f"{field}__isnull": True}
+    ).update(**{field: now})
+    if not won:
+        return False  # claimed meanwhile, or another run told them
+    handoff = Handoff.objects.select_related("session", "escalated_by", "account").get(
+        pk=handoff_id
+    )
+    from resolutionflow.templatetags.rf import waited
+
+    notifications.handoff_overdue(handoff, admins=admins, waited=waited(handoff.created_at, now))
+    # The queue's cards say "Overdue" (its live refresh hears this).
+    data = _queue_event_data(handoff) | {"level": "admins" if admins else "seniors"}
+    send_event_on_commit(queue_channel(handoff.account_id), "handoff-overdue", data)
+    return True

@@ -31,18 +31,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from celery import shared_task
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from pydantic import ValidationError
 
-from escalations.channels import handoff_channel
 from escalations.models import Handoff, HandoffState
-from escalations.streams import send_event_on_commit
 from flowpilot.assistants import (
-    BRIEFING_PREFIX,
     Assessment,
     Assistant,
     ChatLine,
@@ -50,36 +46,34 @@ from flowpilot.assistants import (
     TriedStep,
     get_assistant,
 )
+from flowpilot.assistants.base import (
+    CAUSES_MAX,
+    MODEL_NAME_MAX,
+    NEXT_STEPS_MAX,
+    NOTE_MAX,
+    SUMMARY_MAX,
+    TRIED_MAX,
+    StoredAssessment,
+)
 from flowpilot.assistants.offline import OfflineAssistant
 from flowpilot.models import Message, Task
-from flowpilot.steps import SHELLS as STEP_SHELLS
-from flowpilot.steps import clip
-from flowpilot.text import has_control_characters, strip_control_characters
+from flowpilot.steps import OUTCOME_MAX, TITLE_MAX, clip
+from flowpilot.text import strip_control_characters
 from resolutionflow.broker import enqueue_task
 
 logger = logging.getLogger(__name__)
 
 # -- the schema ------------------------------------------------------------------------------
 
-MAX_SUMMARY = 4000
-MAX_TITLE = 200
-MAX_WHY = 1000
-MAX_DETAIL = 2000
-MAX_COMMAND = 1000
-MAX_OUTCOME = 2000
-MAX_NOTE = 500
-MAX_MODEL = 100
-MAX_TRIED = 50
-MAX_CAUSES = 5
-MAX_NEXT_STEPS = 8
-CONFIDENCES = ("low", "medium", "high")
-ENGINES = ("claude", "offline")
-SHELLS = (*STEP_SHELLS, "")  # "" for a step without a command
-TASK_STATUSES = ("todo", "doing", "done", "failed", "skipped")
-TOP_KEYS = frozenset(
-    {"summary", "tried", "causes", "next_steps", "confidence", "engine", "note", "generated_at"}
-)
-OPTIONAL_KEYS = frozenset({"model"})
+# The stored assessment's limits are the model's (flowpilot.assistants.base).
+MAX_SUMMARY = SUMMARY_MAX
+MAX_TITLE = TITLE_MAX
+MAX_OUTCOME = OUTCOME_MAX
+MAX_NOTE = NOTE_MAX
+MAX_MODEL = MODEL_NAME_MAX
+MAX_TRIED = TRIED_MAX
+MAX_CAUSES = CAUSES_MAX
+MAX_NEXT_STEPS = NEXT_STEPS_MAX
 
 # What the engine may read of a session: the newest messages, the lane (most recent last).
 MAX_MESSAGES_READ = 60
@@ -100,109 +94,59 @@ class InvalidAssessment(ValueError):
     """An assessment that breaks the schema; the message names the first problem."""
 
 
-def _text(data: dict, key: str, limit: int, where: str, *, required: bool = False) -> str:
-    value = data.get(key, "")
-    if not isinstance(value, str):
-        raise InvalidAssessment(f"{where}{key} is not a string")
-    if len(value) > limit:
-        raise InvalidAssessment(f"{where}{key} is longer than {limit} characters")
-    if has_control_characters(value):
-        raise InvalidAssessment(f"{where}{key} contains control characters")
-    if required and not value.strip():
-        raise InvalidAssessment(f"{where}{key} is empty")
-    return value
+def _path(loc: tuple) -> str:
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path
 
 
-def _items(data: dict, key: str, limit: int) -> list[dict]:
-    value = data.get(key, [])
-    if not isinstance(value, list):
-        raise InvalidAssessment(f"{key} is not a list")
-    if len(value) > limit:
-        raise InvalidAssessment(f"{key} has more than {limit} items")
-    for index, item in enumerate(value):
-        if not isinstance(item, dict):
-            raise InvalidAssessment(f"{key}[{index}] is not an object")
-    return value
-
-
-def _choice(data: dict, key: str, choices: tuple[str, ...], where: str = "") -> str:
-    value = data.get(key)
-    if value not in choices:
-        raise InvalidAssessment(f"{where}{key} is not one of {', '.join(map(repr, choices))}")
-    return value
-
-
-def _known_keys(item: dict, allowed: set[str], where: str) -> None:
-    unknown = set(item) - allowed
-    if unknown:
-        raise InvalidAssessment(f"{where}unknown field {sorted(unknown)[0]!r}")
+def _problem(error: dict) -> str:
+    """One pydantic error in the words the screen's log has always used."""
+    loc = tuple(error["loc"])
+    where = _path(loc)
+    kind, ctx = error["type"], error.get("ctx") or {}
+    if kind == "missing":
+        return f"missing field {loc[-1]!r}" if len(loc) == 1 else f"{where} is missing"
+    if kind == "extra_forbidden":
+        parent = _path(loc[:-1])
+        return f"{parent + '.' if parent else ''}unknown field {loc[-1]!r}"
+    if kind == "string_type":
+        return f"{where} is not a string"
+    if kind == "string_too_long":
+        return f"{where} is longer than {ctx.get('max_length')} characters"
+    if kind == "string_too_short":
+        return f"{where} is empty"
+    if kind == "too_long":
+        return f"{where} has more than {ctx.get('max_length')} items"
+    if kind == "literal_error":
+        return f"{where} is not one of {ctx.get('expected')}"
+    if kind in {"model_type", "dict_type", "model_attributes_type"}:
+        return f"{where} is not an object"
+    if kind in {"tuple_type", "list_type"}:
+        return f"{where} is not a list"
+    if kind == "value_error":
+        return f"{where} {str(ctx.get('error') or error['msg']).removeprefix('Value error, ')}"
+    return f"{where}: {error['msg']}"
 
 
 def validate_assessment(data: object) -> dict[str, Any]:
     """The assessment in canonical form, or ``InvalidAssessment`` naming the first problem.
 
-    Checks types, lengths (no empty summary or titles), counts, the confidence, engine and
-    shell enums, and a timezone-aware ``generated_at``; control characters are refused
-    (PostgreSQL cannot store NUL in JSON, and none belong in display text). Unknown fields
-    are refused too: what is stored is exactly what the screen knows how to show.
+    The schema is ``flowpilot.assistants.StoredAssessment`` (the same Step and Cause models
+    both engines produce and Claude's tool schema is built from): types, lengths (no empty
+    summary or titles), counts, the confidence, engine and shell enums, a timezone-aware
+    ``generated_at``; control characters are refused (PostgreSQL cannot store NUL in JSON,
+    and none belong in display text), and so are unknown fields: what is stored is exactly
+    what the screen knows how to show.
     """
     if not isinstance(data, dict):
         raise InvalidAssessment("the assessment is not an object")
-    _known_keys(data, TOP_KEYS | OPTIONAL_KEYS, "")
-    missing = TOP_KEYS - set(data)
-    if missing:
-        raise InvalidAssessment(f"missing field {sorted(missing)[0]!r}")
-    generated_at = data.get("generated_at")
-    parsed = parse_datetime(generated_at) if isinstance(generated_at, str) else None
-    if parsed is None or timezone.is_naive(parsed):
-        raise InvalidAssessment("generated_at is not an ISO 8601 time with a zone")
-
-    tried = []
-    for index, item in enumerate(_items(data, "tried", MAX_TRIED)):
-        where = f"tried[{index}]."
-        _known_keys(item, {"title", "status", "outcome"}, where)
-        tried.append(
-            {
-                "title": _text(item, "title", MAX_TITLE, where, required=True),
-                "status": _choice(item, "status", TASK_STATUSES, where),
-                "outcome": _text(item, "outcome", MAX_OUTCOME, where),
-            }
-        )
-    causes = []
-    for index, item in enumerate(_items(data, "causes", MAX_CAUSES)):
-        where = f"causes[{index}]."
-        _known_keys(item, {"title", "why"}, where)
-        causes.append(
-            {
-                "title": _text(item, "title", MAX_TITLE, where, required=True),
-                "why": _text(item, "why", MAX_WHY, where),
-            }
-        )
-    next_steps = []
-    for index, item in enumerate(_items(data, "next_steps", MAX_NEXT_STEPS)):
-        where = f"next_steps[{index}]."
-        _known_keys(item, {"title", "detail", "command", "shell"}, where)
-        next_steps.append(
-            {
-                "title": _text(item, "title", MAX_TITLE, where, required=True),
-                "detail": _text(item, "detail", MAX_DETAIL, where),
-                "command": _text(item, "command", MAX_COMMAND, where),
-                "shell": _choice({"shell": item.get("shell", "")}, "shell", SHELLS, where),
-            }
-        )
-    clean = {
-        "summary": _text(data, "summary", MAX_SUMMARY, "", required=True),
-        "tried": tried,
-        "causes": causes,
-        "next_steps": next_steps,
-        "confidence": _choice(data, "confidence", CONFIDENCES),
-        "engine": _choice(data, "engine", ENGINES),
-        "note": _text(data, "note", MAX_NOTE, ""),
-        "generated_at": parsed.isoformat(),
-    }
-    if "model" in data:
-        clean["model"] = _text(data, "model", MAX_MODEL, "")
-    return clean
+    try:
+        clean = StoredAssessment.model_validate(data)
+    except ValidationError as error:
+        raise InvalidAssessment(_problem(error.errors()[0])) from None
+    return clean.model_dump(mode="json", exclude_none=True)
 
 
 # -- reading a handoff for the engine --------------------------------------------------------
@@ -355,39 +299,9 @@ def assess_within_bound(
 # -- storing it ------------------------------------------------------------------------------
 
 
-@transaction.atomic
-def store_assessment(
-    *,
-    handoff_id: Any,
-    assessment: dict[str, Any],
-    expected_updated_at: datetime | None,
-) -> datetime | None:
-    """Store ``assessment`` if the handoff's stamp is still ``expected_updated_at``.
-
-    A compare-and-set: an answer computed from an older version (a slow first pass after a
-    newer refresh, a task delivered twice) stores nothing. Returns the new stamp, or None
-    when nothing was stored. Announces ``assessment`` on the handoff's channel after commit.
-    """
-    clean = validate_assessment(assessment)
-    stamp = timezone.now()
-    rows = Handoff.objects.filter(pk=handoff_id)
-    if expected_updated_at is None:
-        rows = rows.filter(assessment_updated_at__isnull=True)
-    else:
-        rows = rows.filter(assessment_updated_at=expected_updated_at)
-    if not rows.update(assessment=clean, assessment_updated_at=stamp):
-        return None
-    send_event_on_commit(
-        handoff_channel(handoff_id),
-        "assessment",
-        {"handoff": str(handoff_id), "engine": clean["engine"], "updated_at": stamp.isoformat()},
-    )
-    return stamp
-
-
 def ai_engine_configured() -> bool:
-    """Whether an engine other than the offline one would answer (an API key is set)."""
-    return bool(getattr(settings, "ANTHROPIC_API_KEY", ""))
+    """Whether an engine other than the offline one would answer (``get_assistant`` decides)."""
+    return get_assistant().name != OfflineAssistant.name
 
 
 def start_assessment_on_commit(handoff: Handoff) -> None:
@@ -397,6 +311,9 @@ def start_assessment_on_commit(handoff: Handoff) -> None:
     The offline assessment means the screen has a complete answer from the first render; the
     AI one replaces it live when it lands.
     """
+    # The write is the handoff manager's; imported here because it imports this module.
+    from escalations.actions import store_assessment
+
     stamp = store_assessment(
         handoff_id=handoff.pk,
         assessment=offline_assessment(conversation_for_handoff(handoff)),
@@ -405,72 +322,15 @@ def start_assessment_on_commit(handoff: Handoff) -> None:
     if stamp is None or not ai_engine_configured():
         return
     handoff_id = str(handoff.pk)
-    transaction.on_commit(lambda: _queue_refresh(handoff_id, stamp))
+    transaction.on_commit(lambda: queue_refresh(handoff_id, stamp))
 
 
-def _queue_refresh(handoff_id: str, stamp: datetime) -> None:
-    # A dead broker costs one short timeout and never fails the request: the offline
-    # assessment stands, and "Refresh" asks again.
+def queue_refresh(handoff_id: str, stamp: datetime) -> None:
+    """Ask the worker to reassess (called on commit). A dead broker costs one short timeout
+    and never fails the request: the offline assessment stands, and "Refresh" asks again."""
+    from escalations.tasks import refresh_assessment
+
     enqueue_task(refresh_assessment, handoff_id, stamp.isoformat())
-
-
-@dataclass(frozen=True)
-class RefreshRequest:
-    accepted: bool
-    retry_after: int = 0  # seconds until the next refresh is allowed, when refused
-
-
-@transaction.atomic
-def request_assessment_refresh(*, handoff: Handoff) -> RefreshRequest:
-    """Regenerate the assessment, at most once per RF_ASSESSMENT_REFRESH_SECONDS per handoff.
-
-    The rate limit is a conditional update of the handoff's stamp, so two clicks (or two
-    engineers) at once start one regeneration between them.
-    """
-    interval = timedelta(seconds=settings.RF_ASSESSMENT_REFRESH_SECONDS)
-    now = timezone.now()
-    accepted = (
-        Handoff.objects.filter(pk=handoff.pk)
-        .filter(
-            Q(assessment_updated_at__isnull=True) | Q(assessment_updated_at__lte=now - interval)
-        )
-        .update(assessment_updated_at=now)
-    )
-    if not accepted:
-        last = (
-            Handoff.objects.filter(pk=handoff.pk)
-            .values_list("assessment_updated_at", flat=True)
-            .first()
-        )
-        wait = (last + interval - now).total_seconds() if last else 1
-        return RefreshRequest(accepted=False, retry_after=max(1, int(wait + 0.999)))
-    handoff.assessment_updated_at = now
-    handoff_id = str(handoff.pk)
-    transaction.on_commit(lambda: _queue_refresh(handoff_id, now))
-    return RefreshRequest(accepted=True)
-
-
-@shared_task(name="escalations.refresh_assessment", acks_late=True)
-def refresh_assessment(handoff_id: str, expected_updated_at: str | None = None) -> bool:
-    """Assess a handoff (bounded) and store the result if nothing newer was requested since.
-
-    Safe to run twice: the second run finds the stamp moved and stores nothing.
-    """
-    handoff = (
-        Handoff.objects.select_related("session", "escalated_by").filter(pk=handoff_id).first()
-    )
-    if handoff is None or handoff.state in (HandoffState.RESOLVED, HandoffState.RELEASED):
-        return False
-    expected = parse_datetime(expected_updated_at) if expected_updated_at else None
-    if expected is None:
-        expected = handoff.assessment_updated_at
-    elif expected != handoff.assessment_updated_at:
-        return False  # superseded before we started: skip the engine call too
-    data = assess_within_bound(conversation_for_handoff(handoff))
-    return (
-        store_assessment(handoff_id=handoff.pk, assessment=data, expected_updated_at=expected)
-        is not None
-    )
 
 
 # -- showing it -----------------------------------------------------------------------------
@@ -517,6 +377,11 @@ class AssessmentDisplay:
     @property
     def note(self) -> str:
         return self.data["note"]
+
+    @property
+    def fact(self) -> dict | None:
+        """The strongest fact behind the first cause (quote, source, cause), when known."""
+        return self.data.get("fact")
 
     @property
     def is_fallback(self) -> bool:
@@ -576,70 +441,3 @@ def _new_executor_after_fork() -> None:
 
 
 os.register_at_fork(after_in_child=_new_executor_after_fork)
-
-
-# -- "Get AI analysis" ----------------------------------------------------------------------
-
-BRIEFING_MAX_CHARS = 8000
-BRIEFING_TRIED = 12
-BRIEFING_CAUSES = 3
-
-
-def briefing_text(handoff: Handoff, assessment: AssessmentDisplay) -> str:
-    """The message that briefs FlowPilot on a handoff: the escalation package + assessment.
-
-    Built from the package (the session as it was escalated) so the assistant sees what the
-    senior saw; the text is the claimer's own message, clipped to the chat's limit.
-    """
-    package = handoff.escalation_package or {}
-    session = handoff.session
-    escalated_by = (package.get("escalated_by") or {}).get("name") or handoff.escalated_by.name
-    lines = [
-        f"{BRIEFING_PREFIX} I have taken over this escalation. Please analyse it and "
-        "propose the next steps.",
-        "",
-        f"Problem: {_one_line(package.get('problem') or session.problem, 600)}",
-    ]
-    facts = [
-        f"{label}: {_one_line(value, 120)}"
-        for label, value in (
-            ("Customer", package.get("customer", session.customer)),
-            ("Device", package.get("device", session.device)),
-        )
-        if value
-    ]
-    if facts:
-        lines.append(" · ".join(facts))
-    lines.append(
-        f"Escalated by {_one_line(escalated_by, 80)} "
-        f"({handoff.get_urgency_display().lower()} urgency): {_one_line(handoff.reason, 600)}"
-    )
-    tried = package.get("steps_tried")
-    if tried is None:
-        tried = assessment.data["tried"]
-    if tried:
-        lines += ["", "What was tried:"]
-        for step in tried[-BRIEFING_TRIED:]:
-            outcome = _one_line(step.get("outcome") or "", 200)
-            lines.append(
-                f"- {_one_line(step.get('title') or '', 120)} ({step.get('status', '?')})"
-                + (f": {outcome}" if outcome else "")
-            )
-    else:
-        lines += ["", "Nothing was tried yet."]
-    lines += [
-        "",
-        f"Assessment ({assessment.engine_label}, {assessment.confidence} confidence): "
-        f"{_one_line(assessment.summary, 1200)}",
-    ]
-    if assessment.causes:
-        lines.append("Likely causes:")
-        for rank, cause in enumerate(assessment.causes[:BRIEFING_CAUSES], start=1):
-            lines.append(f"{rank}. {_one_line(cause['title'], 200)}")
-    text = "\n".join(lines)
-    return text if len(text) <= BRIEFING_MAX_CHARS else text[: BRIEFING_MAX_CHARS - 1] + "…"
-
-
-def _one_line(text: str, limit: int) -> str:
-    line = " ".join(str(text or "").split())
-    return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"

@@ -18,7 +18,7 @@ from django.views.decorators.http import require_GET, require_POST
 from escalations import queries
 from escalations.actions import mark_notifications_read
 from escalations.models import CALLS_TO_PICK_UP, HandoffState, Notification, NotificationKind
-from resolutionflow.http import see_other
+from resolutionflow.http import request_data, see_other
 
 RECENT = 10
 
@@ -27,6 +27,7 @@ KIND_ICONS = {
     NotificationKind.HANDOFF_CLAIMED: "claimed",
     NotificationKind.HANDOFF_RELEASED: "released",
     NotificationKind.HANDOFF_RESOLVED: "resolved",
+    NotificationKind.HANDOFF_OVERDUE: "overdue",
 }
 
 
@@ -126,7 +127,7 @@ def mark_read(request: HttpRequest, notification_id: int) -> HttpResponse:
     )
     if notification.read_at is None:
         mark_notifications_read(user=request.user, notification_id=notification.pk)
-    if request.POST.get("open"):
+    if request_data(request).get("open"):
         return see_other(request, notification_url(notification))
     if request.htmx:
         return _render(request)

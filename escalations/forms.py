@@ -7,7 +7,7 @@ characters (tab and line breaks are text) as everything typed in the chat.
 from django import forms
 
 from escalations.actions import REASON_MAX_LENGTH, RESOLUTION_NOTE_MAX_LENGTH
-from escalations.models import Urgency
+from escalations.models import REALERT_MAX_MINUTES, Urgency
 from escalations.queries import InvalidCursor, QueueCursor, QueueFilters
 from flowpilot.forms import TextField
 
@@ -135,3 +135,26 @@ class QueueFilterForm(forms.Form):
             escalated_by=data.get("escalated_by"),
             search=data.get("q") or "",
         )
+
+
+def _minutes_field(label: str) -> forms.IntegerField:
+    return forms.IntegerField(
+        label=label,
+        min_value=1,
+        max_value=REALERT_MAX_MINUTES,
+        error_messages={
+            "required": f"{label}: give a number of minutes.",
+            "invalid": f"{label}: a whole number of minutes.",
+            "min_value": f"{label}: at least 1 minute.",
+            "max_value": f"{label}: at most {REALERT_MAX_MINUTES:,} minutes (a week).",
+        },
+        widget=forms.NumberInput(attrs={"min": 1, "max": REALERT_MAX_MINUTES, "step": 1}),
+    )
+
+
+class RealertPolicyForm(forms.Form):
+    """An account's re-alert thresholds: minutes an unclaimed handoff may wait, per urgency."""
+
+    high = _minutes_field("High urgency")
+    normal = _minutes_field("Normal urgency")
+    low = _minutes_field("Low urgency")

@@ -38,7 +38,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from escalations.models import EmailDelivery, EmailState
+from escalations.models import EmailDelivery, EmailKind, EmailState
 from flowpilot.models import Task, TaskStatus
 from resolutionflow import smtp
 from resolutionflow.smtp import DeadlineEmailBackend
@@ -109,6 +109,14 @@ def _status_label(status: str) -> str:
         return status
 
 
+def _waited(handoff, kind: str) -> str:
+    """How long the handoff had waited when this re-alert was decided."""
+    from resolutionflow.templatetags.rf import waited
+
+    told_at = handoff.admins_alerted_at if kind == EmailKind.ADMINS else handoff.overdue_at
+    return waited(handoff.created_at, told_at or timezone.now())
+
+
 def build_message(delivery: EmailDelivery) -> mail.EmailMultiAlternatives:
     """The escalation email for one recipient: plain text and HTML from the same context."""
     handoff = delivery.handoff
@@ -121,6 +129,8 @@ def build_message(delivery: EmailDelivery) -> mail.EmailMultiAlternatives:
         "account": handoff.account,
         "tried": steps_tried(handoff),
         "url": handoff_url(handoff.pk),
+        # A re-alert: how long it had waited when the seniors (or admins) were told again.
+        "overdue": _waited(handoff, delivery.kind) if delivery.kind != EmailKind.ARRIVED else "",
     }
     subject = render_to_string("emails/escalation_arrived_subject.txt", context)
     subject = " ".join(subject.split())[:200]

@@ -107,6 +107,12 @@ class Handoff(models.Model):
     reopened_from = models.ForeignKey(
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
+    # Re-alerts of a handoff nobody claims (escalations.actions.realert_overdue_handoffs):
+    # when the seniors were told again (past the account's threshold: the card says
+    # "Overdue"), and when the admins were (past twice the threshold). Set once each, by a
+    # conditional UPDATE: exactly one re-alert per level, however many workers check.
+    overdue_at = models.DateTimeField(null=True, blank=True)
+    admins_alerted_at = models.DateTimeField(null=True, blank=True)
 
     # The compatibility payload: a JSON snapshot of the session at escalation time.
     escalation_package = models.JSONField(default=dict)
@@ -185,6 +191,41 @@ class Handoff(models.Model):
         return self.state == HandoffState.CLAIMED and self.claimed_by_id == user.pk
 
 
+# Minutes a handoff may wait unclaimed before the seniors are told again (and twice that
+# before the admins are), unless the account's admins set their own (RealertPolicy).
+REALERT_DEFAULT_MINUTES = {Urgency.HIGH: 5, Urgency.NORMAL: 15, Urgency.LOW: 60}
+REALERT_MAX_MINUTES = 7 * 24 * 60
+
+
+class RealertPolicy(models.Model):
+    """An account's re-alert thresholds, in minutes per urgency (set by its admins)."""
+
+    account = models.OneToOneField(Account, on_delete=models.CASCADE, related_name="+")
+    high_minutes = models.PositiveIntegerField(default=REALERT_DEFAULT_MINUTES[Urgency.HIGH])
+    normal_minutes = models.PositiveIntegerField(default=REALERT_DEFAULT_MINUTES[Urgency.NORMAL])
+    low_minutes = models.PositiveIntegerField(default=REALERT_DEFAULT_MINUTES[Urgency.LOW])
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(high_minutes__gte=1, normal_minutes__gte=1, low_minutes__gte=1),
+                name="realert_minutes_positive",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Re-alert after {self.high_minutes}/{self.normal_minutes}/{self.low_minutes} min"
+
+    def minutes(self) -> dict[str, int]:
+        """Minutes per urgency value."""
+        return {
+            Urgency.HIGH: self.high_minutes,
+            Urgency.NORMAL: self.normal_minutes,
+            Urgency.LOW: self.low_minutes,
+        }
+
+
 class HandoffEventKind(models.TextChoices):
     ESCALATED = "escalated", "Escalated"
     CLAIMED = "claimed", "Claimed"
@@ -240,12 +281,17 @@ class NotificationKind(models.TextChoices):
     HANDOFF_CLAIMED = "handoff_claimed", "Your escalation was picked up"
     HANDOFF_RELEASED = "handoff_released", "A handoff was released back"
     HANDOFF_RESOLVED = "handoff_resolved", "Your escalation was resolved"
+    HANDOFF_OVERDUE = "handoff_overdue", "A handoff has waited too long"
 
 
 # Bell items that ask a senior to pick a handoff up. Once someone has (the handoff is no
 # longer open) they are answered: the bell stops counting them, with no write at claim time,
 # whatever the number of seniors. The escalator's own items about it are news, never calls.
-CALLS_TO_PICK_UP = (NotificationKind.HANDOFF_ESCALATED, NotificationKind.HANDOFF_RELEASED)
+CALLS_TO_PICK_UP = (
+    NotificationKind.HANDOFF_ESCALATED,
+    NotificationKind.HANDOFF_RELEASED,
+    NotificationKind.HANDOFF_OVERDUE,
+)
 ANSWERED = (
     Q(kind__in=CALLS_TO_PICK_UP)
     & ~Q(handoff__state=HandoffState.OPEN)
@@ -307,10 +353,18 @@ class EmailState(models.TextChoices):
     REFUSED = "refused", "Refused (bad address)"
 
 
+class EmailKind(models.TextChoices):
+    ARRIVED = "arrived", "An escalation arrived"
+    OVERDUE = "overdue", "A handoff waits too long (to the seniors)"
+    ADMINS = "admins", "A handoff waits twice too long (to the admins)"
+
+
 class EmailDelivery(models.Model):
     """One escalation email to one recipient: the outbox row that makes sending idempotent."""
 
     handoff = models.ForeignKey(Handoff, on_delete=models.CASCADE, related_name="emails")
+    # At most one of each kind per recipient: the escalation, and one re-alert per level.
+    kind = models.CharField(max_length=10, choices=EmailKind.choices, default=EmailKind.ARRIVED)
     recipient = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
     )
@@ -324,7 +378,9 @@ class EmailDelivery(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["handoff", "recipient"], name="one_email_per_recipient")
+            models.UniqueConstraint(
+                fields=["handoff", "recipient", "kind"], name="one_email_per_recipient_and_kind"
+            )
         ]
         indexes = [models.Index(fields=["state", "next_attempt_at"])]
 

@@ -11,7 +11,14 @@ from django.db import transaction
 from django.db.models import QuerySet
 
 from escalations.channels import user_channel
-from escalations.models import EmailDelivery, EmailState, Handoff, Notification, NotificationKind
+from escalations.models import (
+    EmailDelivery,
+    EmailKind,
+    EmailState,
+    Handoff,
+    Notification,
+    NotificationKind,
+)
 from escalations.streams import send_events_on_commit
 from resolutionflow.broker import enqueue_task
 from resolutionflow.models import Role, User
@@ -118,7 +125,25 @@ def handoff_resolved(handoff: Handoff, *, resolved_by: User) -> None:
     _notify([handoff.escalated_by], handoff, NotificationKind.HANDOFF_RESOLVED, text)
 
 
-def _record_emails(handoff: Handoff, recipients: list[User]) -> list[EmailDelivery]:
+def admins_to_notify(handoff: Handoff) -> QuerySet[User]:
+    """Active admins of the handoff's account, except whoever escalated it."""
+    return seniors_to_notify(handoff).filter(role=Role.ADMIN)
+
+
+def handoff_overdue(handoff: Handoff, *, admins: bool, waited: str) -> int:
+    """Nobody has claimed it past the account's threshold: tell the seniors again (bell,
+    live event, one email each), or, past twice the threshold, the admins. Returns how many
+    were told."""
+    people = list(admins_to_notify(handoff) if admins else seniors_to_notify(handoff))
+    text = f"Still unclaimed after {waited}: {handoff.session.title}"
+    _notify(people, handoff, NotificationKind.HANDOFF_OVERDUE, text)
+    _record_emails(handoff, people, kind=EmailKind.ADMINS if admins else EmailKind.OVERDUE)
+    return len(people)
+
+
+def _record_emails(
+    handoff: Handoff, recipients: list[User], *, kind: str = EmailKind.ARRIVED
+) -> list[EmailDelivery]:
     """One EmailDelivery per recipient with an address, queued for sending after commit.
 
     An address that could inject headers (CR/LF) is refused here, visibly, and the others
@@ -136,6 +161,7 @@ def _record_emails(handoff: Handoff, recipients: list[User]) -> list[EmailDelive
             EmailDelivery(
                 handoff=handoff,
                 recipient=user,
+                kind=kind,
                 address=address[:320],
                 state=EmailState.REFUSED if refusal else EmailState.PENDING,
                 last_error=refusal,

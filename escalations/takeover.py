@@ -30,11 +30,13 @@ from django_htmx.http import trigger_client_event
 from escalations import actions, queries
 from escalations import assessment as pipeline
 from escalations.actions import HandoffError, HandoffForbidden
+from escalations.assessment import AssessmentDisplay
 from escalations.models import Handoff, HandoffState
 from flowpilot.actions import SessionReadOnly
+from flowpilot.assistants import BRIEFING_PREFIX
 from flowpilot.steps import title_key, with_visible_command
 from resolutionflow import events
-from resolutionflow.http import see_other
+from resolutionflow.http import request_data, see_other
 from resolutionflow.permissions import any_member_required, senior_required
 
 logger = logging.getLogger(__name__)
@@ -81,7 +83,7 @@ def refresh_assessment(request: HttpRequest, handoff_id) -> HttpResponse:
         messages.warning(request, "This handoff is closed; its assessment is final.")
         refresh = None
     else:
-        refresh = pipeline.request_assessment_refresh(handoff=handoff)
+        refresh = actions.request_assessment_refresh(handoff=handoff)
         if refresh.accepted:
             messages.info(request, "Refreshing the assessment…")
         else:
@@ -108,7 +110,7 @@ def _retry_message(seconds: int) -> str:
 @senior_required
 def take_over(request: HttpRequest, handoff_id) -> HttpResponse:
     """Claim the handoff, then open its chat: ready to type, or with FlowPilot briefed."""
-    mode = MODES.get(request.POST.get("mode", ""))
+    mode = MODES.get(request_data(request).get("mode", ""))
     if mode is None:
         return HttpResponseBadRequest("Choose how to take over: takeover or analysis.")
     # The access getter first: another account's handoff is a 404, like an unknown one.
@@ -216,7 +218,7 @@ def open_step(request: HttpRequest, handoff_id) -> HttpResponse:
     handoff = queries.get_handoff_for_user(request.user, handoff_id)
     try:
         task, added = actions.open_suggested_step(
-            handoff=handoff, user=request.user, title=request.POST.get("title", "")
+            handoff=handoff, user=request.user, title=request_data(request).get("title", "")
         )
     except actions.StepNotSuggested:
         # 409, not 400: the chat page swaps 400s (form errors) into the lane.
@@ -244,3 +246,70 @@ def open_step(request: HttpRequest, handoff_id) -> HttpResponse:
     return trigger_client_event(
         response, "rf:task-opened", {"task": task.pk, "added": added}, after="settle"
     )
+
+
+# -- "Get AI analysis": the briefing ------------------------------------------------------
+
+BRIEFING_MAX_CHARS = 8000
+BRIEFING_TRIED = 12
+BRIEFING_CAUSES = 3
+
+
+def briefing_text(handoff: Handoff, assessment: AssessmentDisplay) -> str:
+    """The message that briefs FlowPilot on a handoff: the escalation package + assessment.
+
+    Built from the package (the session as it was escalated) so the assistant sees what the
+    senior saw; the text is the claimer's own message, clipped to the chat's limit.
+    """
+    package = handoff.escalation_package or {}
+    session = handoff.session
+    escalated_by = (package.get("escalated_by") or {}).get("name") or handoff.escalated_by.name
+    lines = [
+        f"{BRIEFING_PREFIX} I have taken over this escalation. Please analyse it and "
+        "propose the next steps.",
+        "",
+        f"Problem: {_one_line(package.get('problem') or session.problem, 600)}",
+    ]
+    facts = [
+        f"{label}: {_one_line(value, 120)}"
+        for label, value in (
+            ("Customer", package.get("customer", session.customer)),
+            ("Device", package.get("device", session.device)),
+        )
+        if value
+    ]
+    if facts:
+        lines.append(" · ".join(facts))
+    lines.append(
+        f"Escalated by {_one_line(escalated_by, 80)} "
+        f"({handoff.get_urgency_display().lower()} urgency): {_one_line(handoff.reason, 600)}"
+    )
+    tried = package.get("steps_tried")
+    if tried is None:
+        tried = assessment.data["tried"]
+    if tried:
+        lines += ["", "What was tried:"]
+        for step in tried[-BRIEFING_TRIED:]:
+            outcome = _one_line(step.get("outcome") or "", 200)
+            lines.append(
+                f"- {_one_line(step.get('title') or '', 120)} ({step.get('status', '?')})"
+                + (f": {outcome}" if outcome else "")
+            )
+    else:
+        lines += ["", "Nothing was tried yet."]
+    lines += [
+        "",
+        f"Assessment ({assessment.engine_label}, {assessment.confidence} confidence): "
+        f"{_one_line(assessment.summary, 1200)}",
+    ]
+    if assessment.causes:
+        lines.append("Likely causes:")
+        for rank, cause in enumerate(assessment.causes[:BRIEFING_CAUSES], start=1):
+            lines.append(f"{rank}. {_one_line(cause['title'], 200)}")
+    text = "\n".join(lines)
+    return text if len(text) <= BRIEFING_MAX_CHARS else text[: BRIEFING_MAX_CHARS - 1] + "…"
+
+
+def _one_line(text: str, limit: int) -> str:
+    line = " ".join(str(text or "").split())
+    return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"

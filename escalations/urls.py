@@ -8,6 +8,7 @@ urlpatterns = [
     path("escalations/", page_or_api(views.queue, api.queue), name="queue"),
     path("escalations/recent/", views.recent, name="queue_recent"),
     path("escalations/mine/", views.mine, name="queue_mine"),
+    path("escalations/re-alerts/", views.realert_settings, name="realert_settings"),
     path("escalations/events/", streams.queue_events, name="queue_events"),
     path("notifications/events/", streams.notification_events, name="notification_events"),
     path("handoffs/<uuid:handoff_id>/", page_or_api(views.handoff, api.handoff), name="handoff"),

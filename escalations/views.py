@@ -17,7 +17,7 @@ from django.template.defaultfilters import pluralize
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_eventstream import get_current_event_id
 
 from escalations import actions, queries, takeover
@@ -27,11 +27,11 @@ from escalations.actions import (
     HandoffForbidden,
 )
 from escalations.channels import queue_channel
-from escalations.forms import EscalateForm, QueueFilterForm, ResolveForm
+from escalations.forms import EscalateForm, QueueFilterForm, RealertPolicyForm, ResolveForm
 from escalations.models import Handoff
 from flowpilot.models import Session
 from resolutionflow.http import request_data, see_other
-from resolutionflow.permissions import any_member_required, senior_required
+from resolutionflow.permissions import admin_required, any_member_required, senior_required
 from resolutionflow.ratelimit import limit_per_user
 
 # --- escalate ------------------------------------------------------------------------------
@@ -81,7 +81,7 @@ def _escalate_form_invalid(
 def queue(request: HttpRequest) -> HttpResponse:
     """The account's waiting handoffs (a window of them, filtered) and its recent claims.
 
-    One view, four answers: the page; its JSON; "Show more" (``after``: the next cards);
+    One view, three answers: the page; "Show more" (``after``: the next cards);
     a live refresh or a filter change (htmx: the waiting section, ``through`` the last card
     in view, so that one arriving beyond it changes the count only).
     """
@@ -317,3 +317,29 @@ def _change_refused(request: HttpRequest, refusal: HandoffError) -> HttpResponse
         raise PermissionDenied(str(refusal))
     messages.warning(request, str(refusal))
     return see_other(request, reverse("escalations:handoff", args=[refusal.handoff.pk]))
+
+
+# --- re-alert settings (account admins) -------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+@admin_required
+def realert_settings(request: HttpRequest) -> HttpResponse:
+    """How long an unclaimed handoff may wait before the seniors are told again (and twice
+    that before the admins are), per urgency: the account's admins set it."""
+    if request.method == "POST":
+        form = RealertPolicyForm(request.POST)
+        if form.is_valid():
+            actions.set_realert_policy(
+                user=request.user,
+                high=form.cleaned_data["high"],
+                normal=form.cleaned_data["normal"],
+                low=form.cleaned_data["low"],
+            )
+            messages.success(request, "Saved. Re-alerts follow the new times from now on.")
+            return see_other(request, reverse("escalations:realert_settings"))
+        status = 400
+    else:
+        form = RealertPolicyForm(initial=actions.realert_minutes(request.user.account_id))
+        status = 200
+    return render(request, "escalations/realert_settings.html", {"form": form}, status=status)

@@ -116,8 +116,19 @@ def resolve_session(*, session: Session, user, note: str = "") -> Session:
     text = f"{user.name} marked this resolved."
     if note.strip():
         text += f" What fixed it: {note.strip()}"
-    Message.objects.create(session=session, role=MessageRole.SYSTEM, body=_clean(text, 20_000))
+    post_system_line(session_id=session.pk, text=text)
     return session
+
+
+def post_system_line(*, session_id: int, text: str) -> Message:
+    """A line in the session's chat that says what happened to it (resolved, released…).
+
+    The one writer of system lines, for both apps: no one posted it, so it is no one's
+    first action and sends no activity signal. Runs inside the caller's transaction.
+    """
+    return Message.objects.create(
+        session_id=session_id, role=MessageRole.SYSTEM, body=_clean(text, 20_000)
+    )
 
 
 def check_can_write(session: Session, user) -> None:
@@ -183,6 +194,16 @@ def post_message(
     """
     message = _store_user_message(session=session, user=user, body=body, kind=kind)
     return _answer(session=session, message=message, assistant=assistant)
+
+
+def post_note(*, session: Session, user, body: str) -> Message:
+    """Store a message for the people in the session, without asking the assistant.
+
+    The senior who took an escalated session over talks to the technician this way by
+    default (they ask FlowPilot explicitly); the technician's page shows it live through
+    the same activity signal as any message.
+    """
+    return _store_user_message(session=session, user=user, body=body, kind="message")
 
 
 def answer(*, session: Session, assistant: Assistant | None = None) -> Exchange:

@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.db import models
 
+from flowpilot.steps import COMMAND_MAX, DETAIL_MAX, OUTCOME_MAX, TITLE_MAX, UNTRIED, is_tried
 from resolutionflow.models import Account
 
 PROBLEM_MAX_LENGTH = 2000
@@ -125,10 +126,10 @@ class TaskSource(models.TextChoices):
 
 
 def tried_condition(prefix: str = "") -> models.Q:
-    """The rows of a task lane that were tried: anything but "to do" (doing, done, failed,
-    skipped), the handoff's "What was tried". ``prefix`` reaches tasks through a relation
-    (``"session__tasks__"``), for an aggregate's filter."""
-    return ~models.Q(**{f"{prefix}status": TaskStatus.TODO})
+    """The rows of a task lane that were tried (``flowpilot.steps.is_tried`` in SQL): anything
+    but "to do" (doing, done, failed, skipped), the handoff's "What was tried". ``prefix``
+    reaches tasks through a relation (``"session__tasks__"``), for an aggregate's filter."""
+    return ~models.Q(**{f"{prefix}status": UNTRIED})
 
 
 class TaskQuerySet(models.QuerySet):
@@ -140,12 +141,12 @@ class TaskQuerySet(models.QuerySet):
 class Task(models.Model):
     session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="tasks")
     position = models.PositiveIntegerField(default=0)
-    title = models.CharField(max_length=200)
-    detail = models.TextField(max_length=2000, blank=True)
-    command = models.TextField(max_length=1000, blank=True)
+    title = models.CharField(max_length=TITLE_MAX)
+    detail = models.TextField(max_length=DETAIL_MAX, blank=True)
+    command = models.TextField(max_length=COMMAND_MAX, blank=True)
     shell = models.CharField(max_length=20, blank=True)
     status = models.CharField(max_length=20, choices=TaskStatus.choices, default=TaskStatus.TODO)
-    outcome = models.TextField(max_length=2000, blank=True)
+    outcome = models.TextField(max_length=OUTCOME_MAX, blank=True)
     source = models.CharField(max_length=20, choices=TaskSource.choices, default=TaskSource.MANUAL)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
@@ -165,4 +166,4 @@ class Task(models.Model):
     @property
     def was_tried(self) -> bool:
         """The row-level ``tried_condition``: the lane shows a tried step as finished."""
-        return self.status != TaskStatus.TODO
+        return is_tried(self.status)

@@ -28,7 +28,7 @@ from flowpilot.forms import (
     TaskForm,
     TaskUpdateForm,
 )
-from flowpilot.models import Session
+from flowpilot.models import Session, SessionStatus
 from flowpilot.queries import (
     SIDEBAR_LIMIT,
     can_write,
@@ -211,6 +211,12 @@ def post_message(request: HttpRequest, session_id: int) -> HttpResponse:
     form = MessageForm(request_data(request))
     if not form.is_valid():
         return _composer_refused(request, session, form)
+    if _talks_to_people(request, session):
+        note = actions.post_note(session=session, user=request.user, body=form.cleaned_data["body"])
+        if not request.htmx:
+            return see_other(request, session_url(session) + "#composer")
+        context = lane_context(session, request.user, new_messages=[note], added_task_ids=set())
+        return render(request, "flowpilot/exchange.html", context)
     exchange = actions.post_message(
         session=session, user=request.user, body=form.cleaned_data["body"]
     )
@@ -244,6 +250,17 @@ def _composer_refused(request: HttpRequest, session: Session, form: MessageForm)
         return response
     context = session_page_context(request, session, message_form=form)
     return render(request, "flowpilot/session.html", context, status=400)
+
+
+def _talks_to_people(request: HttpRequest, session: Session) -> bool:
+    """Whether the page's message is for the people, not FlowPilot: the senior who holds
+    an escalated session writes to the technician unless they press "Ask FlowPilot".
+    API clients (flowpilot/api.py) keep the assistant's answer."""
+    return (
+        session.escalated_to_id == request.user.pk
+        and session.status == SessionStatus.ESCALATED
+        and request.POST.get("ask") != "flowpilot"
+    )
 
 
 @require_POST

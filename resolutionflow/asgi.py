@@ -19,3 +19,9 @@ from resolutionflow.handler import ConnectionReleasingASGIHandler  # noqa: E402
 # Django's get_asgi_application(), with a handler that gives back every request's database
 # connections however the request ends (see resolutionflow/handler.py).
 application = ConnectionReleasingASGIHandler()
+
+# Embedded mode has no worker: the web process runs the beat's drain (and what apps hang on
+# it, such as re-alerts of unclaimed handoffs) itself. A no-op with a worker.
+from resolutionflow.embedded_beat import start_embedded_beat  # noqa: E402
+
+start_embedded_beat()

@@ -7,6 +7,10 @@ from django.conf import settings
 
 from resolutionflow.demo import DEMO_PASSWORD  # noqa: F401 - re-exported for tests
 
+# The in-process ASGI server of the browser and stream tests must not start the embedded
+# beat (resolutionflow/embedded_beat.py): tests run the drain and re-alerts on their clock.
+os.environ.setdefault("RF_EMBEDDED_BEAT", "0")
+
 REQUIRE_SERVICES = os.environ.get("RF_REQUIRE_SERVICES", "").strip().lower() in {
     "1",
     "true",

@@ -7,11 +7,26 @@ Engines never touch the database. Callers build a ``Conversation`` from a Sessio
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from flowpilot.steps import COMMAND_MAX, DETAIL_MAX, OUTCOME_MAX, TITLE_MAX
+from flowpilot.text import has_control_characters
 
 # The first words of the message "Get AI analysis" posts for the claimer: FlowPilot's own
 # assessment in a person's name, so never evidence (escalations.takeover writes it).
 BRIEFING_PREFIX = "Handoff briefing:"
+
+# Limits of a stored assessment (the handoff screen's schema).
+SUMMARY_MAX = 4000
+WHY_MAX = 1000
+NOTE_MAX = 500
+MODEL_NAME_MAX = 100
+TRIED_MAX = 50
+CAUSES_MAX = 5
+NEXT_STEPS_MAX = 8
 
 TaskStatus = Literal["todo", "doing", "done", "failed", "skipped"]
 Confidence = Literal["low", "medium", "high"]
@@ -54,12 +69,142 @@ class Conversation:
     escalated_by: str = ""
 
 
-@dataclass(frozen=True)
-class ProposedStep:
-    title: str
-    detail: str = ""
-    command: str = ""
-    shell: Shell = ""
+class _Shape(BaseModel):
+    """Immutable, no unknown fields, no type coercion ("7" is not a title)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+
+def _no_control_characters(value: str) -> str:
+    if has_control_characters(value):
+        raise ValueError("contains control characters")
+    return value
+
+
+class Step(_Shape):
+    """A troubleshooting step: proposed by either engine, stored in an assessment, asked of
+    Claude through its tool schema, and the shared part of every knowledge-file step."""
+
+    title: str = Field(
+        min_length=1,
+        max_length=TITLE_MAX,
+        description="Short imperative title, e.g. 'Flush the DNS cache'.",
+    )
+    detail: str = Field(
+        "",
+        max_length=DETAIL_MAX,
+        description="Why this step, how to do it and what to look for (Markdown).",
+    )
+    command: str = Field(
+        "",
+        max_length=COMMAND_MAX,
+        description="One command the technician can run for this step, or empty.",
+    )
+    shell: Shell = Field(
+        "", description="The shell the command is for; empty when there is no command."
+    )
+
+    _checked = field_validator("title", "detail", "command")(_no_control_characters)
+
+    @field_validator("title")
+    @classmethod
+    def _title_has_words(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("is empty")
+        return value
+
+
+class Cause(_Shape):
+    """A likely cause with the reason (and the facts) behind it."""
+
+    title: str = Field(min_length=1, max_length=TITLE_MAX)
+    why: str = Field("", max_length=WHY_MAX)
+
+    _checked = field_validator("title", "why")(_no_control_characters)
+
+    @field_validator("title")
+    @classmethod
+    def _title_has_words(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("is empty")
+        return value
+
+
+# The names the engines have always used.
+ProposedStep = Step
+LikelyCause = Cause
+
+
+class TriedEntry(_Shape):
+    """A lane task as an assessment records it."""
+
+    title: str = Field(min_length=1, max_length=TITLE_MAX)
+    status: TaskStatus
+    outcome: str = Field("", max_length=OUTCOME_MAX)
+
+    _checked = field_validator("title", "outcome")(_no_control_characters)
+
+
+class StrongestFact(_Shape):
+    """The fact behind the first cause, quoted, with where it came from."""
+
+    quote: str = Field(min_length=1, max_length=WHY_MAX)
+    source: str = Field(min_length=1, max_length=TITLE_MAX)
+    cause: str = Field(min_length=1, max_length=TITLE_MAX)
+
+    _checked = field_validator("quote", "source", "cause")(_no_control_characters)
+
+
+class StoredAssessment(_Shape):
+    """The assessment as stored on a Handoff and shown on the handoff screen: what either
+    engine's Assessment becomes, validated field by field."""
+
+    summary: str = Field(min_length=1, max_length=SUMMARY_MAX)
+    tried: list[TriedEntry] = Field(max_length=TRIED_MAX)
+    causes: list[Cause] = Field(max_length=CAUSES_MAX)
+    next_steps: list[Step] = Field(max_length=NEXT_STEPS_MAX)
+    confidence: Confidence
+    engine: Literal["claude", "offline"]
+    note: str = Field(max_length=NOTE_MAX)
+    generated_at: str
+    model: str | None = Field(None, max_length=MODEL_NAME_MAX)
+    fact: StrongestFact | None = None  # the offline engine names it; Claude quotes it in "why"
+
+    _checked = field_validator("summary", "note")(_no_control_characters)
+
+    @field_validator("summary")
+    @classmethod
+    def _summary_has_words(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("is empty")
+        return value
+
+    @field_validator("generated_at")
+    @classmethod
+    def _aware_iso_time(cls, value: str) -> str:
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            parsed = None
+        if parsed is None or parsed.tzinfo is None or parsed.utcoffset() is None:
+            raise ValueError("is not an ISO 8601 time with a zone")
+        return parsed.isoformat()
+
+
+def tool_schema(model: type[BaseModel]) -> dict:
+    """``model``'s JSON schema as a tool input for Claude: every field required (Claude
+    fills each), no titles, no unknown fields."""
+    schema = model.model_json_schema()
+    properties = {}
+    for name, field_schema in schema["properties"].items():
+        field_schema = {k: v for k, v in field_schema.items() if k not in {"title", "default"}}
+        properties[name] = field_schema
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }
 
 
 @dataclass(frozen=True)
@@ -75,12 +220,6 @@ class Reply:
     stage: str = ""
     family: str = ""
     cause: str = ""
-
-
-@dataclass(frozen=True)
-class LikelyCause:
-    title: str
-    why: str = ""
 
 
 @dataclass(frozen=True)
@@ -109,6 +248,7 @@ class Assessment:
             "confidence": self.confidence,
             "engine": self.engine,
             "note": self.note,
+            **({"fact": self.extra["fact"]} if self.extra.get("fact") else {}),
         }
 
 

@@ -25,31 +25,49 @@ import anthropic
 import httpx2
 
 from flowpilot.assistants.base import (
+    CAUSES_MAX,
+    NEXT_STEPS_MAX,
+    SUMMARY_MAX,
+    WHY_MAX,
     Assessment,
     Assistant,
+    Cause,
     ChatLine,
     Conversation,
     LikelyCause,
     ProposedStep,
     Reply,
+    Step,
     TriedStep,
+    tool_schema,
+)
+from flowpilot.steps import (
+    COMMAND_MAX,
+    DETAIL_MAX,
+    TITLE_MAX,
+    clean_text,
+    clip,
+    is_finished,
+    is_tried,
+    title_key,
 )
 from flowpilot.steps import SHELLS as STEP_SHELLS
-from flowpilot.steps import clean_text, clip, is_finished, is_tried, title_key
 from flowpilot.text import strip_control_characters
 
 log = logging.getLogger(__name__)
 
 # Limits on what we accept from the model; longer strings are clipped, extra items dropped.
 MAX_REPLY_TEXT = 8000
-MAX_STEPS = 8
-MAX_STEP_TITLE = 200
-MAX_STEP_DETAIL = 2000
-MAX_STEP_COMMAND = 1000
-MAX_SUMMARY = 4000
-MAX_CAUSES = 5
-MAX_CAUSE_TITLE = 200
-MAX_CAUSE_WHY = 1000
+# The limits are the models' (flowpilot.assistants.base): what Claude may send is what
+# the handoff screen may store.
+MAX_STEPS = NEXT_STEPS_MAX
+MAX_STEP_TITLE = TITLE_MAX
+MAX_STEP_DETAIL = DETAIL_MAX
+MAX_STEP_COMMAND = COMMAND_MAX
+MAX_SUMMARY = SUMMARY_MAX
+MAX_CAUSES = CAUSES_MAX
+MAX_CAUSE_TITLE = TITLE_MAX
+MAX_CAUSE_WHY = WHY_MAX
 SHELLS = (*STEP_SHELLS, "")  # "" for a step without a command
 CONFIDENCES = ("low", "medium", "high")
 
@@ -76,32 +94,9 @@ DEFAULT_MAX_RETRIES = 2
 REPLY_TOOL = "propose_reply"
 ASSESS_TOOL = "submit_assessment"
 
-_STEP_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "title": {
-            "type": "string",
-            "maxLength": MAX_STEP_TITLE,
-            "description": "Short imperative title, e.g. 'Flush the DNS cache'.",
-        },
-        "detail": {
-            "type": "string",
-            "maxLength": MAX_STEP_DETAIL,
-            "description": "Why this step, how to do it and what to look for (Markdown).",
-        },
-        "command": {
-            "type": "string",
-            "maxLength": MAX_STEP_COMMAND,
-            "description": "One command the technician can run for this step, or empty.",
-        },
-        "shell": {
-            "type": "string",
-            "enum": list(SHELLS),
-            "description": "The shell the command is for; empty when there is no command.",
-        },
-    },
-    "required": ["title", "detail", "command", "shell"],
-}
+# The tool schemas come from the models both engines and the stored assessment use.
+_STEP_SCHEMA: dict[str, Any] = tool_schema(Step)
+_CAUSE_SCHEMA: dict[str, Any] = tool_schema(Cause)
 
 REPLY_TOOL_SPEC: dict[str, Any] = {
     "name": REPLY_TOOL,
@@ -140,14 +135,7 @@ ASSESS_TOOL_SPEC: dict[str, Any] = {
                 "type": "array",
                 "maxItems": MAX_CAUSES,
                 "description": "Likely causes, most likely first.",
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "title": {"type": "string", "maxLength": MAX_CAUSE_TITLE},
-                        "why": {"type": "string", "maxLength": MAX_CAUSE_WHY},
-                    },
-                    "required": ["title", "why"],
-                },
+                "items": _CAUSE_SCHEMA,
             },
             "next_steps": {
                 "type": "array",

@@ -113,7 +113,10 @@
       bubble.appendChild(body);
       log.appendChild(bubble);
       box.value = "";
-      if (thinking) thinking.hidden = false;
+      // FlowPilot thinks only when asked: a senior's note to the technician has no answer.
+      var form = event.detail.requestConfig && event.detail.requestConfig.formData;
+      var toPeople = composer.querySelector(".composer-ask") && !(form && form.get && form.get("ask") === "flowpilot");
+      if (thinking && !toPeople) thinking.hidden = false;
       composer.classList.add("is-sending");
       scrollToEnd();
     });

@@ -287,10 +287,11 @@ class TestMetricCard:
         record_timings(ada, ["10", "12", "15", "20", "30"])
         card = metrics.metric_card(ada.account_id, now=at("2026-03-12 12:00"))
         assert card.this_week == Window(date(2026, 3, 9), date(2026, 3, 15))
-        assert card.this_week_first_action.median == 600.0
-        assert card.this_week_first_action.n == 3
+        # This week so far (to Thursday 12th): 300 600, h8 of Sunday 15th is still to come.
+        assert card.this_week_first_action.median == 450.0
+        assert card.this_week_first_action.n == 2
         assert card.last_week_first_action.median == 120.0
-        assert card.change_percent == 400
+        assert card.change_percent == 275
         # Last 30 days to 12 March: 10 60 120 180 300 600 → median 150 s; 15 − 2.5 = 12.5.
         assert card.recovered.minutes_per_escalation == 12.5
 

@@ -80,6 +80,10 @@ ENDPOINTS = [
     Endpoint("sessions_page", "tess", lambda w: reverse("flowpilot:sessions"), ("page",), "GET"),
     Endpoint("live_update", "tess", lambda w: reverse("flowpilot:session",
              args=[w["session"].pk]), ("live", "after", "lane"), "GET"),
+    Endpoint("queue", "sam", lambda w: reverse("escalations:queue"),
+             ("urgency", "customer", "escalated_by", "q", "after", "through", "size"), "GET"),
+    Endpoint("my_handoffs", "sam", lambda w: reverse("escalations:queue_mine"),
+             ("urgency", "customer", "q"), "GET"),
     Endpoint("analytics_json", "sam", lambda w: reverse("analytics:flowpilot_escalations"),
              ("from", "to"), "GET"),
     Endpoint("dashboard", "ada", lambda w: reverse("analytics:dashboard"), ("from", "to"), "GET"),
@@ -200,7 +204,21 @@ def test_extreme_bodies_never_give_a_5xx(personas, world, endpoint):
 
 
 @pytest.mark.parametrize(
-    "name", ["start_session", "post_message", "add_task", "escalate", "resolve_handoff"]
+    "name",
+    [
+        "start_session",
+        "post_message",
+        "add_task",
+        "update_task",
+        "resolve_session",
+        "escalate",
+        "resolve_handoff",
+        "open_step",
+        "take_over",
+        "notification_read",
+        "baseline_create",
+        "baseline_edit",
+    ],
 )
 def test_form_posts_that_are_not_utf8_are_400_and_store_nothing(personas, world, name):
     endpoint = BY_NAME[name]
@@ -213,6 +231,8 @@ def test_form_posts_that_are_not_utf8_are_400_and_store_nothing(personas, world,
     assert not Session.objects.filter(problem__contains="\ufffd").exists()
     assert not Task.objects.filter(title__contains="\ufffd").exists()
     assert not Handoff.objects.filter(reason__contains="\ufffd").exists()
+    assert not Task.objects.filter(outcome__contains="\ufffd").exists()
+    assert not BaselineMeasurement.objects.filter(note__contains="\ufffd").exists()
 
 
 @pytest.mark.parametrize("endpoint", [e for e in ENDPOINTS if e.method == "POST" and e.fields

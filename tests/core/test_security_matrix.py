@@ -66,6 +66,7 @@ ROUTE_ACCESS = {
     "escalations:queue": SENIOR,
     "escalations:queue_recent": SENIOR,
     "escalations:queue_mine": SENIOR,
+    "escalations:realert_settings": ADMIN,
     "escalations:queue_events": SENIOR,
     "escalations:notification_events": MEMBER,
     "escalations:handoff": MEMBER,

@@ -80,5 +80,6 @@ def test_get_ai_analysis_on_a_card_claims_and_briefs_flowpilot(page_for, tess, s
     expect(page.locator("#toasts")).to_contain_text("FlowPilot was briefed")
     handoff.refresh_from_db()
     assert handoff.claimed_by == sam
-    assert handoff.first_action_kind == "ai_analysis"
+    assert handoff.takeover_mode == "analysis"
+    assert handoff.first_action_at is None  # the briefing is not the claimer's own work
     assert page.rf_errors == []

@@ -9,7 +9,7 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from escalations import actions as handoffs
-from escalations.assessment import store_assessment
+from escalations.actions import store_assessment
 from flowpilot import actions as flowpilot
 from flowpilot.models import Task
 

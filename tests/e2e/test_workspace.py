@@ -64,7 +64,8 @@ def test_both_ways_to_take_over_from_a_bell_item(page_for, tess, sam, mode):
     handoff.refresh_from_db()
     assert handoff.claimed_by == sam
     if mode == "analysis":
-        assert handoff.first_action_kind == "ai_analysis"
+        assert handoff.takeover_mode == "analysis"
+        assert handoff.first_action_at is None  # the briefing is not the claimer's own work
     assert page.rf_errors == []
 
 
@@ -113,3 +114,68 @@ def test_show_more_and_an_arrival_beyond_the_window(page_for, tess, sam, monkeyp
     assert ids == [str(h.pk) for h in (urgent, first, second, third, late)]
     expect(page.get_by_role("link", name="Show more")).to_have_count(0)
     assert page.rf_errors == []
+
+
+def test_a_realert_rings_the_bell_and_marks_the_card_overdue_at_the_threshold(page_for, tess, sam):
+    from datetime import timedelta
+
+    handoff = escalate(make_session(tess, problem="Door badge readers offline"), urgency="high")
+    page = open_queue(page_for, sam)
+    expect(page.locator("#bell-stream")).to_have_attribute("data-stream-state", "open")
+    expect(page.locator("#bell-button .bell-count")).to_have_text("1")  # the escalation
+    card = page.locator(f"#handoff-{handoff.pk}")
+    expect(card.locator(".pill-overdue")).to_have_count(0)
+
+    # The beat's check, on a controlled clock: a second early, then at the threshold.
+    early = actions.realert_overdue_handoffs(now=handoff.created_at + timedelta(seconds=299))
+    assert early.seniors == []
+    told = actions.realert_overdue_handoffs(now=handoff.created_at + timedelta(minutes=5))
+    assert told.seniors == [handoff.pk]
+
+    expect(page.locator("#bell-button .bell-count")).to_have_text("2", timeout=3000)
+    expect(page.locator("#toasts")).to_contain_text("Still unclaimed after 5")
+    expect(card.locator(".pill-overdue")).to_have_text("Overdue", timeout=3000)
+    page.locator("#bell-button").click()
+    row = page.locator("#bell-menu .bell-row").first
+    expect(row).to_contain_text("Still unclaimed after 5\xa0minutes: Door badge readers offline")
+    expect(row.get_by_role("button", name="I'll take it from here")).to_be_visible()
+    assert page.rf_errors == []
+
+
+def test_on_a_phone_the_takeover_box_follows_the_header(page_for, tess, sam):
+    handoff = escalate(make_session(tess, tried=3))
+    page = page_for(sam, viewport={"width": 390, "height": 844})
+    page.goto(f"/handoffs/{handoff.pk}/")
+    header = page.locator("#handoff-header").bounding_box()
+    takeover = page.locator("#claim-box").bounding_box()
+    tried = page.get_by_role("heading", name="What was tried").bounding_box()
+    assert header["y"] < takeover["y"] < tried["y"]
+    # Reachable without scrolling past the story: on the first two screens.
+    assert takeover["y"] < 2 * 844
+    expect(page.get_by_role("button", name="I'll take it from here")).to_be_visible()
+
+
+def test_the_claimers_note_reaches_tess_live_without_a_flowpilot_reply(page_for, tess, sam):
+    handoff = escalate(make_session(tess, problem="Scanner to email stopped working"))
+    actions.claim_handoff(handoff_id=handoff.pk, user=sam)
+    tess_page = page_for(tess)
+    tess_page.goto(f"/flowpilot/sessions/{handoff.session_id}/")
+    expect(tess_page.locator(".fp-banner-escalated")).to_contain_text("Sam Okafor has it.")
+    sams = page_for(sam)
+    sams.goto(f"/flowpilot/sessions/{handoff.session_id}/")
+    replies_before = sams.locator("#chat-log .msg-assistant").count()
+
+    sams.fill("#composer-body", "Tess, I'm checking the firewall")
+    sams.keyboard.press("Enter")  # Enter sends to the people
+    expect(sams.locator("#chat-log")).to_contain_text("Tess, I'm checking the firewall")
+    expect(tess_page.locator("#chat-log")).to_contain_text(
+        "Tess, I'm checking the firewall", timeout=3000
+    )
+    sams.wait_for_timeout(500)  # an answer would have come with the note
+    expect(sams.locator("#chat-log .msg-assistant")).to_have_count(replies_before)
+    expect(sams.locator("#thinking")).to_be_hidden()
+
+    sams.fill("#composer-body", "What should I check next?")
+    sams.get_by_role("button", name="Ask FlowPilot").click()
+    expect(sams.locator("#chat-log .msg-assistant")).to_have_count(replies_before + 1)
+    assert sams.rf_errors == [] and tess_page.rf_errors == []

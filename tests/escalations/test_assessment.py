@@ -26,20 +26,19 @@ from django.utils import timezone
 from django.utils.html import escape
 
 from escalations import assessment as pipeline
+from escalations.actions import request_assessment_refresh, store_assessment
 from escalations.assessment import (
     InvalidAssessment,
     assess_within_bound,
     assessment_for_display,
     conversation_for_handoff,
     offline_assessment,
-    refresh_assessment,
-    request_assessment_refresh,
     start_assessment_on_commit,
-    store_assessment,
     validate_assessment,
 )
 from escalations.channels import handoff_channel
 from escalations.models import Handoff, HandoffState
+from escalations.tasks import refresh_assessment
 from flowpilot.assistants import Assessment, LikelyCause, ProposedStep
 from flowpilot.assistants.claude import ASSESS_TOOL, MAX_RESPONSE_BYTES, ClaudeAssistant
 from flowpilot.models import Message, MessageRole, Session, SessionStatus, Task, TaskStatus
@@ -610,7 +609,11 @@ class StubEngine:
         ),
         (Assessment(summary="bad\x00byte"), "invalid answer"),
         (Assessment(summary="ok", confidence="certain"), "invalid answer"),  # type: ignore[arg-type]
-        (Assessment(summary="ok", next_steps=(ProposedStep(title=""),)), "invalid answer"),
+        # The Step model refuses an empty title; a buggy engine bypassing it is still caught.
+        (
+            Assessment(summary="ok", next_steps=(ProposedStep.model_construct(title=""),)),
+            "invalid answer",
+        ),
         ({"summary": "a dict, not an Assessment"}, "invalid answer"),
         (RuntimeError("engine bug"), "unexpected error"),
     ],
@@ -934,6 +937,13 @@ def test_mfa_handoff_ranks_the_confirmed_conditional_access_cause_first(
         "The registered phone was replaced or lost"
     )
     assert escape(f"CA policy Finance MFA: {found}") in page
+    # The strongest fact is stored and shown under the first cause, with its source.
+    assert stored["fact"] == {
+        "quote": f"CA policy Finance MFA: {found}",
+        "source": "the outcome of \u201cRead the sign-in log entry for the failed attempt\u201d",
+        "cause": "A Conditional Access policy blocks or loops",
+    }
+    assert "Strongest fact: <q>" in page
 
 
 @pytest.mark.django_db

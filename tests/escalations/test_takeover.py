@@ -8,8 +8,9 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from escalations import actions
-from escalations.assessment import assessment_for_display, briefing_text
+from escalations.assessment import assessment_for_display
 from escalations.models import Handoff, HandoffEvent, HandoffState
+from escalations.takeover import briefing_text
 from flowpilot.models import Message, MessageRole, Task, TaskSource
 from resolutionflow.models import OutboxEvent
 from tests.escalations.conftest import HTMX, escalate, make_session

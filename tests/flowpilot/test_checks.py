@@ -27,3 +27,34 @@ def test_a_broken_knowledge_file_stops_manage_py_check(tmp_path: Path, monkeypat
     assert "triage.toml" in error.msg
     with pytest.raises(SystemCheckError, match="flowpilot.E001"):
         call_command("check", verbosity=0)
+
+
+def test_a_broken_error_code_is_named_with_its_file_and_field(tmp_path: Path, monkeypatch):
+    import shutil
+
+    from flowpilot.assistants.offline import KNOWLEDGE_DIR
+
+    shutil.copytree(KNOWLEDGE_DIR, tmp_path, dirs_exist_ok=True)
+    (tmp_path / "error-codes.toml").write_text(
+        '[[codes]]\ncode = "AADSTS50076"\nfamily = "nope"\nmeaning = "MFA required."\n'
+    )
+    monkeypatch.setattr(checks, "load_knowledge", lambda: load_knowledge(tmp_path))
+
+    (error,) = checks.knowledge_loads(None)
+    assert "error-codes.toml: code #1 (AADSTS50076): 'family' names unknown family" in error.msg
+
+
+def test_a_step_too_long_for_the_shared_step_model_is_named(tmp_path: Path, monkeypatch):
+    import shutil
+
+    from flowpilot.assistants.offline import KNOWLEDGE_DIR
+
+    shutil.copytree(KNOWLEDGE_DIR, tmp_path, dirs_exist_ok=True)
+    dns = (tmp_path / "dns.toml").read_text()
+    (tmp_path / "dns.toml").write_text(
+        dns.replace('title = "Flush the DNS client cache"', 'title = "' + "F" * 201 + '"')
+    )
+    monkeypatch.setattr(checks, "load_knowledge", lambda: load_knowledge(tmp_path))
+
+    (error,) = checks.knowledge_loads(None)
+    assert "dns.toml: family 'dns': step #3 (dns.flush): 'title'" in error.msg

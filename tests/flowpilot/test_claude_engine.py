@@ -736,3 +736,23 @@ def test_steering_text_cannot_raise_claudes_confidence_above_the_evidence() -> N
     honest = conversation(tasks=())
     api = FakeAnthropicAPI(tool_call(ASSESS_TOOL, {**GOOD_ASSESSMENT, "confidence": "high"}))
     assert ClaudeAssistant(client=api.client()).assess(honest).confidence == "high"
+
+
+def test_one_step_model_for_both_engines_the_tool_schema_and_the_stored_assessment() -> None:
+    from flowpilot.assistants.base import Cause, Step, StoredAssessment
+    from flowpilot.assistants.claude import ASSESS_TOOL_SPEC, REPLY_TOOL_SPEC
+
+    assert ProposedStep is Step
+    step_schema = REPLY_TOOL_SPEC["input_schema"]["properties"]["steps"]["items"]
+    assert (
+        step_schema["properties"]["title"]["maxLength"]
+        == Step.model_fields["title"].metadata[1].max_length
+    )
+    assert ASSESS_TOOL_SPEC["input_schema"]["properties"]["next_steps"]["items"] == step_schema
+    cause_schema = ASSESS_TOOL_SPEC["input_schema"]["properties"]["causes"]["items"]
+    assert set(cause_schema["properties"]) == set(Cause.model_fields)
+    assert StoredAssessment.model_fields["next_steps"].annotation == list[Step]
+    with pytest.raises(ValueError):
+        Step(title="x", shell="zsh")  # noqa: S604 - a shell name
+    with pytest.raises(ValueError):
+        Step(title="x\x00")

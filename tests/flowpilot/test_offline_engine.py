@@ -962,6 +962,10 @@ def test_a_weak_family_match_is_low_confidence(gadgets) -> None:
         ),
         (VALID_FAMILY.replace("[[steps]]", "[[steps]"), "cannot read knowledge file"),
         (
+            VALID_FAMILY.replace('detail = "Turn', 'detail = "' + "x" * 2001 + "Turn"),
+            "'detail': String should have at most 2000 characters",
+        ),
+        (
             VALID_FAMILY.replace('checked_by = ["widgets.restart"]', 'supported_if = "stuck"'),
             "supported_if: must be a list of non-empty phrases",
         ),
@@ -1279,3 +1283,32 @@ def test_the_evaluation_set_meets_its_targets() -> None:
     assert sum(t["ok"] for t in turns) >= 0.8 * len(turns)
     works_now = [t for t in turns if t["expect"] == "closeout"]
     assert all(t["ok"] for t in works_now)
+
+
+NEW_FAMILIES = (
+    "phishing",
+    "bitlocker",
+    "profile",
+    "macos",
+    "linux-ssh",
+    "onedrive",
+    "office-licensing",
+    "display-dock",
+    "mobile-mail",
+    "teams-client",
+    "group-policy",
+    "time-sync",
+    "server-down",
+    "new-starter",
+)
+
+
+@pytest.mark.parametrize("family_id", NEW_FAMILIES)
+def test_every_cause_of_the_new_families_has_a_fix(family_id: str) -> None:
+    family = default_knowledge().by_id[family_id]
+    steps = {step.id: step for step in family.steps}
+    for cause in family.causes:
+        assert cause.fixed_by, cause.id
+        assert all(
+            steps[step_id].kind == "fix" or steps[step_id].command for step_id in cause.fixed_by
+        )

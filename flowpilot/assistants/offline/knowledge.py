@@ -11,6 +11,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from flowpilot.assistants.base import ProposedStep
 from flowpilot.assistants.offline.text import (
     FOREIGN_WORDS,
@@ -563,10 +565,22 @@ def _parse_step(item: dict[str, Any], where: str) -> Step:
         raise KnowledgeError(
             f"{where}: 'warning' is required: the command changes or deletes something"
         )
+    title = _required_text(item, "title", where)
+    detail = _required_text(item, "detail", where)
+    # The part every step shares is checked by the one Step model both engines, the
+    # stored assessment and Claude's tool schema use (lengths, control characters).
+    try:
+        ProposedStep.model_validate(
+            {"title": title, "detail": detail, "command": command, "shell": shell}
+        )
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = ".".join(str(part) for part in first["loc"])
+        raise KnowledgeError(f"{where}: '{field}': {first['msg']}") from None
     return Step(
         id=step_id,
-        title=_required_text(item, "title", where),
-        detail=_required_text(item, "detail", where),
+        title=title,
+        detail=detail,
         command=command,
         shell=shell,
         kind=kind,
