@@ -191,6 +191,8 @@ CELERY_TASK_DEFAULT_QUEUE = "events"
 CELERY_TASK_ROUTES = {
     "escalations.tasks.send_escalation_email": {"queue": "email"},
     "escalations.refresh_assessment": {"queue": "outbound"},
+    # Slow database work, not part of the event path either.
+    "analytics.tasks.refresh_rollups": {"queue": "outbound"},
 }
 # The beat keeps its schedule in memory: a 5-second drain has nothing worth persisting, and
 # the default shelve file (SQLite under Python 3.13) can stay locked after a killed worker,
