@@ -150,6 +150,8 @@ def test_queue_card_shows_minutes_recovered_and_refreshes_on_first_action(
     # Engineers get no link to the admin's baseline form.
     expect(card.locator("a", has_text="Record timings")).to_have_count(0)
 
+    # The queue's stream is open before anything happens that it should hear.
+    expect(page.locator("#live-status")).to_have_attribute("data-state", "live")
     count = card.locator("[data-metric=this-week-n]")
     before = int(count.text_content())
     # A real first action: tess escalates, sky claims and writes; the queue's event stream

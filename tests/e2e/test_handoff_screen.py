@@ -166,7 +166,21 @@ def test_the_overlay_closes_with_close(page_for, sam, handoff):
     assert page.rf_errors == []
 
 
+def suggested_steps_in_lane(handoff) -> list[Task]:
+    """The lane tasks that are also among the assessment's suggested next steps."""
+    from escalations.assessment import assessment_for_display
+
+    lane = {task.title: task for task in Task.objects.filter(session=handoff.session)}
+    suggested = assessment_for_display(handoff).next_steps
+    return [lane[step["title"]] for step in suggested if step["title"] in lane]
+
+
 def test_a_chip_expands_and_open_in_tasks_panel_adds_the_step(page_for, sam, handoff):
+    # FlowPilot proposed its steps to tess, so they are in her lane; take one out so that its
+    # chip offers to add it (which steps the engine suggests is not this test's subject).
+    in_lane = suggested_steps_in_lane(handoff)
+    assert in_lane, "the fixture's assessment suggests steps from the lane"
+    in_lane[-1].delete()
     page = open_handoff(page_for, sam, handoff)
     take_over(page, "I'll take it from here")
     chip = page.locator("#handoff-panel .chip:not(.chip-in-lane)").first
@@ -192,12 +206,13 @@ def test_a_chip_expands_and_open_in_tasks_panel_adds_the_step(page_for, sam, han
 
 
 def test_a_chip_whose_step_is_in_the_lane_points_at_it(page_for, sam, handoff):
-    from escalations.assessment import assessment_for_display
-
-    # tess's lane already holds some of the suggested steps (FlowPilot proposed them to her).
-    lane = {task.title: task for task in Task.objects.filter(session=handoff.session)}
-    step = next(s for s in assessment_for_display(handoff).next_steps if s["title"] in lane)
-    queued = lane[step["title"]]
+    # tess's lane holds the suggested steps (FlowPilot proposed them to her); one is taken
+    # out, so that the chips show (they step aside when every suggestion is in the lane).
+    in_lane = suggested_steps_in_lane(handoff)
+    assert len(in_lane) >= 2, "the fixture's assessment suggests steps from the lane"
+    in_lane[-1].delete()
+    queued = in_lane[0]
+    step = {"title": queued.title}
     page = open_handoff(page_for, sam, handoff)
     take_over(page, "I'll take it from here")
 
