@@ -27,10 +27,7 @@ import argparse
 import http.client
 import json
 import os
-import platform
 import secrets
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -39,10 +36,19 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.harness import (  # noqa: E402
+    ensure_database,
+    free_port,
+    machine,
+    percentile,
+    postgres_url,
+    start_uvicorn,
+    stop_server,
+)
 
 BURST_DEADLINE_MS = 500
 
@@ -71,22 +77,6 @@ def parse_args() -> argparse.Namespace:
 
 
 # --- the database ----------------------------------------------------------------------------
-
-
-def database_url(name: str) -> str:
-    base = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
-    if not base.startswith("postgres"):
-        sys.exit("DATABASE_URL must point at PostgreSQL (this bench is about PostgreSQL).")
-    return urlunsplit(urlsplit(base)._replace(path=f"/{name}"))
-
-
-def ensure_database(url: str, name: str) -> None:
-    import psycopg
-
-    admin = urlunsplit(urlsplit(url)._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def bench_env(url: str, *, defer_publish: bool = False) -> dict[str, str]:
@@ -212,58 +202,6 @@ def prepare(url: str, args: argparse.Namespace) -> Fixture:
 # --- the server ------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_server(url: str, port: int, workers: int, defer_publish: bool) -> subprocess.Popen:
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "resolutionflow.asgi:application",
-            "--no-server-header",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-            "--timeout-graceful-shutdown",
-            "1",
-        ],
-        cwd=ROOT,
-        env=bench_env(url, defer_publish=defer_publish),
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-            connection.request("GET", "/accounts/login/")
-            if connection.getresponse().status == 200:
-                return server
-        except OSError:
-            time.sleep(0.1)
-    stop_server(server)
-    sys.exit("uvicorn did not answer within 20 s")
-
-
-def stop_server(server: subprocess.Popen) -> None:
-    if server.poll() is None:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-
-
 # --- the clients ----------------------------------------------------------------------------
 
 
@@ -367,11 +305,6 @@ def bursts(port: int, fixture: Fixture, kind: str, claimers: int) -> BurstResult
 # --- report ----------------------------------------------------------------------------------
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
-
-
 def row(label: str, values: list[float]) -> str:
     return (
         f"| {label} | {len(values)} | {statistics.median(values):.1f} | "
@@ -381,12 +314,14 @@ def row(label: str, values: list[float]) -> str:
 
 def main() -> None:
     args = parse_args()
-    url = database_url(args.db)
-    ensure_database(url, args.db)
+    url = postgres_url(args.db)
+    ensure_database(url)
     migrate(url)
     fixture = prepare(url, args)
     port = free_port()
-    server = start_server(url, port, args.workers, args.defer_publish)
+    server = start_uvicorn(
+        bench_env(url, defer_publish=args.defer_publish), port, workers=args.workers
+    )
     try:
         seq = {
             kind: sequential(port, fixture, kind, args.warmup, args.pause_ms)
@@ -396,12 +331,9 @@ def main() -> None:
     finally:
         stop_server(server)
 
-    cpu = platform.processor() or platform.machine()
     print(
-        f"Machine: {os.cpu_count()} CPUs ({cpu}), {platform.platform()}, Python "
-        f"{platform.python_version()}; uvicorn workers: {args.workers}; "
+        f"Machine: {machine()}; uvicorn workers: {args.workers}; "
         f"after-commit publishing: {'deferred to the drain' if args.defer_publish else 'on'}; "
-        f"load average before: {os.getloadavg()[0]:.2f}"
     )
     print(f"Date: {time.strftime('%Y-%m-%d %H:%M %Z')}")
     print()

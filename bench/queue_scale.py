@@ -28,10 +28,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import os
-import platform
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,10 +37,20 @@ import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.harness import (  # noqa: E402
+    ensure_database,
+    free_port,
+    machine,
+    percentile,
+    postgres_url,
+    start_uvicorn,
+    stop_server,
+)
 
 SIZES = (50, 2_000, 20_000)
 CLAIMED = 200
@@ -58,22 +65,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--sizes", default=",".join(str(size) for size in SIZES))
     return parser.parse_args()
-
-
-def database_url(name: str) -> str:
-    base = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
-    if not base.startswith("postgres"):
-        sys.exit("DATABASE_URL must point at PostgreSQL (this bench is about PostgreSQL).")
-    return urlunsplit(urlsplit(base)._replace(path=f"/{name}"))
-
-
-def ensure_database(url: str, name: str) -> None:
-    import psycopg
-
-    admin = urlunsplit(urlsplit(url)._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def bench_env(url: str, static_root: str) -> dict[str, str]:
@@ -218,57 +209,6 @@ def cursors(engineer) -> dict[str, str]:
 # --- the server and the client ---------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_server(env: dict[str, str], port: int, workers: int) -> subprocess.Popen:
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "resolutionflow.asgi:application",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-            "--timeout-graceful-shutdown",
-            "1",
-        ],
-        cwd=ROOT,
-        env=env,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-            connection.request("GET", "/accounts/login/")
-            if connection.getresponse().status == 200:
-                return server
-        except OSError:
-            time.sleep(0.2)
-    stop_server(server)
-    sys.exit("uvicorn did not answer within 30 s")
-
-
-def stop_server(server: subprocess.Popen) -> None:
-    if server.poll() is None:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-
-
 class Client:
     """One signed-in engineer on one keep-alive connection."""
 
@@ -289,19 +229,11 @@ class Client:
         return elapsed, len(body)
 
 
-def percentiles(times: list[float]) -> dict[str, float]:
-    times = sorted(times)
-    return {
-        "p50": statistics.median(times),
-        "p95": times[min(len(times) - 1, int(round(0.95 * len(times))) - 1)],
-    }
-
-
 def main() -> None:
     args = parse_args()
     sizes = [int(size) for size in args.sizes.split(",")]
-    url = database_url(args.db)
-    ensure_database(url, args.db)
+    url = postgres_url(args.db)
+    ensure_database(url)
     static_root = tempfile.mkdtemp(prefix="rf-bench-static-")
     env = bench_env(url, static_root)
     manage(env, "migrate")
@@ -338,8 +270,8 @@ def main() -> None:
     load_before = os.getloadavg()
     times = {(size, label): [] for size in sizes for label in urls}
     sizes_seen = {(size, label): 0 for size in sizes for label in urls}
-    server = start_server(env, free_port(), args.workers)
-    port = int(server.args[server.args.index("--port") + 1])
+    port = free_port()
+    server = start_uvicorn(env, port, workers=args.workers)
     try:
         clients = {size: Client(port, setups[size]["cookie"]) for size in sizes}
         for round_ in range(args.warmup + args.requests):
@@ -357,7 +289,7 @@ def main() -> None:
 
     print()
     print(
-        f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"{machine()}; "
         f"uvicorn workers: {args.workers}, {args.requests} requests per URL and size after "
         f"{args.warmup} warm-up, round-robin; load average {load_before[0]:.1f} before, "
         f"{load_after[0]:.1f} after"
@@ -365,7 +297,10 @@ def main() -> None:
     base = sizes[0]
     print(f"| URL | waiting | p50 ms | p95 ms | p95 / p95 at {base} | bytes |")
     print("|---|---:|---:|---:|---:|---:|")
-    stats = {key: percentiles(values) for key, values in times.items()}
+    stats = {
+        key: {"p50": statistics.median(values), "p95": percentile(values, 95)}
+        for key, values in times.items()
+    }
     for label in urls:
         for size in sizes:
             row = stats[size, label]
