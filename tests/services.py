@@ -104,6 +104,9 @@ class ReceivedMail:
         raise LookupError(content_type)
 
 
+IDLE_CLIENT_SECONDS = 10  # a real client sends its next command at once
+
+
 class SmtpSink:
     """aiosmtpd on loopback recording what it accepts; can hold a message or go down."""
 
@@ -154,7 +157,10 @@ class SmtpSink:
 
         class SlowController(Controller):
             def factory(self):
-                return SlowSMTP(self.handler, **self.SMTP_kwargs)
+                # aiosmtpd waits 300 s for an idle client's next command, and stopping the
+                # server waits for every connection: a session left behind (the start-up
+                # probe, a worker killed mid-send) would hold the test's teardown that long.
+                return SlowSMTP(self.handler, timeout=IDLE_CLIENT_SECONDS, **self.SMTP_kwargs)
 
         self.controller = SlowController(self, hostname="127.0.0.1", port=self.port)
         self.controller.start()
