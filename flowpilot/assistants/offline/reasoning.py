@@ -357,7 +357,20 @@ class RankedCause:
 
     @cached_property
     def strongest(self) -> Fact | None:
-        return self.support[0] if self.support else None
+        """The fact to quote for it: the strongest kind (a fix worked, a check found it,
+        reported in words); among equals what was reported later and more specifically,
+        so a technician's finding beats the problem statement it explains."""
+        if not self.support:
+            return None
+        return max(
+            reversed(self.support),
+            key=lambda f: (
+                f.strength,
+                f.origin is not None and f.origin.kind != "problem",
+                f.recent,
+                f.words,
+            ),
+        )
 
 
 @dataclass(frozen=True)
@@ -459,8 +472,8 @@ def plan(conversation: Conversation, knowledge: Knowledge) -> Plan:
     if resolved and not any(c.fixed for c in causes) and causes[0].support:
         # "Works now" right after the evidence pointed at a cause: that cause it was.
         lead = causes[0]
-        source, origin = _resolved_source(conversation)
-        fact = Fact(resolved, source, "confirms", 3, origin=origin)
+        said, source, origin = _resolved_source(conversation)
+        fact = Fact(_trim(said) or resolved, source, "confirms", 3, origin=origin)
         causes = (RankedCause(lead.cause, (fact, *lead.facts), lead.checked), *causes[1:])
     return Plan(
         classification=classification,
@@ -522,14 +535,15 @@ def _resolved(conversation: Conversation) -> str:
     return found
 
 
-def _resolved_source(conversation: Conversation) -> tuple[str, Origin | None]:
+def _resolved_source(conversation: Conversation) -> tuple[str, str, Origin | None]:
+    """The words that report it fixed (the whole message or outcome), and where they are."""
     for line in reversed(conversation.messages):
         if line.role == "user" and reports_resolved(line.text):
-            return _whose(line.author), Origin("message", author=line.author)
+            return line.text, _whose(line.author), Origin("message", author=line.author)
     for task in reversed(conversation.tasks):
         if task.status == "done" and reports_resolved(task.outcome):
-            return _outcome_source(task), _outcome_origin(task)
-    return "a recorded outcome", None
+            return task.outcome, _outcome_source(task), _outcome_origin(task)
+    return "", "a recorded outcome", None
 
 
 def _outcome_source(task: TriedStep) -> str:
