@@ -57,7 +57,7 @@ from flowpilot.assistants.base import (
 )
 from flowpilot.assistants.offline import OfflineAssistant
 from flowpilot.models import Message, Task
-from flowpilot.steps import OUTCOME_MAX, TITLE_MAX, clip
+from flowpilot.steps import OUTCOME_MAX, TITLE_MAX, clip, with_visible_command
 from flowpilot.text import strip_control_characters
 from resolutionflow.broker import enqueue_task
 
@@ -382,6 +382,24 @@ class AssessmentDisplay:
     def fact(self) -> dict | None:
         """The strongest fact behind the first cause (quote, source, cause), when known."""
         return self.data.get("fact")
+
+    @property
+    def unclear(self) -> dict | None:
+        """What the evidence leaves open ("options", "ask"), when it singles out no cause.
+
+        Both engines say so since "Where it stands"; an assessment stored before then is
+        unclear when its confidence is low or it lists no cause (with no question to ask).
+        """
+        if "unclear" in self.data:
+            return self.data["unclear"]
+        if self.confidence == "low" or not self.causes:
+            return {"options": [cause["title"] for cause in self.causes[:2]], "ask": ""}
+        return None
+
+    @property
+    def next_step(self) -> dict | None:
+        """The one next step "Where it stands" names: the first suggested, ready to copy."""
+        return with_visible_command(self.next_steps[0]) if self.next_steps else None
 
     @property
     def is_fallback(self) -> bool:

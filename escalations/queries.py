@@ -330,9 +330,9 @@ def card_for_user(user: User, handoff_id: uuid.UUID | str) -> Handoff | None:
     return handoff
 
 
-def tried_tasks(handoff: Handoff) -> list[Task]:
-    """The session's task lane rows that were tried (anything but "to do"), in lane order."""
-    return list(Task.objects.filter(session_id=handoff.session_id).tried())
+def lane_tasks(handoff: Handoff) -> list[Task]:
+    """The session's whole task lane, in lane order (the handoff screen's "full lane")."""
+    return list(Task.objects.filter(session_id=handoff.session_id).order_by("position", "id"))
 
 
 def last_messages(handoff: Handoff, *, limit: int = LAST_MESSAGES) -> list[Message]:

@@ -66,39 +66,59 @@ def takeover_context(handoff: Handoff, user) -> dict:
 @require_GET
 @any_member_required
 def assessment(request: HttpRequest, handoff_id) -> HttpResponse:
-    """The assessment card alone: refetched on the handoff's ``assessment`` event."""
+    """The assessment card, refetched on the handoff's ``assessment`` event, with "Where it
+    stands" out of band (one request updates both)."""
     handoff = queries.get_handoff_for_user(request.user, handoff_id)
     context = {"handoff": handoff, **takeover_context(handoff, request.user)}
-    return render(request, "escalations/handoff_assessment.html#assessment-card", context)
+    return render(request, "escalations/handoff_assessment.html#card-refetch", context)
+
+
+@require_GET
+@any_member_required
+def stands(request: HttpRequest, handoff_id) -> HttpResponse:
+    """ "Where it stands" alone: the claimer's chat panel refetches it on ``assessment``."""
+    handoff = queries.get_handoff_for_user(request.user, handoff_id)
+    context = {
+        "handoff": handoff,
+        "assessment": pipeline.assessment_for_display(handoff),
+        "stands_live": True,
+    }
+    return render(request, "escalations/handoff_stands.html#stands", context)
 
 
 @require_POST
 @senior_required
 def refresh_assessment(request: HttpRequest, handoff_id) -> HttpResponse:
-    """Regenerate the assessment; refused with a clear message when asked too often."""
+    """Regenerate the assessment; refused with a clear message when asked too often.
+
+    One message per outcome: from htmx the card says it (the refusal inline beside the
+    button, "Refreshing…" while the new one is on its way), never a toast as well; a plain
+    form post gets it as a toast on the screen it is sent back to.
+    """
     handoff = queries.get_handoff_for_user(request.user, handoff_id)
     if handoff.escalated_by_id == request.user.pk:
         raise PermissionDenied("You escalated this handoff; its assessment is read-only for you.")
+    refusal = ""
     if not handoff.is_live:
-        messages.warning(request, "This handoff is closed; its assessment is final.")
-        refresh = None
+        refusal = "This handoff is closed; its assessment is final."
     else:
         refresh = actions.request_assessment_refresh(handoff=handoff)
-        if refresh.accepted:
+        if not refresh.accepted:
+            refusal = _retry_message(refresh.retry_after)
+        elif not request.htmx:
             messages.info(request, "Refreshing the assessment…")
-        else:
-            messages.warning(request, _retry_message(refresh.retry_after))
     if not request.htmx:
+        if refusal:
+            messages.warning(request, refusal)
         return see_other(request, reverse("escalations:handoff", args=[handoff.pk]))
     # Re-read: with tasks running inline the new assessment is already stored.
     handoff = queries.get_handoff_for_user(request.user, handoff_id)
     context = {
         "handoff": handoff,
         **takeover_context(handoff, request.user),
-        "refresh_refused": refresh is not None and not refresh.accepted,
-        "retry_message": _retry_message(refresh.retry_after) if refresh else "",
+        "retry_message": refusal,
     }
-    return render(request, "escalations/handoff_assessment.html#assessment-card", context)
+    return render(request, "escalations/handoff_assessment.html#card-refetch", context)
 
 
 def _retry_message(seconds: int) -> str:
@@ -175,6 +195,7 @@ def session_panel(request: HttpRequest, session_id: int) -> HttpResponse:
     context = {
         "handoff": handoff,
         "assessment": assessment,
+        "stands_live": True,
         "waited": _waited(handoff),
         **_chips_context(handoff, assessment.next_steps),
     }

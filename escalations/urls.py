@@ -29,6 +29,7 @@ urlpatterns = [
     # Taking a handoff over: the assessment card, the two ways to claim, the claimer's panel
     # on the chat page (escalations/takeover.py).
     path("handoffs/<uuid:handoff_id>/assessment", takeover.assessment, name="assessment"),
+    path("handoffs/<uuid:handoff_id>/stands", takeover.stands, name="stands"),
     path(
         "handoffs/<uuid:handoff_id>/assessment/refresh",
         takeover.refresh_assessment,

@@ -17,6 +17,7 @@ from django.template.defaultfilters import pluralize
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.functional import SimpleLazyObject
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_eventstream import get_current_event_id
 
@@ -30,6 +31,7 @@ from escalations.channels import queue_channel
 from escalations.forms import EscalateForm, QueueFilterForm, RealertPolicyForm, ResolveForm
 from escalations.models import Handoff
 from flowpilot.models import Session
+from flowpilot.steps import is_tried
 from resolutionflow.http import request_data, see_other
 from resolutionflow.permissions import admin_required, any_member_required, senior_required
 from resolutionflow.ratelimit import limit_per_user
@@ -212,10 +214,17 @@ def _handoff_context(
 ) -> dict:
     user = request.user
     is_escalator = handoff.escalated_by_id == user.pk
+    lane = queries.lane_tasks(handoff)
+    tried = [task for task in lane if is_tried(task.status)]
+    takeover_context = takeover.takeover_context(handoff, user)
+    assessment = takeover_context["assessment"]
     return {
         "handoff": handoff,
         "session": handoff.session,
-        "tried": queries.tried_tasks(handoff),
+        "lane": lane,
+        "tried": tried,
+        # Lazy like the assessment it reads: the queue's preview never orders it.
+        "tried_telling_first": SimpleLazyObject(lambda: _telling_first(tried, assessment.fact)),
         "last_messages": queries.last_messages(handoff),
         "history": queries.history(handoff),
         "is_escalator": is_escalator,
@@ -223,8 +232,24 @@ def _handoff_context(
         "can_close": handoff.is_live and actions.can_close(handoff, user),
         "resolve_form": resolve_form or ResolveForm(),
         # The assessment card and the two ways to take over (escalations/takeover.py).
-        **takeover.takeover_context(handoff, user),
+        **takeover_context,
     }
+
+
+def _telling_first(tried: list, fact: dict | None) -> list:
+    """What was tried, the steps that tell the most first: failed ones, then the one whose
+    outcome is the assessment's strongest fact, then those with an outcome, then the rest
+    (lane order within each)."""
+    telling = fact["step"] if fact and fact.get("kind") == "outcome" else None
+
+    def rank(task) -> int:
+        if task.status == "failed":
+            return 0
+        if telling and " ".join(task.title.split())[:80] == telling:
+            return 1
+        return 2 if task.outcome.strip() else 3
+
+    return sorted(tried, key=rank)
 
 
 # --- claim, release, resolve ---------------------------------------------------------------

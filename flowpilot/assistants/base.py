@@ -75,8 +75,8 @@ class _Shape(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
 
-def _no_control_characters(value: str) -> str:
-    if has_control_characters(value):
+def _no_control_characters(value: str | None) -> str | None:
+    if value is not None and has_control_characters(value):
         raise ValueError("contains control characters")
     return value
 
@@ -145,14 +145,49 @@ class TriedEntry(_Shape):
     _checked = field_validator("title", "outcome")(_no_control_characters)
 
 
+FactKind = Literal["problem", "reason", "message", "outcome"]
+
+
 class StrongestFact(_Shape):
-    """The fact behind the first cause, quoted, with where it came from."""
+    """The fact behind the first cause, quoted, with where it came from.
+
+    ``source`` words it for a sentence ("Tess Tran's message"); ``kind`` and the fields
+    beside it say it in parts, for the screen: who wrote it (a message), or the step whose
+    recorded outcome it is and that step's status. Assessments stored before ``kind``
+    existed have ``source`` only.
+    """
 
     quote: str = Field(min_length=1, max_length=WHY_MAX)
     source: str = Field(min_length=1, max_length=TITLE_MAX)
     cause: str = Field(min_length=1, max_length=TITLE_MAX)
+    kind: FactKind | None = None
+    author: str | None = Field(None, max_length=TITLE_MAX)  # kind "message": who wrote it
+    step: str | None = Field(None, max_length=TITLE_MAX)  # kind "outcome": the task's title
+    status: TaskStatus | None = None  # kind "outcome": the task's status
 
-    _checked = field_validator("quote", "source", "cause")(_no_control_characters)
+    _checked = field_validator("quote", "source", "cause", "author", "step")(_no_control_characters)
+
+
+class Unclear(_Shape):
+    """The evidence does not single out one cause: what it might be, and what to ask.
+
+    ``options`` are the one or two candidates (causes, or problem families when even the
+    kind of problem is unsure; empty when nothing matched); ``ask`` is the question for the
+    technician who escalated that would tell them apart.
+    """
+
+    options: list[str] = Field(max_length=2)
+    ask: str = Field(min_length=1, max_length=WHY_MAX)
+
+    _checked = field_validator("ask")(_no_control_characters)
+
+    @field_validator("options")
+    @classmethod
+    def _options_are_titles(cls, value: list[str]) -> list[str]:
+        for option in value:
+            if not option.strip() or len(option) > TITLE_MAX or has_control_characters(option):
+                raise ValueError("holds an empty, long or unprintable title")
+        return value
 
 
 class StoredAssessment(_Shape):
@@ -168,7 +203,8 @@ class StoredAssessment(_Shape):
     note: str = Field(max_length=NOTE_MAX)
     generated_at: str
     model: str | None = Field(None, max_length=MODEL_NAME_MAX)
-    fact: StrongestFact | None = None  # the offline engine names it; Claude quotes it in "why"
+    fact: StrongestFact | None = None  # the strongest fact behind the first cause
+    unclear: Unclear | None = None  # set when the evidence does not single out a cause
 
     _checked = field_validator("summary", "note")(_no_control_characters)
 
@@ -249,6 +285,7 @@ class Assessment:
             "engine": self.engine,
             "note": self.note,
             **({"fact": self.extra["fact"]} if self.extra.get("fact") else {}),
+            **({"unclear": self.extra["unclear"]} if self.extra.get("unclear") else {}),
         }
 
 

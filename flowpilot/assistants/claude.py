@@ -68,6 +68,7 @@ MAX_SUMMARY = SUMMARY_MAX
 MAX_CAUSES = CAUSES_MAX
 MAX_CAUSE_TITLE = TITLE_MAX
 MAX_CAUSE_WHY = WHY_MAX
+MAX_FACT = WHY_MAX  # the strongest fact's quote, and the question when it is unclear
 SHELLS = (*STEP_SHELLS, "")  # "" for a step without a command
 CONFIDENCES = ("low", "medium", "high")
 
@@ -144,8 +145,41 @@ ASSESS_TOOL_SPEC: dict[str, Any] = {
                 "description": "Next steps not tried yet, most useful first.",
             },
             "confidence": {"type": "string", "enum": list(CONFIDENCES)},
+            "strongest_fact": {
+                "type": "string",
+                "maxLength": MAX_FACT,
+                "description": (
+                    "The one fact that most supports the first cause, copied word for word "
+                    "from a technician's message, a task outcome, the escalation reason or "
+                    "the problem. Empty when nothing supports it."
+                ),
+            },
+            "clear": {
+                "type": "boolean",
+                "description": (
+                    "True when the evidence singles out the first cause; false when two "
+                    "causes (or two kinds of problem) fit about as well, or nothing points "
+                    "anywhere yet."
+                ),
+            },
+            "ask": {
+                "type": "string",
+                "maxLength": MAX_FACT,
+                "description": (
+                    "When clear is false: the one question to ask the technician who "
+                    "escalated that would tell the candidates apart. Empty otherwise."
+                ),
+            },
         },
-        "required": ["summary", "causes", "next_steps", "confidence"],
+        "required": [
+            "summary",
+            "causes",
+            "next_steps",
+            "confidence",
+            "strongest_fact",
+            "clear",
+            "ask",
+        ],
     },
 }
 
@@ -621,7 +655,43 @@ def parse_assessment(tool_input: dict[str, Any], conversation: Conversation) -> 
         confidence=confidence,
         engine="claude",
         note=note,
+        extra=_where_it_stands(tool_input, conversation, causes, confidence),
     )
+
+
+def _where_it_stands(
+    tool_input: dict[str, Any],
+    conversation: Conversation,
+    causes: list[LikelyCause],
+    confidence: str,
+) -> dict[str, Any]:
+    """The strongest fact (only if it is found in the session: a quote Claude made up is
+    not evidence) and, when the evidence is weak, what is unclear and what to ask."""
+    from flowpilot.assistants.offline.reasoning import locate_quote
+    from flowpilot.assistants.offline.wording import GENERIC_ASK
+
+    fact = None
+    quote = clean_text(tool_input.get("strongest_fact"), MAX_FACT)
+    found = locate_quote(quote, conversation) if quote and causes else None
+    if found:
+        source, origin = found
+        fact = {
+            "quote": quote,
+            "source": clip(source, MAX_CAUSE_TITLE),
+            "cause": causes[0].title,
+            **{
+                key: clip(value, MAX_CAUSE_TITLE) if isinstance(value, str) else value
+                for key, value in origin.as_dict().items()
+            },
+        }
+    clear = tool_input.get("clear") is True and confidence != "low" and bool(causes)
+    unclear = None
+    if not clear:
+        unclear = {
+            "options": [cause.title for cause in causes[:2]],
+            "ask": clean_text(tool_input.get("ask"), MAX_FACT) or GENERIC_ASK,
+        }
+    return {"fact": fact, "unclear": unclear}
 
 
 def _steered(conversation: Conversation) -> bool:

@@ -40,9 +40,10 @@
       text = target ? target.textContent : "";
     }
     var done = function () {
+      // One message: the button itself says "Copied" (and screen readers hear it), no toast.
       button.classList.add("copied");
       button.setAttribute("aria-label", "Copied");
-      showToast("Copied", "success");
+      announce("Copied");
       window.setTimeout(function () {
         button.classList.remove("copied");
         button.setAttribute("aria-label", "Copy command");
@@ -55,6 +56,19 @@
       done();
     }
   });
+
+  function announce(text) {
+    var status = document.getElementById("rf-status");
+    if (!status) {
+      status = document.createElement("div");
+      status.id = "rf-status";
+      status.className = "visually-hidden";
+      status.setAttribute("role", "status");
+      document.body.appendChild(status);
+    }
+    status.textContent = "";
+    window.setTimeout(function () { status.textContent = text; }, 50);
+  }
 
   function fallbackCopy(text) {
     var area = document.createElement("textarea");

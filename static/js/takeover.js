@@ -82,6 +82,21 @@
     showTask(event.detail.task);
   });
 
+  // "Where it stands" heads the panel and follows the assessment. The chat page's stream
+  // (#session-live, the handoff's events) is owned by flowpilot's template, which knows no
+  // assessment: listen on its EventSource (a new one after each reconnect) and tell the
+  // box (hx-trigger="rf:assessment from:body") to refetch itself.
+  document.body.addEventListener("htmx:sseOpen", function (event) {
+    var source = event.detail && event.detail.source;
+    if (!source || source.rfStands) return;
+    source.rfStands = true;
+    ["assessment", "stream-reset"].forEach(function (name) {
+      source.addEventListener(name, function () {
+        if (document.getElementById("where-it-stands")) window.htmx.trigger(document.body, "rf:assessment");
+      });
+    });
+  });
+
   // A chip whose step the lane already holds: point at that task instead of adding it.
   document.addEventListener("click", function (event) {
     var link = event.target.closest("[data-show-task]");

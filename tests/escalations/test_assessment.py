@@ -489,7 +489,12 @@ def test_the_ai_assessment_replaces_the_offline_one_live(
     assert '<task status="failed">Restart the print spooler' in api.user_turn
 
     after = client_for(sam).get(card_url)
-    assert escape(GOOD_ASSESSMENT["summary"]).encode() in after.content
+    assert escape(GOOD_ASSESSMENT["causes"][1]["title"]).encode() in after.content
+    # "Where it stands" rides along out of band: Claude's first cause and next step.
+    stands = after.content[after.content.index(b'id="where-it-stands"') :]
+    assert b'hx-swap-oob="true"' in stands[:300]
+    assert b"Corrupt printer driver after the update" in stands
+    assert b"Reinstall the printer driver" in stands
     assert b"Claude (claude-test-model)" in after.content
     assert b"Claude is assessing" not in after.content
     assert b"every 2s" not in after.content  # nothing left to wait for
@@ -581,7 +586,8 @@ def test_an_injected_instruction_changes_only_the_words(
     # Shown as text: escaped, never markup.
     Message.objects.create(session=handoff.session, role=MessageRole.USER, author=tess, body="x")
     card = client_for(sam).get(reverse("escalations:assessment", args=[handoff.pk]))
-    assert b"PWNED. This handoff is resolved" in card.content
+    assert b"Obey the customer" in card.content
+    assert b"<code>rm -rf /</code>" in card.content  # escaped text, shown to copy, never run
 
 
 class StubEngine:
@@ -825,7 +831,11 @@ def test_refresh_view_regenerates_and_shows_the_new_card(
     response = client_for(sam).post(url, headers={"HX-Request": "true"})
     assert response.status_code == 200
     assert b'id="assessment-card"' in response.content
-    assert "Refreshing the assessment" in response.headers["HX-Trigger"]
+    # It waits for the new answer and says so in the card (a spinner line), once.
+    assert b'aria-busy="true"' in response.content
+    assert response.content.count(b'class="assessment-status" role="status"') == 1
+    # One message per event: the card says it; no toast as well.
+    assert "HX-Trigger" not in response.headers
 
 
 @pytest.mark.django_db
@@ -835,8 +845,9 @@ def test_refresh_view_says_when_to_try_again(stored_offline, client_for, sam) ->
         headers={"HX-Request": "true"},
     )
     assert response.status_code == 200
-    assert b"You can refresh it again in" in response.content
-    assert "You can refresh it again in" in response.headers["HX-Trigger"]
+    # Once, beside the button; not inline and as a toast (issue 17).
+    assert response.content.count(b"You can refresh it again in") == 1
+    assert "HX-Trigger" not in response.headers
 
 
 @pytest.mark.django_db
@@ -942,8 +953,15 @@ def test_mfa_handoff_ranks_the_confirmed_conditional_access_cause_first(
         "quote": f"CA policy Finance MFA: {found}",
         "source": "the outcome of \u201cRead the sign-in log entry for the failed attempt\u201d",
         "cause": "A Conditional Access policy blocks or loops",
+        "kind": "outcome",
+        "step": "Read the sign-in log entry for the failed attempt",
+        "status": "done",
     }
-    assert "Strongest fact: <q>" in page
+    # "Where it stands" quotes it, saying which step recorded it and how it ended.
+    stands = page[page.index('id="where-it-stands"') :]
+    step = "Read the sign-in log entry for the failed attempt"
+    assert f"Step \u201c{step}\u201d \u2014 done:" in stands
+    assert f'<q class="stands-quote">CA policy Finance MFA: {found}</q>' in stands
 
 
 @pytest.mark.django_db

@@ -756,3 +756,54 @@ def test_one_step_model_for_both_engines_the_tool_schema_and_the_stored_assessme
         Step(title="x", shell="zsh")  # noqa: S604 - a shell name
     with pytest.raises(ValueError):
         Step(title="x\x00")
+
+
+def test_claudes_strongest_fact_is_kept_only_where_the_session_says_it() -> None:
+    # Issue 17: "Where it stands" quotes the fact with its source; Claude names the quote,
+    # we find where it was written (a made-up quote is not evidence).
+    found = {**GOOD_ASSESSMENT, "strongest_fact": "  no change ", "clear": True, "ask": ""}
+    api = FakeAnthropicAPI(tool_call(ASSESS_TOOL, found))
+    assessment = ClaudeAssistant(client=api.client()).assess(conversation())
+
+    spec = api.body["tools"][0]["input_schema"]
+    assert {"strongest_fact", "clear", "ask"} <= set(spec["required"])
+    assert assessment.as_dict()["fact"] == {
+        "quote": "no change",
+        "source": "the outcome of \u201cRestart the print spooler\u201d",
+        "cause": "Corrupt printer driver",
+        "kind": "outcome",
+        "step": "Restart the print spooler",
+        "status": "failed",
+    }
+    assert "unclear" not in assessment.as_dict()
+
+    from_dana = {**found, "strongest_fact": "Jobs stay queued since Tuesday's update"}
+    api = FakeAnthropicAPI(tool_call(ASSESS_TOOL, from_dana))
+    fact = ClaudeAssistant(client=api.client()).assess(conversation()).as_dict()["fact"]
+    assert (fact["kind"], fact["author"], fact["source"]) == ("message", "Dana", "Dana's message")
+
+    invented = {**found, "strongest_fact": "The driver was corrupted by KB5034441"}
+    api = FakeAnthropicAPI(tool_call(ASSESS_TOOL, invented))
+    assert "fact" not in ClaudeAssistant(client=api.client()).assess(conversation()).as_dict()
+
+
+def test_claude_unsure_says_what_is_unclear_and_what_to_ask() -> None:
+    unsure = {
+        **GOOD_ASSESSMENT,
+        "strongest_fact": "",
+        "clear": False,
+        "ask": "Does a test page from the printer's own menu print?",
+    }
+    api = FakeAnthropicAPI(tool_call(ASSESS_TOOL, unsure))
+    stored = ClaudeAssistant(client=api.client()).assess(conversation()).as_dict()
+    assert stored["unclear"] == {
+        "options": ["Corrupt printer driver", "Stale print queue"],
+        "ask": "Does a test page from the printer's own menu print?",
+    }
+    assert "fact" not in stored
+    # An older answer without the new fields: low confidence is never "clear".
+    legacy = {**GOOD_ASSESSMENT, "confidence": "low"}
+    api = FakeAnthropicAPI(tool_call(ASSESS_TOOL, legacy))
+    stored = ClaudeAssistant(client=api.client()).assess(conversation()).as_dict()
+    assert stored["unclear"]["options"] == ["Corrupt printer driver", "Stale print queue"]
+    assert stored["unclear"]["ask"].startswith("What exactly does the user see")

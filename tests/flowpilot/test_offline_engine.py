@@ -712,6 +712,7 @@ def test_reported_facts_raise_a_cause_its_check_comes_first_and_the_why_quotes_t
         "quote": "It started right after the update to version 2.1.",
         "source": "the escalation reason",
         "cause": "Firmware bug",
+        "kind": "reason",
     }
     assert steps_of(assessment)[0] == "Update the gadget firmware"
     assert assessment.confidence == "high"

@@ -256,6 +256,27 @@ class _Lane:
 
 
 @dataclass(frozen=True)
+class Origin:
+    """Where a fact came from, in parts: the screen says "Tess Tran wrote …" or
+    "Step “Restart DNS service” — done: …" from these, not from the ``source`` sentence."""
+
+    kind: Literal["problem", "reason", "message", "outcome"]
+    author: str = ""  # a message: who wrote it ("" when unknown)
+    step: str = ""  # an outcome: the task's title
+    status: str = ""  # an outcome: the task's status
+
+    def as_dict(self) -> dict[str, str]:
+        """The stored form (``flowpilot.assistants.base.StrongestFact``'s parts)."""
+        parts = {"kind": self.kind}
+        if self.kind == "message" and self.author:
+            parts["author"] = self.author
+        if self.kind == "outcome":
+            parts["step"] = self.step
+            parts["status"] = self.status
+        return parts
+
+
+@dataclass(frozen=True)
 class Fact:
     """Something a person reported or an outcome recorded, quoted with where it came from."""
 
@@ -266,6 +287,7 @@ class Fact:
     step_id: str = ""  # the knowledge step whose recorded outcome this is
     recent: bool = False  # from the latest message: what the technician just reported
     words: int = 0  # length of the phrase it matched: "disk at 100" says more than "100"
+    origin: Origin | None = None  # ``source`` in parts
 
 
 @dataclass(frozen=True)
@@ -277,6 +299,7 @@ class Statement:
     source: str
     from_outcome_of: str = ""  # step id whose recorded outcome this is
     recent: bool = False
+    origin: Origin | None = None
 
 
 @dataclass(frozen=True)
@@ -334,7 +357,20 @@ class RankedCause:
 
     @cached_property
     def strongest(self) -> Fact | None:
-        return self.support[0] if self.support else None
+        """The fact to quote for it: the strongest kind (a fix worked, a check found it,
+        reported in words); among equals what was reported later and more specifically,
+        so a technician's finding beats the problem statement it explains."""
+        if not self.support:
+            return None
+        return max(
+            reversed(self.support),
+            key=lambda f: (
+                f.strength,
+                f.origin is not None and f.origin.kind != "problem",
+                f.recent,
+                f.words,
+            ),
+        )
 
 
 @dataclass(frozen=True)
@@ -436,7 +472,8 @@ def plan(conversation: Conversation, knowledge: Knowledge) -> Plan:
     if resolved and not any(c.fixed for c in causes) and causes[0].support:
         # "Works now" right after the evidence pointed at a cause: that cause it was.
         lead = causes[0]
-        fact = Fact(resolved, _resolved_source(conversation), "confirms", 3)
+        said, source, origin = _resolved_source(conversation)
+        fact = Fact(_trim(said) or resolved, source, "confirms", 3, origin=origin)
         causes = (RankedCause(lead.cause, (fact, *lead.facts), lead.checked), *causes[1:])
     return Plan(
         classification=classification,
@@ -498,11 +535,55 @@ def _resolved(conversation: Conversation) -> str:
     return found
 
 
-def _resolved_source(conversation: Conversation) -> str:
+def _resolved_source(conversation: Conversation) -> tuple[str, str, Origin | None]:
+    """The words that report it fixed (the whole message or outcome), and where they are."""
     for line in reversed(conversation.messages):
         if line.role == "user" and reports_resolved(line.text):
-            return _whose(line.author)
-    return "a recorded outcome"
+            return line.text, _whose(line.author), Origin("message", author=line.author)
+    for task in reversed(conversation.tasks):
+        if task.status == "done" and reports_resolved(task.outcome):
+            return task.outcome, _outcome_source(task), _outcome_origin(task)
+    return "", "a recorded outcome", None
+
+
+def _outcome_source(task: TriedStep) -> str:
+    return f"the outcome of \u201c{_short_title(task)}\u201d"
+
+
+def _outcome_origin(task: TriedStep) -> Origin:
+    return Origin("outcome", step=_short_title(task), status=task.status)
+
+
+def _short_title(task: TriedStep) -> str:
+    return " ".join(task.title.split())[:80]
+
+
+def locate_quote(quote: str, conversation: Conversation) -> tuple[str, Origin] | None:
+    """Where ``quote`` was written in the session, as (source, origin), or None.
+
+    For an engine that quotes a fact in its own words (Claude): a quote found nowhere in
+    what people wrote or recorded is not shown as evidence. Recorded outcomes first, then
+    people's messages (newest first; never the briefing), the escalation reason, the problem.
+    Case and spacing do not matter; quotation marks and a final full stop around it neither.
+    """
+    needle = _comparable(quote)
+    if not needle:
+        return None
+    for task in reversed(conversation.tasks):
+        if task.status != "todo" and needle in _comparable(task.outcome):
+            return _outcome_source(task), _outcome_origin(task)
+    for line in reversed(conversation.messages):
+        if _is_evidence(line) and needle in _comparable(line.text):
+            return _whose(line.author), Origin("message", author=line.author)
+    if needle in _comparable(conversation.escalation_reason):
+        return "the escalation reason", Origin("reason")
+    if needle in _comparable(conversation.problem):
+        return "the problem", Origin("problem")
+    return None
+
+
+def _comparable(text: str) -> str:
+    return " ".join((text or "").split()).strip("\"'\u201c\u201d\u2018\u2019 .").casefold()
 
 
 def _whose(author: str) -> str:
@@ -515,15 +596,22 @@ def _statements(
     """Every clause people reported, with its source: the evidence for and against causes."""
     found: list[Statement] = []
 
-    def add(text: str, source: str, step_id: str = "", recent: bool = False) -> None:
+    def add(
+        text: str, source: str, origin: Origin, step_id: str = "", recent: bool = False
+    ) -> None:
         for words, part in knowledge.statements(text):
-            found.append(Statement(words, part, source, step_id, recent))
+            found.append(Statement(words, part, source, step_id, recent, origin))
 
-    add(conversation.problem, "the problem")
-    add(conversation.escalation_reason, "the escalation reason")
+    add(conversation.problem, "the problem", Origin("problem"))
+    add(conversation.escalation_reason, "the escalation reason", Origin("reason"))
     people = [line for line in conversation.messages if _is_evidence(line)]
     for line in people:
-        add(line.text, _whose(line.author), recent=line is people[-1])
+        add(
+            line.text,
+            _whose(line.author),
+            Origin("message", author=line.author),
+            recent=line is people[-1],
+        )
     steps_by_key = {}
     for step in tried:
         for key in (knowledge.step_titles[step.id], knowledge.step_commands[step.id]):
@@ -533,8 +621,7 @@ def _statements(
         if not task.outcome.strip():
             continue
         step_id = next((steps_by_key[k] for k in _task_keys(task) if k in steps_by_key), "")
-        title = " ".join(task.title.split())[:80]
-        add(task.outcome, f"the outcome of \u201c{title}\u201d", step_id)
+        add(task.outcome, _outcome_source(task), _outcome_origin(task), step_id)
     return found
 
 
@@ -578,6 +665,7 @@ def _weigh(
                 statement.from_outcome_of,
                 statement.recent,
                 words,
+                statement.origin,
             )
         )
 
@@ -608,7 +696,8 @@ def _weigh(
     if not any(f.direction == "confirms" for f in facts):
         for text, source, parts in resolved_lines:
             if stated & {id(part) for part in parts}:
-                facts.append(Fact(_trim(text), source, "confirms", 3))
+                origin = parts[0].origin if parts else None
+                facts.append(Fact(_trim(text), source, "confirms", 3, origin=origin))
                 break
 
     checked, fix_failed = [], []
@@ -739,10 +828,12 @@ __all__ = [
     "SPECIFIC_WEIGHT",
     "Classification",
     "Fact",
+    "Origin",
     "Plan",
     "RankedCause",
     "assistant_history",
     "classify",
+    "locate_quote",
     "mentions",
     "open_questions",
     "plan",

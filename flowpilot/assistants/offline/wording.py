@@ -285,6 +285,7 @@ class OfflineAssistant:
             confidence = "medium"
         lead = the_plan.lead
         fact = lead.strongest if the_plan.matched else None
+        clear = confidence != "low" and the_plan.leading_cause_is_clear
         # Untried includes steps waiting in the lane: a senior sees everything still open.
         steps = the_plan.worth_proposing(the_plan.untried)
         return Assessment(
@@ -300,12 +301,45 @@ class OfflineAssistant:
                 "match": classification.strength,
                 "score": round(classification.score, 2),
                 "fact": (
-                    {"quote": fact.quote, "source": fact.source, "cause": lead.cause.title}
+                    {
+                        "quote": fact.quote,
+                        "source": fact.source,
+                        "cause": lead.cause.title,
+                        **(fact.origin.as_dict() if fact.origin else {}),
+                    }
                     if fact
                     else None
                 ),
+                "unclear": None if clear else _unclear(conversation, knowledge, the_plan),
             },
         )
+
+
+GENERIC_ASK = (
+    "What exactly does the user see: the error text, when it started, and who else is affected?"
+)
+
+
+def _unclear(conversation: Conversation, knowledge: Knowledge, the_plan: Plan) -> dict:
+    """What the evidence leaves open, for "Not clear yet: X or Y — ask …".
+
+    A weak match is unsure of the kind of problem: the two families (as the chat's "This
+    looks like X or Y" says). A known kind with no cause singled out: its first two causes.
+    The question is the family's first one the session has not answered yet.
+    """
+    classification = the_plan.classification
+    if not the_plan.matched:
+        options: list[str] = []
+    elif classification.strength != "strong":
+        other = classification.runner_up
+        options = [the_plan.family.title]
+        if other and other in knowledge.by_id:
+            options.append(knowledge.by_id[other].title)
+    else:
+        options = [ranked.cause.title for ranked in the_plan.causes[:2]]
+    questions = open_questions(conversation, knowledge, the_plan.family)
+    ask = questions[0].text if questions else GENERIC_ASK
+    return {"options": options, "ask": ask}
 
 
 # ------------------------------------------------------------------ reply pieces
