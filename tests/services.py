@@ -153,6 +153,11 @@ class PushpinServer:
         self.process = None
         self.log.close()
 
+    def read_log(self, name: str) -> str:
+        """One of Pushpin's logs in full: ``pushpin-proxy`` (requests and their targets),
+        ``pushpin-handler`` (publishes and their receivers)."""
+        return (self.directory / "log" / f"{name}.log").read_text(errors="replace")
+
     def output(self) -> str:
         logs = [self.directory / "pushpin.log", *sorted((self.directory / "log").glob("*.log"))]
         return "\n".join(path.read_text(errors="replace")[-3000:] for path in logs)
