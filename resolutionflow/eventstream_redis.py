@@ -398,6 +398,9 @@ def announce(stored: list) -> None:
 
 def _publish_to_redis(messages: list[dict[str, Any]]) -> bool:
     if breaker.is_open():
+        # Opened here or by a failed Celery enqueue (``broker.enqueue_task``): either way the
+        # probe closes it as soon as Redis answers, not after the breaker's full time.
+        _probe_until_redis_answers()
         return False
     try:
         publish(*messages)
