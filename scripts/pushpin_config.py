@@ -10,10 +10,13 @@ takes publishes on ``--control-port`` (the web processes' ``GRIP_URL`` is
 needs (its run directory, its internal sockets, its logs) lives in DIR: several Pushpins
 may run on one machine (the tests start their own).
 
-Routes: Pushpin does not balance between targets, it fails over in the order listed. The
-event streams go to the last web process listed first, everything else to the first: with
-two web processes, pages and writes on one and the streams' (short) requests on the other,
-each taking over when the other is down. Behind a real load balancer, list that instead.
+Routes: Pushpin does not balance between targets, it fails over in the order listed. So the
+work is split by path: pages, writes and the bell streams (``/notifications/events/``) go to
+the first web process listed, the queue and handoff streams (and the handoff pages, under
+``/handoffs/``) to the last; each takes over when the other is down. A stream costs its web
+process one short request when it opens and one each time it re-checks its session (every
+``RF_STREAM_SESSION_CHECK_SECONDS``); Pushpin holds it in between. Behind a real load
+balancer, list that instead.
 
 Debian's pushpin package expects a system-wide zurl (``/var/run/zurl``); this configuration
 runs Pushpin's own zurl in DIR instead (it makes the requests to the web processes).
@@ -24,8 +27,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-# Every event stream's path begins with one of these (escalations/urls.py, resolutionflow/urls.py).
-STREAM_PATHS = ("/escalations/events/", "/notifications/events/", "/handoffs/")
+# Paths that go to the last web process first (escalations/urls.py): the queue and handoff
+# streams, and the handoff pages beside them. The rest, bell streams included, to the first.
+LAST_FIRST = ("/escalations/events/", "/handoffs/")
 
 CONFIG = """\
 # Written by scripts/pushpin_config.py: Pushpin in front of ResolutionFlow's web processes.
@@ -79,7 +83,9 @@ push_in_http_max_headers_size=10000
 push_in_http_max_body_size=1000000
 stats_spec=ipc://{{rundir}}/{{ipc_prefix}}stats
 command_spec=ipc://{{rundir}}/{{ipc_prefix}}command
-message_rate=2500
+# Messages a second to subscribers. Debian's 2,500 spread one escalation to 1,000 streams
+# over 0.4 s (arrival p95 840 ms against 270 ms, docs/PERFORMANCE.md).
+message_rate={message_rate}
 message_hwm=25000
 message_wait=5000
 id_cache_ttl=60
@@ -92,11 +98,11 @@ stats_format=tnetstring
 
 
 def routes(webs: list[str]) -> str:
-    """Streams to the last web process first, the rest to the first; failover in order."""
-    pages = " ".join(webs)
-    streams = " ".join([*webs[1:], webs[0]])
-    lines = [f"*,path_beg={path} {streams}" for path in STREAM_PATHS]
-    return "\n".join([*lines, f"* {pages}", ""])
+    """Queue and handoff streams to the last web process first, the rest to the first; each
+    route fails over to the others in order."""
+    last_first = " ".join([webs[-1], *webs[:-1]])
+    lines = [f"*,path_beg={path} {last_first}" for path in LAST_FIRST]
+    return "\n".join([*lines, f"* {' '.join(webs)}", ""])
 
 
 def write_config(
@@ -108,6 +114,7 @@ def write_config(
     webs: list[str],
     control_addr: str = "127.0.0.1",
     maxconn: int = 50000,
+    message_rate: int = 50000,
 ) -> Path:
     """Write DIR/pushpin.conf and DIR/routes (DIR/run, DIR/log made); return the config."""
     directory = Path(directory).resolve()
@@ -125,6 +132,7 @@ def write_config(
             sig_key=sig_key,
             control_addr=control_addr,
             control_port=control_port,
+            message_rate=message_rate,
         )
     )
     return config
@@ -137,6 +145,7 @@ def main() -> None:
     parser.add_argument("--control-port", type=int, default=5561)
     parser.add_argument("--sig-key", required=True)
     parser.add_argument("--web", action="append", required=True, help="host:port, repeatable")
+    parser.add_argument("--message-rate", type=int, default=50000, help="messages/s to clients")
     args = parser.parse_args()
     config = write_config(
         args.directory,
@@ -144,6 +153,7 @@ def main() -> None:
         control_port=args.control_port,
         sig_key=args.sig_key,
         webs=args.web,
+        message_rate=args.message_rate,
     )
     print(config)
 
