@@ -1,11 +1,11 @@
 """The production layout in Chromium: Pushpin in front of two web processes (GRIP).
 
-Debian's pushpin with its own configuration (scripts/pushpin_config.py) routes pages and
-writes to web 1 and the event streams (and the handoff pages) to web 2, two separate uvicorn
-processes sharing nothing but the test database and Pushpin. Both browsers talk to Pushpin
-only: tess's escalation is committed by web 1, which publishes its events to Pushpin's
-control port after the response; sam's queue and bell streams were answered by web 2 with
-hold instructions and are held by Pushpin, which delivers them.
+Debian's pushpin with its own configuration (scripts/pushpin_config.py) routes pages, writes
+and bell streams to web 1 and the queue streams (and the handoff pages) to web 2, two
+separate uvicorn processes sharing nothing but the test database and Pushpin. Both browsers
+talk to Pushpin only: tess's escalation is committed by web 1, which publishes its events to
+Pushpin's control port after the response; sam's queue stream was answered by web 2 (his
+bell's by web 1) with hold instructions, and Pushpin holds and feeds both.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Streams held by a real Pushpin in front of two web processes (GRIP).
 
 The layout of docs/OPERATIONS.md "Pushpin in front" in miniature: Debian's pushpin with its
-own configuration (scripts/pushpin_config.py) on free ports, routing the streams to one
-uvicorn process and everything else to the other, both with ``GRIP_URL`` set, on the test
+own configuration (scripts/pushpin_config.py) on free ports, routing the queue streams to
+one uvicorn process and the rest to the other, both with ``GRIP_URL`` set, on the test
 database. The web processes have no Redis: an event reaches a stream held by Pushpin only
 through a publish to Pushpin's control port (here from the test process, which commits the
 escalations and publishes after commit as a worker would).
