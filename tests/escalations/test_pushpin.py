@@ -184,3 +184,33 @@ def test_a_held_stream_ends_at_its_session_check_and_the_reconnect_is_checked_in
         again.close()
     finally:
         web.stop()
+
+
+def test_a_publish_pushpin_cannot_take_trips_the_breaker_and_never_raises(monkeypatch):
+    from django_eventstream.event import Event
+
+    from tests.asgi import free_port
+
+    tries = []
+    real_urlopen = grip.urllib.request.urlopen
+    monkeypatch.setattr(
+        grip.urllib.request, "urlopen", lambda *a, **k: tries.append(1) or real_urlopen(*a, **k)
+    )
+    event = Event("queue-1", "handoff-escalated", '{"handoff": "x"}', id=7)
+    nothing_there = f"http://127.0.0.1:{free_port()}/?iss=pushpin&key=k"
+    grip.breaker.reset()
+    try:
+        with override_settings(GRIP_URL=nothing_there):
+            assert grip.publish([event]) is False  # refused: logged, the breaker opens
+            assert grip.breaker.is_open()
+            assert grip.publish([event]) is False  # skipped without trying
+        assert tries == [1]
+    finally:
+        grip.breaker.reset()
+    # What Pushpin is sent: the event's id and its channel's previous one, the id left to
+    # Pushpin's build-id filter, a % in the data escaped for it.
+    (item,) = grip.publish_items([Event("queue-1", "t", '{"text": "100%"}', id=7)])
+    assert (item["channel"], item["id"], item["prev-id"]) == ("events-queue-1", "7", "6")
+    stream = item["formats"]["http-stream"]
+    assert stream["content-filters"] == ["build-id"]
+    assert stream["content"] == 'event: t\nid: %I\ndata: {"text": "100%%"}\n\n'
