@@ -79,6 +79,7 @@ production-local: $(STAMP)
 	@test -n "$$DATABASE_URL" -a -n "$$REDIS_URL" || { echo "Set DATABASE_URL and REDIS_URL"; exit 1; }
 	@command -v pushpin >/dev/null || { echo "pushpin is not installed: apt-get install pushpin"; exit 1; }
 	@$(PY) manage.py migrate --verbosity 0
+	@$(PY) manage.py collectstatic --noinput --verbosity 0
 	@key=$${PUSHPIN_SIG_KEY:-$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(32))')}; \
 	$(PY) scripts/pushpin_config.py $(PUSHPIN_DIR) --http 127.0.0.1:$(PUSHPIN_PORT) \
 		--control-port $(PUSHPIN_CONTROL_PORT) --sig-key "$$key" \
