@@ -64,12 +64,30 @@ worker-email: $(STAMP)
 	@$(VENV)/bin/celery -A resolutionflow worker --queues email,outbound --loglevel INFO \
 		--hostname email@%h
 
-# The production layout locally (Procfile): web ×2 on ports 8001/8002, the events worker
-# with the beat, the email worker. Set DATABASE_URL and REDIS_URL; migrate first.
+# The one beat of a deployment (outbox drain every 5 s, re-alerts), when the workers run
+# without --beat (the Procfile does).
+beat: $(STAMP)
+	@$(VENV)/bin/celery -A resolutionflow beat --loglevel INFO
+
+# The production layout locally (Procfile): Pushpin on PUSHPIN_PORT (7999) in front of web ×2
+# on 8001/8002, the events worker, the email worker, the beat. Set DATABASE_URL and
+# REDIS_URL; browse http://127.0.0.1:7999/. Needs Debian's pushpin (apt-get install pushpin).
+PUSHPIN_PORT ?= 7999
+PUSHPIN_CONTROL_PORT ?= 5561
+PUSHPIN_DIR ?= var/pushpin
 production-local: $(STAMP)
 	@test -n "$$DATABASE_URL" -a -n "$$REDIS_URL" || { echo "Set DATABASE_URL and REDIS_URL"; exit 1; }
+	@command -v pushpin >/dev/null || { echo "pushpin is not installed: apt-get install pushpin"; exit 1; }
 	@$(PY) manage.py migrate --verbosity 0
-	@$(VENV)/bin/honcho start
+	@$(PY) manage.py collectstatic --noinput --verbosity 0
+	@key=$${PUSHPIN_SIG_KEY:-$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(32))')}; \
+	$(PY) scripts/pushpin_config.py $(PUSHPIN_DIR) --http 127.0.0.1:$(PUSHPIN_PORT) \
+		--control-port $(PUSHPIN_CONTROL_PORT) --sig-key "$$key" \
+		--web 127.0.0.1:$${WEB1_PORT:-8001} --web 127.0.0.1:$${WEB2_PORT:-8002} >/dev/null; \
+	echo "  ResolutionFlow behind Pushpin on http://127.0.0.1:$(PUSHPIN_PORT)/ (Ctrl+C stops it)"; \
+	GRIP_URL="http://127.0.0.1:$(PUSHPIN_CONTROL_PORT)/?iss=pushpin&key=$$key" \
+	SITE_URL=$${SITE_URL:-http://127.0.0.1:$(PUSHPIN_PORT)} PUSHPIN_DIR=$(PUSHPIN_DIR) \
+		$(VENV)/bin/honcho start
 
 clean:
 	rm -rf $(VENV) var/*.sqlite3

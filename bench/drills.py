@@ -2,7 +2,8 @@
 
 For each scenario a fresh layout is started on the given PostgreSQL database: a private
 redis-server, an aiosmtpd relay, two uvicorn web processes, the events worker (with the
-beat) and the email worker, as in the Procfile. Technicians escalate without pause on both
+beat) and the email worker: the Procfile's layout without Pushpin (streams held by the web
+processes, the direct layout). Technicians escalate without pause on both
 web processes while seniors' queue and bell streams are open on both; then the fault:
 
 - ``redis-pause``: SIGSTOP Redis for 15 s, then SIGCONT.

@@ -14,9 +14,14 @@ account's events. An id older than what is stored makes the stream send ``stream
 on which the page fetches itself again.
 """
 
+import math
 import re
+import time
 
+import jwt
+from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
+from django.core import signing
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseForbidden
 from django.views.decorators.http import require_GET
 from django_eventstream.views import events
@@ -24,7 +29,7 @@ from django_eventstream.views import events
 from escalations.channels import can_read_channel, handoff_channel, queue_channel, user_channel
 from escalations.models import Handoff
 from resolutionflow import events as outbox
-from resolutionflow.models import OutboxEvent
+from resolutionflow.models import OutboxEvent, User
 
 
 def send_event_on_commit(channel: str, event_type: str, data: dict) -> OutboxEvent:
@@ -45,12 +50,21 @@ def send_events_on_commit(events: list[tuple[str, str, dict]]) -> list[OutboxEve
 LAST_EVENT_ID = re.compile(r"^[A-Za-z0-9%._-]+:\d{1,18}(,[A-Za-z0-9%._-]+:\d{1,18})*$")
 
 
-# django-eventstream's GRIP parameters: a signed channel list, Pushpin's recovery. Our
-# streams take their channel from the signed-in user only, so these are refused outright.
+# django-eventstream's GRIP parameters: a signed channel list, Pushpin's recovery. Only
+# Pushpin's own next-link requests may carry them (see ``_pushpin_next_link``); from anyone
+# else they are refused outright: a stream's channels come from the signed-in user only.
 GRIP_PARAMETERS = ("es-meta", "recover", "link")
+# The signed time at which a stream held by Pushpin is re-authorized (see _pushpin_next_link).
+RECHECK_AT = "rf-recheck"
+_RECHECK_SALT = "escalations.streams.recheck"
+# What ends a stream held by Pushpin at its re-check: the browser reconnects within a
+# second, with its Last-Event-ID and its cookies, through the full checks of ``_stream``.
+RECONNECT = b"retry: 1000\n\n"
 
 
 def _stream(request: HttpRequest, *channels: str | None) -> HttpResponse:
+    if _through_pushpin(request) and request.GET.get("link") == "next":
+        return _pushpin_next_link(request)
     if not channels or not all(
         channel is not None and can_read_channel(request.user, channel) for channel in channels
     ):
@@ -61,8 +75,64 @@ def _stream(request: HttpRequest, *channels: str | None) -> HttpResponse:
     claimed_ids = [request.headers.get("Last-Event-ID", ""), *request.GET.getlist("lastEventId")]
     if any(value and not LAST_EVENT_ID.match(value) for value in claimed_ids):
         return HttpResponseBadRequest("Last-Event-ID is not valid; reconnect without it.\n")
-    response = events(request, channels=list(channels))
+    if _through_pushpin(request):
+        # Pushpin holds the stream: its next link carries when to re-check the session.
+        recheck_at = time.time() + settings.RF_STREAM_SESSION_CHECK_SECONDS
+        query = request.GET.copy()
+        query[RECHECK_AT] = signing.dumps(recheck_at, salt=_RECHECK_SALT)
+        request.GET = query
+        response = events(request, channels=list(channels))
+        _next_link_at(request, recheck_at)
+    else:
+        response = events(request, channels=list(channels))
     response["X-Accel-Buffering"] = "no"  # proxies must not buffer a stream
+    response["Cache-Control"] = "no-cache"
+    return response
+
+
+def _through_pushpin(request: HttpRequest) -> bool:
+    """Signed by Pushpin (``Grip-Sig``, checked against GRIP_URL's key by django_grip)."""
+    grip = getattr(request, "grip", None)
+    return grip is not None and grip.proxied
+
+
+def _pushpin_next_link(request: HttpRequest) -> HttpResponse:
+    """Pushpin asking for a held stream's next link: to recover after a gap in a channel's
+    ids (``recover=true``: re-read storage after the stream's last ids), or because the
+    stream's re-check time has come.
+
+    Pushpin sends no cookies here. Who and which channels come from django-eventstream's
+    ``es-meta``, which this server signed (SECRET_KEY, valid an hour) when the stream was
+    opened by a signed-in request; every channel is checked again against that user. The
+    session itself can only be checked with the browser's cookie: at the re-check time
+    (``RF_STREAM_SESSION_CHECK_SECONDS`` after the stream opened) the stream ends and the
+    browser reconnects with its Last-Event-ID, through every check of ``_stream``: a
+    signed-out person gets a 403, everyone else misses nothing.
+    """
+    try:
+        recheck_at = signing.loads(request.GET.get(RECHECK_AT, ""), salt=_RECHECK_SALT)
+    except signing.BadSignature:
+        return HttpResponseBadRequest("Unsupported stream parameter.\n")
+    if time.time() >= recheck_at - 0.5:
+        return _reconnect()
+    try:
+        response = events(request)
+    except (jwt.PyJWTError, ValueError, User.DoesNotExist):
+        # es-meta expired or its user is gone: the browser's reconnect is checked in full.
+        return _reconnect()
+    _next_link_at(request, recheck_at)
+    response["Cache-Control"] = "no-cache"
+    return response
+
+
+def _next_link_at(request: HttpRequest, recheck_at: float) -> None:
+    instruct = request.grip.instruct
+    if instruct is not None and instruct.hold and instruct.next_link:
+        instruct.next_link_timeout = max(1, math.ceil(recheck_at - time.time()))
+
+
+def _reconnect() -> HttpResponse:
+    response = HttpResponse(RECONNECT, content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     return response
 

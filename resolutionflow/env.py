@@ -145,6 +145,27 @@ def env_redis_url(name: str) -> str:
     return value
 
 
+def env_grip_url(name: str) -> str:
+    """Pushpin's control URL with the key it signs requests with (or empty: no Pushpin).
+
+    The key is required: only a request signed by Pushpin (``Grip-Sig``) may get GRIP
+    instructions; without a key django_grip would take any client's say-so.
+    """
+    value = _raw(name) or ""
+    if not value:
+        return ""
+    parts = urlsplit(value)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ConfigError(
+            f"{name} must be Pushpin's control URL, http://host:5561/?... (got {value!r})"
+        )
+    if "key=" not in parts.query:
+        raise ConfigError(
+            f"{name} must carry Pushpin's sig_key: {parts.scheme}://{parts.netloc}/?iss=pushpin&key=..."
+        )
+    return value
+
+
 def env_email(name: str, *, default: str) -> dict:
     """Parse an email URL (console://, smtp://user:pass@host:587/?tls=True) into MAILERS."""
     value = _raw(name) or default

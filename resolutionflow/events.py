@@ -4,7 +4,8 @@
 (in a web request: once the response has been sent) ``publish_outbox_events`` hands them to
 the event store (``resolutionflow.eventstore``: django-eventstream's storage, the table
 Last-Event-ID replays from, written once per event) and then announces them
-(``resolutionflow.eventstream_redis``: Redis pub/sub to every web process's relay). A
+(``resolutionflow.eventstream_redis``: Redis pub/sub to every web process's relay; and
+``resolutionflow.grip``: Pushpin's control port, when Pushpin holds the streams). A
 failure anywhere leaves the rows unpublished; the ``drain_outbox`` task
 (``resolutionflow.tasks``, every 5 s) publishes them later. Celery enqueues go through the
 breaker in ``resolutionflow.broker``.
@@ -26,7 +27,7 @@ from django.core.signals import request_finished
 from django.db import transaction
 from django.dispatch import receiver
 
-from resolutionflow import eventstore, eventstream_redis
+from resolutionflow import eventstore, eventstream_redis, grip
 from resolutionflow.broker import breaker, enqueue_task  # noqa: F401 - features import these here
 from resolutionflow.eventstore import RESYNC, trim_event_storage  # noqa: F401 - the drain's
 from resolutionflow.models import OutboxEvent
@@ -204,7 +205,8 @@ def publish_outbox_events(event_ids: list[int] | None = None, *, limit: int = 50
     published = 0
     for batch in eventstore.batches(event_ids, limit):
         stored = eventstore.store(batch)  # committed: from here on, replayable
-        eventstream_redis.announce(stored)
+        eventstream_redis.announce(stored)  # streams held by web processes
+        grip.publish(stored)  # streams held by Pushpin (GRIP_URL set)
         published += len(stored)
     if event_ids is None:
         eventstream_redis.send_pending_resyncs()

@@ -149,7 +149,8 @@ class ResilientListenerManager(ListenerManager):
         the listeners re-read from their own last ids instead; the re-read re-establishes
         the position: everything up to this id is committed (an id is handed out inside the
         committing transaction, in order). One at or below the position (a late or repeated
-        announcement) is passed on: clients apply events idempotently.
+        announcement) is passed on: clients apply events idempotently. A listener already
+        due to re-read gets nothing queued: its re-read includes the event.
         """
         event_id = _int_or_none(event.id)
         with self.lock:
@@ -165,6 +166,11 @@ class ResilientListenerManager(ListenerManager):
                     _wake(listener)
                 return
             for listener in listeners:
+                if listener.overflow:
+                    # It will re-read storage from its last id, which takes this event
+                    # too. Handed over first, the event's id would become its last id and
+                    # the re-read would start past the events it has yet to read.
+                    continue
                 items = listener.channel_items.setdefault(channel, [])
                 if len(items) < MAX_PENDING:
                     items.append(event)
@@ -398,6 +404,9 @@ def announce(stored: list) -> None:
 
 def _publish_to_redis(messages: list[dict[str, Any]]) -> bool:
     if breaker.is_open():
+        # Opened here or by a failed Celery enqueue (``broker.enqueue_task``): either way the
+        # probe closes it as soon as Redis answers, not after the breaker's full time.
+        _probe_until_redis_answers()
         return False
     try:
         publish(*messages)

@@ -16,6 +16,7 @@ from resolutionflow.env import (
     env_database,
     env_email,
     env_float,
+    env_grip_url,
     env_int,
     env_list,
     env_rate,
@@ -242,6 +243,13 @@ if REDIS_URL:
         "socket_connect_timeout": 1.0,
         "socket_timeout": 1.0,
     }
+
+# Pushpin in front (resolutionflow/grip.py): stream requests that Pushpin signed get GRIP
+# hold instructions (Pushpin holds the open stream, not a web-process thread) and the outbox
+# publishes every event to Pushpin's control port as well. Unset: streams are held here.
+GRIP_URL = env_grip_url("GRIP_URL")
+if GRIP_URL:
+    MIDDLEWARE.insert(1, "django_grip.GripMiddleware")
 
 # Email: console by default; EMAIL_URL=smtp://user:pass@host:587/?tls=True for real mail.
 MAILERS = env_email("EMAIL_URL", default="console://")

@@ -88,6 +88,86 @@ class RedisServer:
         }
 
 
+class PushpinServer:
+    """A private Pushpin (Debian's package) in front of some web processes: its own
+    configuration, run directory and free ports (scripts/pushpin_config.py writes them)."""
+
+    SIG_KEY = "test-pushpin-sig-key"
+
+    def __init__(self, directory: Path, webs: list[str]) -> None:
+        binary = shutil.which("pushpin")
+        if binary is None:
+            service_missing("pushpin is not installed (apt-get install pushpin)")
+        from scripts.pushpin_config import write_config
+
+        self.binary = binary
+        self.directory = directory / f"pushpin-{uuid.uuid4().hex[:6]}"
+        self.http_port = free_port()
+        self.control_port = free_port()
+        self.url = f"http://127.0.0.1:{self.http_port}"
+        self.grip_url = f"http://127.0.0.1:{self.control_port}/?iss=pushpin&key={self.SIG_KEY}"
+        self.config = write_config(
+            self.directory,
+            http=f"127.0.0.1:{self.http_port}",
+            control_port=self.control_port,
+            sig_key=self.SIG_KEY,
+            webs=webs,
+        )
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> PushpinServer:
+        self.log = open(self.directory / "pushpin.log", "ab")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            [self.binary, "--config", str(self.config)],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its condure, zurl, proxy and handler go with it
+        )
+        wait_for_port(self.http_port, process=self.process)
+        wait_for_port(self.control_port, process=self.process)
+        return self
+
+    def routes_to(self, webs: list[str]) -> None:
+        """Point the routes at other web processes; returns once Pushpin has reloaded them."""
+        from scripts.pushpin_config import routes
+
+        log = self.directory / "log" / "pushpin-proxy.log"
+        loaded = log.read_text(errors="replace").count("routes loaded")
+        (self.directory / "routes").write_text(routes(webs))
+        wait_until(
+            lambda: log.read_text(errors="replace").count("routes loaded") > loaded,
+            10,
+            self.output,
+        )
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=5)
+        self.process = None
+        self.log.close()
+
+    def read_log(self, name: str) -> str:
+        """One of Pushpin's logs in full: ``pushpin-proxy`` (requests and their targets),
+        ``pushpin-handler`` (publishes and their receivers)."""
+        return (self.directory / "log" / f"{name}.log").read_text(errors="replace")
+
+    def output(self) -> str:
+        logs = [self.directory / "pushpin.log", *sorted((self.directory / "log").glob("*.log"))]
+        return "\n".join(path.read_text(errors="replace")[-3000:] for path in logs)
+
+    def pids(self) -> list[int]:
+        """Pushpin's processes (the runner and what it started), for their memory."""
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        return [self.process.pid, *map(int, children.read_text().split())]
+
+
 @dataclass
 class ReceivedMail:
     to: list[str]

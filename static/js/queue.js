@@ -20,10 +20,20 @@
     status.querySelector(".live-label").textContent = label;
   }
 
-  root.addEventListener("htmx:sseOpen", function () { setStatus("live", "Live"); });
+  // A stream also ends on purpose: behind Pushpin it reconnects every minute to re-check the
+  // sign-in, back within a second. Only a reconnection that takes longer is worth showing.
+  var reconnecting = null;
+  root.addEventListener("htmx:sseOpen", function () {
+    window.clearTimeout(reconnecting);
+    reconnecting = null;
+    setStatus("live", "Live");
+  });
   root.addEventListener("htmx:sseError", function () {
     // The browser (or the extension, after a refused connection) reconnects by itself.
-    setStatus("reconnecting", "Reconnecting…");
+    if (reconnecting !== null) return;
+    reconnecting = window.setTimeout(function () {
+      setStatus("reconnecting", "Reconnecting…");
+    }, 2000);
   });
   if (!window.EventSource) setStatus("reconnecting", "Reload for updates");
 

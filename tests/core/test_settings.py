@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from resolutionflow.env import ConfigError, env_bool, env_database, env_float, env_int
+from resolutionflow.env import (
+    ConfigError,
+    env_bool,
+    env_database,
+    env_float,
+    env_grip_url,
+    env_int,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 REAL_SECRET = "k3y-" + "x7Yq" * 16
@@ -87,3 +94,16 @@ def test_parsers(monkeypatch, tmp_path):
     config = env_database("X_DB", default_sqlite=tmp_path / "db.sqlite3")
     assert config["OPTIONS"]["pool"]["max_size"] >= 10
     assert config["CONN_MAX_AGE"] == 0
+
+
+def test_grip_url_needs_pushpins_key(monkeypatch):
+    # Without the key any client could claim to be Pushpin (Grip-Sig) and get GRIP answers.
+    assert env_grip_url("X_GRIP") == ""
+    monkeypatch.setenv("X_GRIP", "http://pushpin:5561/")
+    with pytest.raises(ConfigError, match="X_GRIP must carry Pushpin's sig_key"):
+        env_grip_url("X_GRIP")
+    monkeypatch.setenv("X_GRIP", "pushpin:5561")
+    with pytest.raises(ConfigError, match="X_GRIP must be Pushpin's control URL"):
+        env_grip_url("X_GRIP")
+    monkeypatch.setenv("X_GRIP", "http://pushpin:5561/?iss=pushpin&key=s3cret")
+    assert env_grip_url("X_GRIP") == "http://pushpin:5561/?iss=pushpin&key=s3cret"

@@ -307,6 +307,27 @@ def test_a_gap_in_event_ids_makes_clients_reread_storage(streams, tess, sam):
     assert [e.id for e in got] == [f"{channel}:{lost.id}", f"{channel}:{late.id}"]
 
 
+def test_an_event_right_after_a_gap_does_not_jump_the_reread(streams, tess, sam):
+    # A gap makes the stream re-read storage from its last id; an event that arrives before
+    # it has done so must not be handed over first: its id would become the stream's last
+    # id and the re-read would start after it, past the events of the gap.
+    channel = queue_channel(tess.account_id)
+    stream = streams(sam, "/escalations/events/").wait_open()
+    escalate(tess)
+    stream.wait_for("handoff-escalated", timeout=3)
+
+    storage = get_storage()
+    events = [
+        storage.append_event(channel, "handoff-escalated", json.dumps({"handoff": name}))
+        for name in ("lost", "late", "next")
+    ]
+    eventstream_redis.deliver_locally(events[1])  # a gap: "lost" was never announced
+    eventstream_redis.deliver_locally(events[2])  # the very next id, at once
+
+    got = [stream.wait_for("handoff-escalated", timeout=3) for _ in range(3)]
+    assert [e.json["handoff"] for e in got] == ["lost", "late", "next"]
+
+
 def test_the_first_event_after_a_resync_is_not_passed_on_blindly(streams, tess, sam):
     # Issue 13: after a resync the relay forgot the channel's position, so the next
     # announcement was passed on without a gap check and the event before it (stored by a
