@@ -17,14 +17,16 @@ weeks that just ended and retries anything left stale. Rebuilding is safe to run
 
 from __future__ import annotations
 
+import hashlib
 from datetime import date, datetime, time, timedelta
 
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import F, Min
 from django.utils import timezone
 
 from analytics.models import WeeklyRollup
-from analytics.tally import Tally, weekly_tallies
+from analytics.tally import Tally, WeekFigures, first_escalation_at, weekly_tallies
 from escalations.models import Handoff
 from resolutionflow.models import Account
 
@@ -49,16 +51,21 @@ def current_monday(now: datetime) -> date:
 
 # -- reading -------------------------------------------------------------------------------
 
+# The merged closed weeks of a window are kept in Django's cache (the default cache: memory
+# of each server process) for this long; the key changes as soon as a week changes anyway.
+CLOSED_CACHE_SECONDS = 24 * 3600
+_CACHE_FORMAT = 1  # bump when what is cached changes shape
+
 
 def window_tallies(
     account_id: int, start: date, end: date, *, now: datetime, memo: dict | None = None
-) -> tuple[Tally, dict[date, Tally]]:
-    """The whole window [start, end] (days, both included) and each week touching it.
+) -> tuple[Tally, dict[date, WeekFigures]]:
+    """The whole window [start, end] (days, both included), and each week touching it.
 
-    One query for the rollups, plus one per run of weeks computed live (usually the first
-    and the current week): a fixed handful whatever the window's length. ``memo``, a dict
-    shared by the windows of one request, computes a live run they share (the current
-    week) once.
+    The window's closed weeks (every week before the current one, the first cut to the
+    window) are merged once and cached (``_closed_weeks``); the current week is computed
+    live at every request. ``memo``, a dict shared by the windows of one request, computes
+    the current week once for all of them.
     """
     this_monday = current_monday(now)
     mondays = []
@@ -66,14 +73,78 @@ def window_tallies(
     while monday <= end:
         mondays.append(monday)
         monday += WEEK
-    whole = [m for m in mondays if m >= start and m + timedelta(days=6) <= end and m < this_monday]
+    closed = [m for m in mondays if m < this_monday]
+    parts: list[Tally] = []
+    figures: dict[date, WeekFigures] = {}
+    if closed:
+        closed_end = min(end, this_monday - timedelta(days=1))
+        total, closed_figures = _closed_weeks(account_id, start, closed_end, closed)
+        parts.append(total)
+        figures.update(closed_figures)
+    current = [m for m in mondays if m >= this_monday]
+    if current:
+        run_start = max(start_of(current[0]), start_of(start))
+        run_end = start_of(end + timedelta(days=1))
+        key = (account_id, run_start, run_end)
+        memo = {} if memo is None else memo
+        if key not in memo:
+            live = weekly_tallies(account_id, run_start, run_end)
+            memo[key] = live, {week: tally.figures() for week, tally in live.items()}
+        live, live_figures = memo[key]
+        parts.extend(live.values())
+        figures.update(live_figures)
+    return Tally.merged(parts), figures
+
+
+def _closed_weeks(
+    account_id: int, start: date, end: date, mondays: list[date]
+) -> tuple[Tally, dict[date, WeekFigures]]:
+    """[start, end] of past weeks only: merged, and each week's figures.
+
+    Read from the cache when every week of it has a rollup row (fresh or stale): the key
+    holds each row's id and version, and a change to a handoff of a week bumps its version
+    (``mark_stale``), so a changed week is a new key. Weeks before the account's first
+    escalation need no row: nothing can be escalated into the past. Otherwise (a week not
+    built yet) it is computed and not cached.
+    """
+    rows = list(
+        WeeklyRollup.objects.filter(
+            account_id=account_id, week__gte=mondays[0], week__lte=mondays[-1]
+        )
+        .order_by("week")
+        .values_list("week", "pk", "version", "stale")
+    )
+    have = {row[0] for row in rows}
+    missing = [monday for monday in mondays if monday not in have]
+    first_week = None
+    if missing:
+        first = first_escalation_at(account_id)
+        first_week = None if first is None else monday_of(timezone.localdate(first))
+    cacheable = first_week is None or all(monday < first_week for monday in missing)
+    key = None
+    if cacheable:
+        versions = ";".join(f"{w}:{pk}:{v}" for w, pk, v, _ in rows)
+        fingerprint = hashlib.blake2b(versions.encode(), digest_size=16).hexdigest()
+        zone = timezone.get_current_timezone_name()
+        key = (
+            f"analytics:closed:{_CACHE_FORMAT}:{account_id}:{zone}:{start}:{end}:"
+            f"{first_week}:{fingerprint}"
+        )
+        hit = cache.get(key)
+        if hit is not None:
+            return hit
+    fresh = [
+        week
+        for week, _, _, stale in rows
+        if not stale and week >= start and week + timedelta(days=6) <= end
+    ]
     weeks: dict[date, Tally] = {}
-    if whole:
-        rows = WeeklyRollup.objects.filter(
-            account_id=account_id, week__gte=whole[0], week__lte=whole[-1], stale=False
+    if fresh:
+        data = WeeklyRollup.objects.filter(
+            account_id=account_id, week__gte=fresh[0], week__lte=fresh[-1], stale=False
         ).values_list("week", "data")
-        weeks = {week: Tally.from_json(data) for week, data in rows}
-    # Live: the runs of consecutive weeks without a fresh rollup, cut to the window.
+        weeks = {week: Tally.from_json(blob) for week, blob in data if week in fresh}
+    # Live: the runs of consecutive weeks without a fresh rollup, cut to [start, end].
     live_runs: list[list[date]] = []
     for monday in mondays:
         if monday in weeks:
@@ -85,15 +156,14 @@ def window_tallies(
     for run in live_runs:
         run_start = max(start_of(run[0]), start_of(start))
         run_end = min(start_of(run[-1] + WEEK), start_of(end + timedelta(days=1)))
-        key = (account_id, run_start, run_end)
-        if memo is None or key not in memo:
-            live = weekly_tallies(account_id, run_start, run_end)
-            if memo is None:
-                weeks.update(live)
-                continue
-            memo[key] = live
-        weeks.update(memo[key])
-    return Tally.merged(weeks.values()), weeks
+        weeks.update(weekly_tallies(account_id, run_start, run_end))
+    result = (
+        Tally.merged(weeks.values()),
+        {week: tally.figures() for week, tally in weeks.items()},
+    )
+    if key is not None:
+        cache.set(key, result, CLOSED_CACHE_SECONDS)
+    return result
 
 
 # -- keeping them current ------------------------------------------------------------------
