@@ -518,6 +518,7 @@ def histogram_of(first_actions: Sketch, *, bin_seconds: int, bins: int) -> list[
         if count == 1 or bucket(lower) == bucket(upper):
             counts[bucket(lower)] += count
             continue
+
         # The bin's handoffs, spread evenly, cross a bucket edge: count each bucket's share
         # by bisecting the (increasing) buckets of the spread positions, not one by one.
         def bucket_at(index: int, lower=lower, upper=upper, count=count) -> int:

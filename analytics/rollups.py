@@ -18,6 +18,7 @@ weeks that just ended and retries anything left stale. Rebuilding is safe to run
 from __future__ import annotations
 
 import hashlib
+from dataclasses import asdict
 from datetime import date, datetime, time, timedelta
 
 from django.core.cache import cache
@@ -101,69 +102,130 @@ def _closed_weeks(
 ) -> tuple[Tally, dict[date, WeekFigures]]:
     """[start, end] of past weeks only: merged, and each week's figures.
 
-    Read from the cache when every week of it has a rollup row (fresh or stale): the key
-    holds each row's id and version, and a change to a handoff of a week bumps its version
-    (``mark_stale``), so a changed week is a new key. Weeks before the account's first
-    escalation need no row: nothing can be escalated into the past. Otherwise (a week not
-    built yet) it is computed and not cached.
+    Two parts, each cached (``_cached``) under what its numbers depend on: the whole weeks
+    with a fresh rollup, merged; and each run of other weeks (the window's cut first week,
+    a stale week, a week not built yet), computed live from the handoff rows. A week's
+    identity is its rollup row's id and version, and a change to a handoff of a past week
+    bumps that version (``mark_stale``): a changed week is a new key, and only the part that
+    holds it is computed again. A week before the account's first escalation needs no
+    row (nothing can be escalated into the past); a part with a week that has neither is
+    computed at every request, never cached.
     """
-    rows = list(
-        WeeklyRollup.objects.filter(
+    rows = {
+        week: (pk, version, stale)
+        for week, pk, version, stale in WeeklyRollup.objects.filter(
             account_id=account_id, week__gte=mondays[0], week__lte=mondays[-1]
-        )
-        .order_by("week")
-        .values_list("week", "pk", "version", "stale")
-    )
-    have = {row[0] for row in rows}
-    missing = [monday for monday in mondays if monday not in have]
+        ).values_list("week", "pk", "version", "stale")
+    }
     first_week = None
-    if missing:
+    if any(monday not in rows for monday in mondays):
         first = first_escalation_at(account_id)
         first_week = None if first is None else monday_of(timezone.localdate(first))
-    cacheable = first_week is None or all(monday < first_week for monday in missing)
-    key = None
-    if cacheable:
-        versions = ";".join(f"{w}:{pk}:{v}" for w, pk, v, _ in rows)
-        fingerprint = hashlib.blake2b(versions.encode(), digest_size=16).hexdigest()
-        zone = timezone.get_current_timezone_name()
-        key = (
-            f"analytics:closed:{_CACHE_FORMAT}:{account_id}:{zone}:{start}:{end}:"
-            f"{first_week}:{fingerprint}"
-        )
-        hit = cache.get(key)
-        if hit is not None:
-            return hit
-    fresh = [
-        week
-        for week, _, _, stale in rows
-        if not stale and week >= start and week + timedelta(days=6) <= end
+
+    def identity(weeks: list[date]) -> str | None:
+        parts = []
+        for monday in weeks:
+            if monday in rows:
+                pk, version, _ = rows[monday]
+                parts.append(f"{monday}:{pk}:{version}")
+            elif first_week is None or monday < first_week:
+                parts.append(f"{monday}:-")
+            else:
+                return None
+        return ";".join(parts)
+
+    whole = [
+        monday
+        for monday in mondays
+        if monday in rows
+        and not rows[monday][2]
+        and monday >= start
+        and monday + timedelta(days=6) <= end
     ]
-    weeks: dict[date, Tally] = {}
-    if fresh:
-        data = WeeklyRollup.objects.filter(
-            account_id=account_id, week__gte=fresh[0], week__lte=fresh[-1], stale=False
-        ).values_list("week", "data")
-        weeks = {week: Tally.from_json(blob) for week, blob in data if week in fresh}
-    # Live: the runs of consecutive weeks without a fresh rollup, cut to [start, end].
-    live_runs: list[list[date]] = []
+    parts: list[Tally] = []
+    figures: dict[date, WeekFigures] = {}
+    if whole:
+        merged, whole_figures = _cached(
+            account_id, "weeks", identity(whole), lambda: _from_rollups(account_id, whole)
+        )
+        parts.append(merged)
+        figures.update(whole_figures)
+    # Live: the runs of consecutive weeks without a fresh rollup read, cut to [start, end].
+    runs: list[list[date]] = []
     for monday in mondays:
-        if monday in weeks:
+        if monday in figures:
             continue
-        if live_runs and live_runs[-1][-1] + WEEK == monday:
-            live_runs[-1].append(monday)
+        if runs and runs[-1][-1] + WEEK == monday:
+            runs[-1].append(monday)
         else:
-            live_runs.append([monday])
-    for run in live_runs:
+            runs.append([monday])
+    for run in runs:
         run_start = max(start_of(run[0]), start_of(start))
         run_end = min(start_of(run[-1] + WEEK), start_of(end + timedelta(days=1)))
-        weeks.update(weekly_tallies(account_id, run_start, run_end))
-    result = (
-        Tally.merged(weeks.values()),
-        {week: tally.figures() for week, tally in weeks.items()},
+        run_identity = identity(run)
+        merged, run_figures = _cached(
+            account_id,
+            f"live:{run_start.isoformat()}:{run_end.isoformat()}",
+            run_identity,
+            lambda run_start=run_start, run_end=run_end: _live(account_id, run_start, run_end),
+        )
+        parts.append(merged)
+        figures.update(run_figures)
+    return Tally.merged(parts), figures
+
+
+Part = tuple[Tally, dict[date, WeekFigures]]
+
+
+def _cached(account_id: int, kind: str, identity: str | None, compute) -> Part:
+    """``compute()``, kept in the cache under ``identity`` (None: never cached)."""
+    if identity is None:
+        return compute()
+    digest = hashlib.blake2b(identity.encode(), digest_size=16).hexdigest()
+    zone = timezone.get_current_timezone_name()
+    key = f"analytics:{_CACHE_FORMAT}:{account_id}:{zone}:{kind}:{digest}"
+    part = cache.get(key)
+    if part is None:
+        part = compute()
+        cache.set(key, part, CLOSED_CACHE_SECONDS)
+    return part
+
+
+def _from_rollups(account_id: int, mondays: list[date]) -> Part:
+    """The weeks' rollups, merged, and their figures (stored with each rollup)."""
+    data = WeeklyRollup.objects.filter(
+        account_id=account_id, week__gte=mondays[0], week__lte=mondays[-1]
+    ).values_list("week", "data")
+    wanted = set(mondays)
+    tallies, figures = [], {}
+    for week, blob in data:
+        if week in wanted:
+            tally = Tally.from_json(blob)
+            tallies.append(tally)
+            figures[week] = week_figures(blob) or tally.figures()
+    return Tally.merged(tallies), figures
+
+
+def _live(account_id: int, start: datetime, end: datetime) -> Part:
+    weeks = weekly_tallies(account_id, start, end)
+    return Tally.merged(weeks.values()), {week: tally.figures() for week, tally in weeks.items()}
+
+
+def stored(tally: Tally) -> dict:
+    """A rollup's ``data``: the tally, and the figures the weekly series shows of it."""
+    return tally.as_json() | {"figures": asdict(tally.figures())}
+
+
+def week_figures(data: dict) -> WeekFigures | None:
+    figures = data.get("figures")
+    if figures is None:
+        return None
+    return WeekFigures(
+        **{
+            name: tuple(value) if isinstance(value, list) else value
+            for name, value in figures.items()
+        }
     )
-    if key is not None:
-        cache.set(key, result, CLOSED_CACHE_SECONDS)
-    return result
 
 
 # -- keeping them current ------------------------------------------------------------------
@@ -194,18 +256,14 @@ def rebuild_week(account_id: int, monday: date, *, now: datetime) -> bool:
     )
     if existing is None:
         created = WeeklyRollup.objects.bulk_create(
-            [
-                WeeklyRollup(
-                    account_id=account_id, week=monday, data=tally.as_json(), computed_at=now
-                )
-            ],
+            [WeeklyRollup(account_id=account_id, week=monday, data=stored(tally), computed_at=now)],
             ignore_conflicts=True,
         )
         return bool(created)
     pk, version = existing
     return bool(
         WeeklyRollup.objects.filter(pk=pk, version=version).update(
-            data=tally.as_json(), stale=False, computed_at=now
+            data=stored(tally), stale=False, computed_at=now
         )
     )
 

@@ -4,6 +4,8 @@ import random
 from datetime import timedelta
 
 import pytest
+from django.core.cache import cache
+from django.urls import reverse
 from django.utils import timezone
 
 from analytics import metrics, rollups
@@ -230,3 +232,128 @@ def test_merging_many_at_once_equals_merging_one_by_one():
         Sketch.merged(parts[:3]).as_json()
         == Sketch.merged([]).merge(parts[1]).merge(parts[2]).as_json()
     )
+
+
+# -- the dashboard's figures: rollups and cache against live, and against the direct ------
+
+
+def dashboard_figures(client, window: metrics.Window) -> dict:
+    """What the dashboard shows of a window: the summary, the charts' SVG and the card."""
+    response = client.get(
+        reverse("analytics:dashboard"),
+        {"from": window.start.isoformat(), "to": window.end.isoformat()},
+    )
+    assert response.status_code == 200
+    context = response.context
+    return {
+        "summary": context["summary"].as_dict(),
+        "charts": {name: str(svg) for name, svg in context["charts"].items()},
+        "card": context["card"],
+        "first_actions": context["summary"].first_actions,
+    }
+
+
+def test_the_dashboard_shows_from_rollups_and_cache_what_it_computes_live_and_the_direct(
+    generated, client_for, ada
+):
+    now, account = generated["now"], generated["account"]
+    today = timezone.localdate(now)
+    window = metrics.Window.last_days(45, today=today)  # cuts its first week
+    client = client_for(ada)
+    live = dashboard_figures(client, window)
+    rollups.refresh_account(account, now=now, build_limit=None)
+    cache.clear()
+    cold = dashboard_figures(client, window)  # rollups, nothing cached
+    warm = dashboard_figures(client, window)  # closed weeks from the cache
+    for shown in (cold, warm):
+        assert shown["summary"] == live["summary"]
+        assert shown["charts"] == live["charts"]
+        assert shown["card"] == live["card"]
+
+    # Against the plain computation: each week's medians, the card's two weeks, the histogram.
+    rows = list(
+        metrics.handoffs_in(account, window)
+        .annotate(
+            claim=metrics.time_to_claim_expression(),
+            first=metrics.time_to_first_action_expression(),
+        )
+        .values_list("created_at", "claim", "first")
+    )
+    weeks: dict = {}
+    for created_at, claim, first in rows:
+        week = weeks.setdefault(rollups.monday_of(timezone.localdate(created_at)), ([], []))
+        if claim is not None:
+            week[0].append(claim)
+        if first is not None:
+            week[1].append(first)
+    points = {point["week"]: point for point in live["summary"]["weekly"]}
+    assert len(points) == len(weeks) >= 7
+    for monday, (claims, firsts) in weeks.items():
+        point = points[monday.isoformat()]
+        assert (point["claimed"], point["first_action"]) == (len(claims), len(firsts))
+        for got, values in (
+            (point["median_time_to_claim"], claims),
+            (point["median_time_to_first_action"], firsts),
+        ):
+            exact = percentile_cont(sorted(values), 0.5)
+            assert abs(got - exact) <= 0.01 * exact + 0.01 + 0.05
+    card = live["card"]
+    for distribution, monday in (
+        (card.this_week_first_action, card.this_week.start),
+        (card.last_week_first_action, card.last_week.start),
+    ):
+        assert_distribution_matches(distribution, sorted(weeks[monday][1]))
+
+    firsts = sorted(first for _, _, first in rows if first is not None)
+    bin_seconds, bins = metrics.histogram_layout(live["summary"]["time_to_first_action"]["p90"])
+    shown = metrics.histogram_of(live["first_actions"], bin_seconds=bin_seconds, bins=bins)
+    assert sum(bin_.count for bin_ in shown) == len(firsts)
+    for bin_ in shown:
+        inside = [v for v in firsts if bin_.lower <= v and (bin_.upper is None or v < bin_.upper)]
+        # A value within its 1 % bin of an edge may be drawn on the other side of it.
+        near_an_edge = [
+            v
+            for v in firsts
+            for edge in (bin_.lower, bin_.upper)
+            if edge and abs(v - edge) <= 0.01 * v + 0.01
+        ]
+        assert abs(bin_.count - len(inside)) <= len(near_an_edge), bin_
+
+
+def test_a_histogram_spreads_a_bin_over_two_buckets_as_its_values_would_be():
+    rng = random.Random(11)
+    values = [rng.expovariate(1 / 200) for _ in range(20000)]
+    sketch = Sketch.of(values)
+    shown = metrics.histogram_of(sketch, bin_seconds=15, bins=12)
+    expected = [0] * 12
+    for lower, upper, count in sketch.spread():  # one by one, as documented
+        for index in range(count):
+            position = lower + (upper - lower) * (index + 0.5) / count
+            expected[min(max(int(position // 15), 0), 11)] += 1
+    assert [bin_.count for bin_ in shown] == expected
+
+
+def test_a_cached_window_sees_a_change_to_one_of_its_past_weeks(
+    generated, personas, django_assert_num_queries
+):
+    now, account = generated["now"], generated["account"]
+    rollups.refresh_account(account, now=now, build_limit=None)
+    window = metrics.Window.last_days(60, today=timezone.localdate(now))
+    before = metrics.escalation_summary(account, window, now=now)
+    again = metrics.escalation_summary(account, window, now=now)  # from the cache
+    assert again.as_dict() == before.as_dict()
+    old = next(
+        h
+        for h in generated["handoffs"]
+        if h.claimed_at is None
+        and window.start_at + timedelta(days=7) < h.created_at
+        and rollups.monday_of(timezone.localdate(h.created_at)) < rollups.current_monday(now)
+    )
+    actions.claim_handoff(handoff_id=old.pk, user=personas["sam"])
+    # Only what the change touches is read again: the rollup rows, the other weeks' rollups
+    # (their merge was cached with the changed week in it), the changed week live (stale
+    # until rebuilt) and the current week. The cut first week stays cached.
+    with django_assert_num_queries(4):
+        metrics.window_tallies(account, window, now=now)
+    after = metrics.escalation_summary(account, window, now=now)
+    assert after.counts.claimed == before.counts.claimed + 1
