@@ -7,6 +7,15 @@ A window's figures are the merge of its weeks' tallies (``analytics.tally``):
   Sunday), and a week whose rollup is missing or stale are computed live from the handoff
   rows, with the same code: a rollup only ever saves time, never changes a number.
 
+What a window's past weeks add up to is kept in Django's cache (each server process's
+memory by default), in two kinds of part: the merged fresh rollups, and each run of weeks
+computed live (the cut first week). A part's key is what its numbers depend on: every
+week's rollup id and ``version``. A handoff change bumps its week's version, so the next
+request computes the part that holds that week again, and only that part; the current
+week is computed at every request. A change written around the actions (SQL by hand) is
+seen by neither the rollups nor the cache until ``manage.py build_rollups --rebuild`` (new
+rows, new keys).
+
 Keeping them current: every handoff change sends ``escalations.signals.handoff_changed``
 inside its transaction; the receiver marks that handoff's week stale (when it is a past
 week with a rollup) and, after commit, enqueues ``analytics.tasks.refresh_rollups`` (inline
