@@ -26,6 +26,7 @@ import sys
 import zlib
 from array import array
 from bisect import bisect_right, insort
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from itertools import accumulate
 from operator import add
@@ -208,6 +209,35 @@ class Sketch:
         result._packed = (total >> (lowest * FIELD_BITS)).to_bytes(fields * 4, "little")
         result._count_values(exact)
         return result
+
+    def minus(self, part: Sketch) -> Sketch | None:
+        """This sketch without ``part``'s values (a part of the same values), or None when
+        that cannot give what ``of`` would make of the rest: while exact (values are not
+        subtracted here), or when 1 to ``EXACT_UP_TO`` values remain (bins do not hold them).
+        """
+        n = self.n - part.n
+        if n < 0:
+            return None
+        if n == 0:
+            return Sketch()
+        if self.values is not None or n <= EXACT_UP_TO:
+            return None
+        if part.values is not None:
+            removed = Counter(bins_of([max(0.0, value) for value in part.values]))
+        else:
+            removed = {part.offset + at: count for at, count in enumerate(part.counts) if count}
+        counts = list(self.counts)
+        for index, count in removed.items():
+            at = index - self.offset
+            if not 0 <= at < len(counts) or counts[at] < count:
+                return None  # not a part of these values
+            counts[at] -= count
+        first = next(at for at, count in enumerate(counts) if count)
+        last = len(counts) - next(at for at, count in enumerate(reversed(counts)) if count)
+        rest = Sketch()
+        rest.values, rest.n = None, n
+        rest.offset, rest.counts = self.offset + first, counts[first:last]
+        return rest
 
     def _to_bins(self) -> None:
         values, self.values = self.values or [], None

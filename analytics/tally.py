@@ -204,6 +204,40 @@ class Tally:
     def claimed(self) -> int:
         return self.claim.n
 
+    def minus(self, part: Tally) -> Tally | None:
+        """This tally without ``part``'s handoffs (some days of the same week), or None when
+        a sketch cannot be subtracted exactly (``Sketch.minus``): then compute it live."""
+
+        def groups(mine: dict, theirs: dict) -> dict | None:
+            result = {}
+            for key, group in mine.items():
+                other = theirs.get(key, Group())
+                claimed = group.claimed - other.claimed
+                rest = group.first_action.minus(other.first_action)
+                if claimed < 0 or rest is None:
+                    return None
+                if claimed:
+                    result[key] = Group(claimed=claimed, first_action=rest)
+                elif rest.n:
+                    return None
+            return result if set(theirs) <= set(mine) else None
+
+        claim = self.claim.minus(part.claim)
+        first_action = self.first_action.minus(part.first_action)
+        by_mode = groups(self.by_mode, part.by_mode)
+        by_claimer = groups(self.by_claimer, part.by_claimer)
+        if claim is None or first_action is None or by_mode is None or by_claimer is None:
+            return None
+        return Tally(
+            escalated=self.escalated - part.escalated,
+            released=self.released - part.released,
+            resolved=self.resolved - part.resolved,
+            claim=claim,
+            first_action=first_action,
+            by_mode=by_mode,
+            by_claimer=by_claimer,
+        )
+
     def figures(self) -> WeekFigures:
         """What the weekly series and the queue's card show of a week."""
         return WeekFigures(

@@ -8,11 +8,13 @@ from django.core.cache import cache
 from django.urls import reverse
 from django.utils import timezone
 
-from analytics import metrics, rollups
+from analytics import metrics, rollups, tally
 from analytics.models import WeeklyRollup
 from analytics.sketch import EXACT_UP_TO, Sketch, percentile_cont
 from analytics.tally import Tally
 from escalations import actions
+from escalations.models import Handoff, HandoffState
+from flowpilot.models import Session
 
 pytestmark = pytest.mark.django_db
 
@@ -357,3 +359,104 @@ def test_a_cached_window_sees_a_change_to_one_of_its_past_weeks(
         metrics.window_tallies(account, window, now=now)
     after = metrics.escalation_summary(account, window, now=now)
     assert after.counts.claimed == before.counts.claimed + 1
+
+
+# -- a cut week: its rollup minus the days outside the window ------------------------------
+
+
+def synthetic_rows(rng: random.Random, count: int) -> list[tuple]:
+    """Handoff rows as ``tally.handoff_rows`` gives them (the week column unused here)."""
+    rows = []
+    for _ in range(count):
+        claimed = rng.random() < 0.9
+        acted = claimed and rng.random() < 0.85
+        rows.append(
+            (
+                None,
+                rng.choice([7, 8, 9]) if claimed else None,
+                rng.choice(["self", "analysis"]) if claimed else None,
+                rng.expovariate(1 / 240) if claimed else None,
+                rng.expovariate(1 / 300) if acted else None,
+                int(rng.random() < 0.05),
+                int(rng.random() < 0.7),
+            )
+        )
+    return rows
+
+
+def test_a_tally_minus_some_of_its_handoffs_is_the_tally_of_the_rest():
+    rng = random.Random(5)
+    outside, inside = synthetic_rows(rng, 900), synthetic_rows(rng, 2500)
+    whole = tally._tally_of(outside + inside)
+    rest = whole.minus(tally._tally_of(outside))
+    assert rest is not None
+    assert rest.as_json() == tally._tally_of(inside).as_json()
+    assert whole.minus(tally._tally_of(outside + inside)).as_json() == Tally().as_json()
+
+
+def test_a_tally_minus_is_refused_when_the_rest_must_be_exact_or_is_not_a_part():
+    rng = random.Random(6)
+    outside, inside = synthetic_rows(rng, 900), synthetic_rows(rng, 150)
+    whole = tally._tally_of(outside + inside)
+    # 150 left: some of its groups hold 64 values or fewer, which bins cannot give back.
+    assert whole.minus(tally._tally_of(outside)) is None
+    stranger = tally._tally_of(synthetic_rows(random.Random(7), 900))
+    assert tally._tally_of(synthetic_rows(rng, 3000)).minus(stranger) is None
+
+
+def test_a_busy_cut_week_from_its_rollup_minus_the_days_outside_equals_live(personas, monkeypatch):
+    now = timezone.now()
+    monday = rollups.current_monday(now) - timedelta(days=14)
+    start = rollups.start_of(monday)
+    rng = random.Random(9)
+    tess, seniors = personas["tess"], [personas["sam"], personas["sky"]]
+    sessions = Session.objects.bulk_create(
+        Session(account_id=tess.account_id, owner=tess, problem=f"Busy week {n}")
+        for n in range(700)
+    )
+    handoffs = []
+    for session in sessions:
+        created = start + timedelta(seconds=rng.uniform(0, 7 * 86400 - 1))
+        claimed = created + timedelta(seconds=rng.expovariate(1 / 240))
+        acted = rng.random() < 0.9
+        handoffs.append(
+            Handoff(
+                account_id=tess.account_id,
+                session=session,
+                escalated_by=tess,
+                reason="Busy",
+                created_at=created,
+                claimed_by=rng.choice(seniors),
+                claimed_at=claimed,
+                first_action_at=claimed + timedelta(seconds=rng.expovariate(1 / 300))
+                if acted
+                else None,
+                first_action_kind="message" if acted else "",
+                takeover_mode=rng.choice(["self", "analysis"]),
+                state=HandoffState.CLAIMED,
+            )
+        )
+    Handoff.objects.bulk_create(handoffs)
+    account = tess.account_id
+    # From Wednesday: two days of the week outside the window, five inside: the rollup minus
+    # the two. From Friday: four outside, three inside: the three are read live.
+    windows = [
+        metrics.Window(start=monday + timedelta(days=days), end=timezone.localdate(now))
+        for days in (2, 4)
+    ]
+    live = [metrics.escalation_summary(account, window, now=now).as_dict() for window in windows]
+    rollups.refresh_account(account, now=now, build_limit=None)
+    cache.clear()
+    subtracted = []
+    real_minus = Tally.minus
+
+    def spy(self, part):
+        rest = real_minus(self, part)
+        subtracted.append(rest is not None)
+        return rest
+
+    monkeypatch.setattr(Tally, "minus", spy)
+    rolled = [metrics.escalation_summary(account, window, now=now).as_dict() for window in windows]
+    assert subtracted == [True]  # once: Wednesday's window
+    assert rolled == live
+    assert live[0]["counts"]["escalated"] > 400
