@@ -5,7 +5,10 @@ A window's figures are the merge of its weeks' tallies (``analytics.tally``):
 - a whole past week inside the window comes from its ``WeeklyRollup`` when that is fresh;
 - the current week, a week the window cuts (its first, or its last when it ends before
   Sunday), and a week whose rollup is missing or stale are computed live from the handoff
-  rows, with the same code: a rollup only ever saves time, never changes a number.
+  rows, with the same code: a rollup only ever saves time, never changes a number. A cut
+  week with a fresh rollup is that rollup minus the days outside the window when those
+  are fewer than the days inside and the subtraction gives exactly what reading the days
+  inside would (``Tally.minus``).
 
 What a window's past weeks add up to is kept in Django's cache (each server process's
 memory by default), in two kinds of part: the merged fresh rollups, and each run of weeks
