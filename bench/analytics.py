@@ -2,10 +2,12 @@
 
 Creates (if missing) and migrates a dedicated database, fills it with SQL generate_series
 (once: later runs reuse it while the row count matches), builds the weekly rollups (as the
-worker would; timed), then times the endpoint for 30, 90, 365 and 731 days, the admin
-dashboard and the queue's metric card through Django's full stack (middleware, session
-auth, the psycopg pool) in this process, with the production settings (DEBUG off). Prints
-the machine, the date and the numbers; the results go to docs/PERFORMANCE.md.
+worker would; timed), then times the endpoint and the admin dashboard for 30, 90, 365 and
+731 days and the queue's metric card through Django's full stack (middleware, session
+auth, the psycopg pool) in this process, with the production settings (DEBUG off): repeat
+requests, then a few windows with the cache emptied before every request ("nothing
+cached": the first request after a change). Prints the machine, the date, `uptime` and
+the numbers; the results go to docs/PERFORMANCE.md.
 
     .venv/bin/python bench/analytics.py                  # 1,000,000 handoffs
     .venv/bin/python bench/analytics.py --rows 200000 --requests 50
