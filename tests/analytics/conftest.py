@@ -6,7 +6,6 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from escalations.models import Handoff
 from tests.analytics import factories
 from tests.analytics.factories import at  # noqa: F401 - re-exported for the tests
 
@@ -40,22 +39,22 @@ def generated(personas):
     rng = random.Random(15)
     now = timezone.now()
     seniors = [personas["sam"], personas["sky"]]
-    made = []
+    specs = []
     for _ in range(700):
         escalated = now - timedelta(seconds=rng.uniform(0, 70 * 86400))
         claimed = rng.random() < 0.9
         acted = claimed and rng.random() < 0.85
-        handoff = factories.create_handoff(
-            escalated,
-            technician=personas["tess"],
-            claimer=rng.choice(seniors),
-            claim=rng.expovariate(1 / 240) if claimed else None,
-            first_action=rng.expovariate(1 / 300) if acted else None,
-            resolved=rng.uniform(60, 3600) if claimed and rng.random() < 0.7 else None,
-        )
+        spec = {
+            "created_at": escalated,
+            "claimer": rng.choice(seniors),
+            "claim": rng.expovariate(1 / 240) if claimed else None,
+            "first_action": rng.expovariate(1 / 300) if acted else None,
+            "resolved": rng.uniform(60, 3600) if claimed and rng.random() < 0.7 else None,
+        }
         if claimed and rng.random() < 0.3:
-            Handoff.objects.filter(pk=handoff.pk).update(takeover_mode="analysis")
-        made.append(handoff)
+            spec["takeover_mode"] = "analysis"
+        specs.append(spec)
+    made = factories.create_handoffs(specs, technician=personas["tess"])
     for day in range(3):
         factories.create_handoff(
             now - timedelta(days=day * 9),
