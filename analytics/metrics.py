@@ -24,6 +24,7 @@ and within 1 % beyond (``analytics.sketch``). A handoff belongs to the window it
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -34,15 +35,15 @@ from django.utils import timezone
 from analytics import rollups, sketch, tally
 from analytics.models import BaselineMeasurement
 from analytics.sketch import Sketch
-from analytics.tally import Group, Tally
-from escalations.models import Handoff, TakeoverMode
+from analytics.tally import Group, Tally, WeekFigures
+from escalations.models import TakeoverMode
 from resolutionflow.models import User
 
 BASELINE_MIN_MEASUREMENTS = 5
 DEFAULT_WINDOW_DAYS = 30
 MAX_WINDOW_DAYS = 731  # two years, a leap day included
 PILOT_TARGET_HOURS_PER_WEEK = 1.0
-PERCENTILES = (0.5, 0.75, 0.9)
+PERCENTILES = tally.PERCENTILES
 SECONDS_PER_WEEK = 7 * 24 * 3600
 
 # Shown wherever the number is: the queue's card, the dashboard, the CSV and the JSON.
@@ -105,6 +106,7 @@ class Window:
 time_to_claim_expression = tally.time_to_claim_expression
 time_to_first_action_expression = tally.time_to_first_action_expression
 percentile_cont = sketch.percentile_cont
+first_escalation_at = tally.first_escalation_at
 
 
 def handoffs_in(account_id: int, window: Window) -> QuerySet:
@@ -114,8 +116,9 @@ def handoffs_in(account_id: int, window: Window) -> QuerySet:
 
 def window_tallies(
     account_id: int, window: Window, *, now: datetime | None = None, memo: dict | None = None
-) -> tuple[Tally, dict[date, Tally]]:
-    """The window's tally and its weeks' (rollups for whole past weeks, live for the rest)."""
+) -> tuple[Tally, dict[date, WeekFigures]]:
+    """The window's tally and its weeks' figures (closed weeks from the rollups and the
+    cache, the current week live)."""
     now = now or timezone.now()
     return rollups.window_tallies(account_id, window.start, window.end, now=now, memo=memo)
 
@@ -397,16 +400,6 @@ def baseline(account_id: int) -> Baseline:
     return Baseline(n=len(minutes), median_minutes=percentile_cont(minutes, 0.5))
 
 
-def first_escalation_at(account_id: int) -> datetime | None:
-    """When the account's first handoff was escalated (index: account, created_at)."""
-    return (
-        Handoff.objects.filter(account_id=account_id)
-        .order_by("created_at")
-        .values_list("created_at", flat=True)
-        .first()
-    )
-
-
 def covered_weeks(window: Window, *, first_escalation: datetime | None, now: datetime) -> float:
     """Weeks of the window the account actually lived through, never less than one.
 
@@ -465,22 +458,20 @@ def _weeks_of(window: Window) -> list[date]:
     return weeks
 
 
-def _week_point(week: date, tally: Tally | None) -> WeekPoint:
-    if tally is None:
+def _week_point(week: date, figures: WeekFigures | None) -> WeekPoint:
+    if figures is None:
         return WeekPoint(week=week)
-    (claim,) = tally.claim.percentiles([0.5])
-    (first,) = tally.first_action.percentiles([0.5])
     return WeekPoint(
         week=week,
-        escalated=tally.escalated,
-        claimed=tally.claimed,
-        first_action=tally.first_action.n,
-        median_time_to_claim=_round(claim),
-        median_time_to_first_action=_round(first),
+        escalated=figures.escalated,
+        claimed=figures.claimed,
+        first_action=figures.first_action,
+        median_time_to_claim=_round(figures.claim_percentiles[0]),
+        median_time_to_first_action=_round(figures.first_action_percentiles[0]),
     )
 
 
-def _series(window: Window, weeks: dict[date, Tally]) -> list[WeekPoint]:
+def _series(window: Window, weeks: dict[date, WeekFigures]) -> list[WeekPoint]:
     return [_week_point(week, weeks.get(week)) for week in _weeks_of(window)]
 
 
@@ -527,8 +518,18 @@ def histogram_of(first_actions: Sketch, *, bin_seconds: int, bins: int) -> list[
         if count == 1 or bucket(lower) == bucket(upper):
             counts[bucket(lower)] += count
             continue
-        for index in range(count):
-            counts[bucket(lower + (upper - lower) * (index + 0.5) / count)] += 1
+
+        # The bin's handoffs, spread evenly, cross a bucket edge: count each bucket's share
+        # by bisecting the (increasing) buckets of the spread positions, not one by one.
+        def bucket_at(index: int, lower=lower, upper=upper, count=count) -> int:
+            return bucket(lower + (upper - lower) * (index + 0.5) / count)
+
+        index = 0
+        while index < count:
+            here = bucket_at(index)
+            after = bisect_right(range(count), here, lo=index, key=bucket_at)
+            counts[here] += after - index
+            index = after
     return [
         HistogramBin(
             lower=float(index * bin_seconds),
@@ -595,7 +596,7 @@ def escalation_summary(
     window: Window,
     *,
     now: datetime,
-    tallies: tuple[Tally, dict[date, Tally]] | None = None,
+    tallies: tuple[Tally, dict[date, WeekFigures]] | None = None,
 ) -> Summary:
     """The JSON endpoint's and the dashboard's answer: a fixed handful of queries whatever
     the window holds (rollups, the live weeks, the baseline, the first escalation, names).
@@ -631,7 +632,7 @@ def metric_card(
     account_id: int,
     *,
     now: datetime,
-    tallies: tuple[Tally, dict[date, Tally]] | None = None,
+    tallies: tuple[Tally, dict[date, WeekFigures]] | None = None,
 ) -> MetricCard:
     """This week's median time to first action against last week's, and minutes recovered
     over the default window (the number the dashboard opens with).
@@ -644,12 +645,10 @@ def metric_card(
     last_week = Window.week_of(today - timedelta(days=7))
     recovered_window = default_window(now)
     total, weeks = tallies or window_tallies(account_id, recovered_window, now=now)
-    empty = Sketch()
-    this = Distribution.from_sketch(
-        weeks.get(this_week.start, Tally(first_action=empty)).first_action
-    )
-    last = Distribution.from_sketch(
-        weeks.get(last_week.start, Tally(first_action=empty)).first_action
+    nothing = WeekFigures()
+    this, last = (
+        Distribution.from_values(figures.first_action, figures.first_action_percentiles)
+        for figures in (weeks.get(this_week.start, nothing), weeks.get(last_week.start, nothing))
     )
     timings = baseline(account_id)
     if timings.is_enough:

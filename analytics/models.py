@@ -36,10 +36,12 @@ class BaselineMeasurement(models.Model):
 class WeeklyRollup(models.Model):
     """One account's handoffs escalated in one past Monday-to-Sunday week, added up.
 
-    ``data`` is an ``analytics.tally.Tally`` as JSON: counts and the duration sketches the
-    window figures merge. Derived, never edited: the worker (inline in embedded mode)
-    rebuilds a week when a handoff of it changes (``stale``, with ``version`` so a rebuild
-    that raced a change does not mark itself fresh). The current week is never rolled up.
+    ``data`` is an ``analytics.tally.Tally`` as JSON (counts and the duration sketches the
+    window figures merge, their bins packed: ``analytics.sketch``) and the week's figures
+    for the weekly series (``analytics.rollups.stored``). Derived, never edited: the
+    worker (inline in embedded mode) rebuilds a week when a handoff of it changes
+    (``stale``, with ``version`` so a rebuild that raced a change does not mark itself
+    fresh). The current week is never rolled up.
     """
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")

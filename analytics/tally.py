@@ -9,25 +9,32 @@ the seconds-between expression differs (``SecondsBetween``).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+from django.core.cache import cache
 from django.db import NotSupportedError, connections
 from django.db.models import (
     Case,
     DateField,
     Expression,
+    F,
     FloatField,
     Func,
     IntegerField,
     QuerySet,
+    Value,
     When,
 )
 from django.db.models.functions import TruncWeek
 
-from analytics.sketch import Sketch
+from analytics.sketch import EXACT_UP_TO, Sketch, bins_of
 from escalations.models import Handoff, TakeoverMode
+
+# The percentiles every figure gives: median, 75th and 90th.
+PERCENTILES = (0.5, 0.75, 0.9)
 
 
 class SecondsBetween(Func):
@@ -79,10 +86,33 @@ def handoffs_between(account_id: int, start: datetime, end: datetime) -> QuerySe
     ).order_by()
 
 
+FIRST_ESCALATION_CACHE_SECONDS = 24 * 3600
+
+
+def first_escalation_at(account_id: int) -> datetime | None:
+    """When the account's first handoff was escalated (index: account, created_at).
+
+    Kept in the cache once known: a new escalation is never earlier (a re-queued handoff
+    keeps its first escalation time, which is later than the first).
+    """
+    key = f"analytics:first-escalation:{account_id}"
+    first = cache.get(key)
+    if first is None:
+        first = (
+            Handoff.objects.filter(account_id=account_id)
+            .order_by("created_at")
+            .values_list("created_at", flat=True)
+            .first()
+        )
+        if first is not None:
+            cache.set(key, first, FIRST_ESCALATION_CACHE_SECONDS)
+    return first
+
+
 ROW_FIELDS = (
     "week",
-    "claimed_by_id",
-    "takeover_mode",
+    "claimer",
+    "mode",
     "claim_seconds",
     "first_action_seconds",
     "was_released",
@@ -94,18 +124,31 @@ def _flag(field: str) -> Case:
     return Case(When(**{f"{field}__isnull": False}, then=1), default=0, output_field=IntegerField())
 
 
+def _when_claimed(value: Expression) -> Case:
+    """``value`` for a claimed handoff, NULL for one nobody claimed."""
+    return Case(When(claimed_at__isnull=False, then=value), default=None)
+
+
 def handoff_rows(account_id: int, start: datetime, end: datetime) -> list[tuple]:
     """The one query behind every figure: per handoff escalated in [start, end), its week
-    (Monday, current time zone), claimer, take-over mode, two durations and whether it was
-    released or resolved.
+    (the Monday's midnight in the current time zone, as the database gives it: ``week_of``
+    makes it a date), and, when it was claimed, its claimer and take-over mode; its two
+    durations in seconds (NULL until there is one); whether it was released or resolved.
 
-    The ORM writes the SQL; the rows are read from the cursor as they come (numbers, ids,
-    the week) so that a busy week's thousands of rows skip the per-value converters.
+    The ORM writes the SQL; the rows are read from the cursor in one ``fetchall`` and
+    skip Django's per-value converters: a busy week is thousands of rows.
     """
     rows = (
         handoffs_between(account_id, start, end)
         .annotate(
             week=TruncWeek("created_at", output_field=DateField()),
+            claimer=_when_claimed(F("claimed_by_id")),
+            mode=_when_claimed(
+                Case(
+                    When(takeover_mode="", then=Value(TakeoverMode.SELF.value)),
+                    default=F("takeover_mode"),
+                )
+            ),
             claim_seconds=time_to_claim_expression(),
             first_action_seconds=time_to_first_action_expression(),
             was_released=_flag("released_at"),
@@ -113,15 +156,21 @@ def handoff_rows(account_id: int, start: datetime, end: datetime) -> list[tuple]
         )
         .values_list(*ROW_FIELDS)
     )
-    sql, params = rows.query.sql_with_params()
+    # Compiled for the database the rows are read from (``sql_with_params`` would write the
+    # default database's dialect).
+    sql, params = rows.query.get_compiler(rows.db).as_sql()
     with connections[rows.db].cursor() as cursor:
         cursor.execute(sql, params)
-        rows = cursor.fetchall()  # one call: iterating a cursor costs per row
-    if rows and isinstance(rows[0][0], str):  # SQLite gives the text of the date
-        return [(date.fromisoformat(week), *rest) for week, *rest in rows]
-    if rows and isinstance(rows[0][0], datetime):  # PostgreSQL's date_trunc, a timestamp
-        return [(week.date(), *rest) for week, *rest in rows]
-    return rows
+        return cursor.fetchall()  # one call: iterating a cursor costs per row
+
+
+def week_of(value: date | datetime | str) -> date:
+    """The week column as a date: PostgreSQL gives a timestamp, SQLite the date's text."""
+    if isinstance(value, str):
+        return date.fromisoformat(value[:10])
+    if isinstance(value, datetime):
+        return value.date()
+    return value
 
 
 @dataclass
@@ -154,6 +203,50 @@ class Tally:
     @property
     def claimed(self) -> int:
         return self.claim.n
+
+    def minus(self, part: Tally) -> Tally | None:
+        """This tally without ``part``'s handoffs (some days of the same week), or None when
+        a sketch cannot be subtracted exactly (``Sketch.minus``): then compute it live."""
+
+        def groups(mine: dict, theirs: dict) -> dict | None:
+            result = {}
+            for key, group in mine.items():
+                other = theirs.get(key, Group())
+                claimed = group.claimed - other.claimed
+                rest = group.first_action.minus(other.first_action)
+                if claimed < 0 or rest is None:
+                    return None
+                if claimed:
+                    result[key] = Group(claimed=claimed, first_action=rest)
+                elif rest.n:
+                    return None
+            return result if set(theirs) <= set(mine) else None
+
+        claim = self.claim.minus(part.claim)
+        first_action = self.first_action.minus(part.first_action)
+        by_mode = groups(self.by_mode, part.by_mode)
+        by_claimer = groups(self.by_claimer, part.by_claimer)
+        if claim is None or first_action is None or by_mode is None or by_claimer is None:
+            return None
+        return Tally(
+            escalated=self.escalated - part.escalated,
+            released=self.released - part.released,
+            resolved=self.resolved - part.resolved,
+            claim=claim,
+            first_action=first_action,
+            by_mode=by_mode,
+            by_claimer=by_claimer,
+        )
+
+    def figures(self) -> WeekFigures:
+        """What the weekly series and the queue's card show of a week."""
+        return WeekFigures(
+            escalated=self.escalated,
+            claimed=self.claimed,
+            first_action=self.first_action.n,
+            claim_percentiles=tuple(self.claim.percentiles(PERCENTILES)),
+            first_action_percentiles=tuple(self.first_action.percentiles(PERCENTILES)),
+        )
 
     @classmethod
     def merged(cls, tallies: Iterable[Tally]) -> Tally:
@@ -214,61 +307,78 @@ class Tally:
         )
 
 
-def weekly_tallies(account_id: int, start: datetime, end: datetime) -> dict[date, Tally]:
-    """Live: the tallies of the weeks touching [start, end), from the handoff rows.
-
-    The durations are gathered in lists first and each sketch is made in one go
-    (``Sketch.of``): a busy week is thousands of rows.
-    """
-    gathered: dict[date, _Gathered] = {}
-    for week, claimer, mode, claim, first_action, released, resolved in handoff_rows(
-        account_id, start, end
-    ):
-        bucket = gathered.get(week)
-        if bucket is None:
-            bucket = gathered[week] = _Gathered()
-        bucket.escalated += 1
-        bucket.released += released
-        bucket.resolved += resolved
-        if claim is None:
-            continue
-        bucket.claims.append(claim)
-        mode_group = bucket.by_mode.setdefault(mode or TakeoverMode.SELF, ([], [0]))
-        claimer_group = bucket.by_claimer.setdefault(claimer, ([], [0]))
-        mode_group[1][0] += 1
-        claimer_group[1][0] += 1
-        if first_action is not None:
-            bucket.first_actions.append(first_action)
-            mode_group[0].append(first_action)
-            claimer_group[0].append(first_action)
-    return {week: bucket.tally() for week, bucket in gathered.items()}
-
-
-@dataclass
-class _Gathered:
-    """One week's raw values, before they become sketches."""
+@dataclass(frozen=True)
+class WeekFigures:
+    """One week's counts and its two durations' percentiles (``PERCENTILES``, seconds):
+    small enough to keep for every week of a long window."""
 
     escalated: int = 0
-    released: int = 0
-    resolved: int = 0
-    claims: list[float] = field(default_factory=list)
-    first_actions: list[float] = field(default_factory=list)
-    by_mode: dict[str, tuple[list[float], list[int]]] = field(default_factory=dict)
-    by_claimer: dict[int, tuple[list[float], list[int]]] = field(default_factory=dict)
+    claimed: int = 0
+    first_action: int = 0
+    claim_percentiles: tuple[float | None, ...] = (None,) * len(PERCENTILES)
+    first_action_percentiles: tuple[float | None, ...] = (None,) * len(PERCENTILES)
 
-    def tally(self) -> Tally:
-        def groups(raw: dict) -> dict:
-            return {
-                key: Group(claimed=claimed[0], first_action=Sketch.of(values))
-                for key, (values, claimed) in raw.items()
-            }
 
-        return Tally(
-            escalated=self.escalated,
-            released=self.released,
-            resolved=self.resolved,
-            claim=Sketch.of(self.claims),
-            first_action=Sketch.of(self.first_actions),
-            by_mode=groups(self.by_mode),
-            by_claimer=groups(self.by_claimer),
-        )
+def weekly_tallies(account_id: int, start: datetime, end: datetime) -> dict[date, Tally]:
+    """Live: the tallies of the weeks touching [start, end), from the handoff rows."""
+    rows = handoff_rows(account_id, start, end)
+    if not rows:
+        return {}
+    by_week: dict = {}
+    if rows[0][0] == rows[-1][0] and len({row[0] for row in rows}) == 1:
+        by_week[rows[0][0]] = rows  # the usual case: one week
+    else:
+        for row in rows:
+            by_week.setdefault(row[0], []).append(row)
+    return {week_of(week): _tally_of(week_rows) for week, week_rows in by_week.items()}
+
+
+def _tally_of(rows: list[tuple]) -> Tally:
+    """One week's tally from its rows, column by column.
+
+    Each duration is put in its bin once (``bins_of``) and the bins are counted with
+    ``Counter`` over the columns (mode or claimer, bin): the same sketches as ``Sketch.of``
+    of each group's values, without a Python loop per handoff and group. Groups of up to
+    ``EXACT_UP_TO`` values keep their values (exact).
+    """
+    _, claimers, modes, claims, firsts, released, resolved = zip(*rows, strict=True)
+    acted = [
+        (mode, claimer, seconds)
+        for mode, claimer, seconds in zip(modes, claimers, firsts, strict=True)
+        if seconds is not None
+    ]
+    acted_modes, acted_claimers, acted_seconds = zip(*acted, strict=True) if acted else ((), (), ())
+    first_bins = bins_of(acted_seconds)
+
+    def groups(keys: tuple, acted_keys: tuple) -> dict:
+        claimed = Counter(keys)
+        per_key_bins = Counter(zip(acted_keys, first_bins, strict=True))
+        per_key_n = Counter(acted_keys)
+        result = {}
+        for key, count in claimed.items():
+            if key is None:  # not claimed
+                continue
+            n = per_key_n.get(key, 0)
+            if n <= EXACT_UP_TO:
+                sketch = Sketch.of(
+                    [v for k, v in zip(acted_keys, acted_seconds, strict=True) if k == key]
+                )
+            else:
+                sketch = Sketch.of_bins(n, {b: c for (k, b), c in per_key_bins.items() if k == key})
+            result[key] = Group(claimed=count, first_action=sketch)
+        return result
+
+    claim_values = [seconds for seconds in claims if seconds is not None]
+    return Tally(
+        escalated=len(rows),
+        released=sum(released),
+        resolved=sum(resolved),
+        claim=Sketch.of(claim_values),
+        first_action=(
+            Sketch.of(acted_seconds)
+            if len(acted_seconds) <= EXACT_UP_TO
+            else Sketch.of_bins(len(first_bins), Counter(first_bins))
+        ),
+        by_mode=groups(modes, acted_modes),
+        by_claimer=groups(claimers, acted_claimers),
+    )

@@ -2,10 +2,12 @@
 
 Creates (if missing) and migrates a dedicated database, fills it with SQL generate_series
 (once: later runs reuse it while the row count matches), builds the weekly rollups (as the
-worker would; timed), then times the endpoint for 30, 90, 365 and 731 days, the admin
-dashboard and the queue's metric card through Django's full stack (middleware, session
-auth, the psycopg pool) in this process, with the production settings (DEBUG off). Prints
-the machine, the date and the numbers; the results go to docs/PERFORMANCE.md.
+worker would; timed), then times the endpoint and the admin dashboard for 30, 90, 365 and
+731 days and the queue's metric card through Django's full stack (middleware, session
+auth, the psycopg pool) in this process, with the production settings (DEBUG off): repeat
+requests, then a few windows with the cache emptied before every request ("nothing
+cached": the first request after a change). Prints the machine, the date, `uptime` and
+the numbers; the results go to docs/PERFORMANCE.md.
 
     .venv/bin/python bench/analytics.py                  # 1,000,000 handoffs
     .venv/bin/python bench/analytics.py --rows 200000 --requests 50
@@ -103,6 +105,15 @@ def machine() -> dict[str, str]:
         "software": f"Python {platform.python_version()}, Django {django.get_version()}, "
         f"PostgreSQL {postgres} (same machine, default settings)",
     }
+
+
+def uptime() -> str:
+    import subprocess
+
+    try:
+        return subprocess.run(["uptime"], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unavailable"
 
 
 def populate(rows: int, *, regenerate: bool) -> dict:
@@ -251,11 +262,17 @@ def build_rollups(*, fresh: bool) -> None:
     print(f"rollups: {written} weeks built in {took:.1f} s ({WeeklyRollup.objects.count()} in all)")
 
 
-def timed(client, url: str, params: dict, requests: int) -> dict:
+def timed(client, url: str, params: dict, requests: int, *, cold: bool = False) -> dict:
+    """``cold``: Django's cache is emptied before each request (not timed), so every request
+    merges the window's past weeks from their rollups, as the first one after a change does."""
+    from django.core.cache import cache
+
     for _ in range(5):  # warm the pool, the plan cache and the page cache
         client.get(url, params)
     samples, cpu = [], []
     for _ in range(requests):
+        if cold:
+            cache.clear()
         started, started_cpu = time.perf_counter(), time.process_time()
         response = client.get(url, params)
         samples.append((time.perf_counter() - started) * 1000)
@@ -273,22 +290,29 @@ def timed(client, url: str, params: dict, requests: int) -> dict:
     }
 
 
-def count_queries(client, url: str, params: dict) -> int:
+def count_queries(client, url: str, params: dict, *, cold: bool = False) -> int:
+    from django.core.cache import cache
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
+    client.get(url, params)
+    if cold:
+        cache.clear()
     with CaptureQueriesContext(connection) as captured:
         client.get(url, params)
     return len(captured)
 
 
 def explain(account_id: int, window) -> list[str]:
-    """The plans of the window's queries (the rollups, then each run of live weeks)."""
+    """The plans of the window's queries, nothing cached: the rollup rows, the first
+    escalation, the rollups' data, the cut first week and the current week."""
+    from django.core.cache import cache
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
     from analytics import metrics
 
+    cache.clear()
     with CaptureQueriesContext(connection) as captured:
         metrics.window_tallies(account_id, window)
     lines = []
@@ -327,6 +351,7 @@ def main() -> None:
     info = machine()
     load = " ".join(f"{value:.2f}" for value in os.getloadavg())
     info["load"] = f"load average {load} (1, 5, 15 min) before the run"
+    info["uptime"] = uptime()
     print()
     for key, value in info.items():
         print(f"{key:>9}: {value}")
@@ -346,16 +371,22 @@ def main() -> None:
     admin_client = Client()
     admin_client.force_login(big_admin)
     dashboard = reverse("analytics:dashboard")
-    each = args.requests
+    warm, cold = False, True
     scenarios = [
-        ("endpoint, default window (30 days)", client, endpoint, 30, each),
-        ("endpoint, 90 days", client, endpoint, 90, each),
-        ("endpoint, 365 days", client, endpoint, 365, each),
-        ("endpoint, 731 days (the maximum)", client, endpoint, 731, each),
-        ("endpoint, small account, 30 days", small_client, endpoint, 30, each),
-        ("dashboard, 30 days", admin_client, dashboard, 30, each),
-        ("dashboard, 731 days", admin_client, dashboard, 731, each),
-        ("metric card (queue page)", client, reverse("analytics:card"), None, each),
+        ("endpoint, default window (30 days)", client, endpoint, 30, warm),
+        ("endpoint, 90 days", client, endpoint, 90, warm),
+        ("endpoint, 365 days", client, endpoint, 365, warm),
+        ("endpoint, 731 days (the maximum)", client, endpoint, 731, warm),
+        ("endpoint, small account, 30 days", small_client, endpoint, 30, warm),
+        ("dashboard, 30 days", admin_client, dashboard, 30, warm),
+        ("dashboard, 90 days", admin_client, dashboard, 90, warm),
+        ("dashboard, 365 days", admin_client, dashboard, 365, warm),
+        ("dashboard, 731 days", admin_client, dashboard, 731, warm),
+        ("metric card (queue page)", client, reverse("analytics:card"), None, warm),
+        ("endpoint, 30 days, nothing cached", client, endpoint, 30, cold),
+        ("endpoint, 731 days, nothing cached", client, endpoint, 731, cold),
+        ("dashboard, 30 days, nothing cached", admin_client, dashboard, 30, cold),
+        ("dashboard, 731 days, nothing cached", admin_client, dashboard, 731, cold),
     ]
     header = (
         f"{'scenario':<38} {'handoffs':>9} {'queries':>7} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}"
@@ -363,7 +394,8 @@ def main() -> None:
     )
     print(header)
     print("-" * len(header))
-    for label, who, url, days, requests in scenarios:
+    requests = args.requests
+    for label, who, url, days, is_cold in scenarios:
         params = {}
         in_window = "—"
         if days:
@@ -371,14 +403,15 @@ def main() -> None:
             params = {"from": window.start.isoformat(), "to": window.end.isoformat()}
             account = small_account if who is small_client else big_account
             in_window = f"{metrics.handoffs_in(account.pk, window).count():,}"
-        queries = count_queries(who, url, params)
-        result = timed(who, url, params, requests)
+        queries = count_queries(who, url, params, cold=is_cold)
+        result = timed(who, url, params, requests, cold=is_cold)
         print(
             f"{label:<38} {in_window:>9} {queries:>7} {result['p50']:>8.1f} "
             f"{result['p95']:>8.1f} {result['max']:>8.1f} {result['cpu']:>7.1f}   (n={result['n']})"
         )
     print()
     print("load average " + " ".join(f"{value:.2f}" for value in os.getloadavg()) + " after")
+    print("uptime: " + uptime())
     print()
     print("EXPLAIN ANALYZE of the window query, default window of bench-0:")
     for line in explain(big_account.pk, metrics.Window.last_days(30, today=today)):

@@ -63,13 +63,18 @@ def async_safety_outside_browser_tests(request, monkeypatch):
 
 
 @pytest.fixture(autouse=True)
-def fresh_rate_limits(settings):
-    """Each test counts rate limits from zero, in memory (tests of the Redis-backed counters
-    build their own cache): a user id reused by the next test must not inherit its hits."""
+def fresh_caches(settings):
+    """Each test starts with empty caches, in memory (tests of the Redis-backed counters
+    build their own): a user id reused by the next test must not inherit its rate-limit
+    hits, nor an account id the analytics' cached weeks."""
     import uuid
 
     settings.CACHES = {
         **settings.CACHES,
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": f"default-{uuid.uuid4().hex}",
+        },
         "ratelimit": {
             "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
             "LOCATION": f"ratelimit-{uuid.uuid4().hex}",

@@ -33,6 +33,49 @@ def create_handoff(
     session = Session.objects.create(
         account_id=technician.account_id, owner=technician, problem="Printer queue stuck"
     )
+    handoff = unsaved_handoff(
+        session,
+        created_at,
+        technician=technician,
+        claimer=claimer,
+        claim=claim,
+        first_action=first_action,
+        released=released,
+        resolved=resolved,
+    )
+    handoff.save(force_insert=True)
+    return handoff
+
+
+def create_handoffs(specs: list[dict], *, technician) -> list[Handoff]:
+    """Many handoffs at once (two INSERTs): each spec holds ``create_handoff``'s arguments
+    (``created_at``, ``claimer`` and the durations) and optionally ``takeover_mode``."""
+    sessions = Session.objects.bulk_create(
+        Session(account_id=technician.account_id, owner=technician, problem="Printer queue stuck")
+        for _ in specs
+    )
+    handoffs = []
+    for session, spec in zip(sessions, specs, strict=True):
+        spec = dict(spec)
+        mode = spec.pop("takeover_mode", None)
+        handoff = unsaved_handoff(session, spec.pop("created_at"), technician=technician, **spec)
+        if mode:
+            handoff.takeover_mode = mode
+        handoffs.append(handoff)
+    return Handoff.objects.bulk_create(handoffs)
+
+
+def unsaved_handoff(
+    session: Session,
+    created_at: datetime,
+    *,
+    technician,
+    claimer,
+    claim: float | None = None,
+    first_action: float | None = None,
+    released: float | None = None,
+    resolved: float | None = None,
+) -> Handoff:
     claimed_at = None if claim is None else created_at + timedelta(seconds=claim)
     first_action_at = None if first_action is None else claimed_at + timedelta(seconds=first_action)
     after_claim = first_action_at or claimed_at
@@ -42,7 +85,7 @@ def create_handoff(
         released_at, state = after_claim + timedelta(seconds=released), HandoffState.RELEASED
     if resolved is not None:
         resolved_at, state = after_claim + timedelta(seconds=resolved), HandoffState.RESOLVED
-    return Handoff.objects.create(
+    return Handoff(
         account_id=technician.account_id,
         session=session,
         escalated_by=technician,

@@ -4,15 +4,17 @@ import random
 from datetime import timedelta
 
 import pytest
+from django.core.cache import cache
+from django.urls import reverse
 from django.utils import timezone
 
-from analytics import metrics, rollups
+from analytics import metrics, rollups, tally
 from analytics.models import WeeklyRollup
 from analytics.sketch import EXACT_UP_TO, Sketch, percentile_cont
 from analytics.tally import Tally
 from escalations import actions
-from escalations.models import Handoff
-from tests.analytics import factories
+from escalations.models import Handoff, HandoffState
+from flowpilot.models import Session
 
 pytestmark = pytest.mark.django_db
 
@@ -75,40 +77,6 @@ def test_small_parts_merge_exactly_and_the_json_round_trip_loses_nothing():
 
 
 # -- rollups against the direct computation ------------------------------------------------
-
-
-@pytest.fixture
-def generated(personas):
-    """~700 Acme handoffs over the last ten weeks (random waits, first actions, take-over
-    modes, two seniors, some released or resolved), and a few of Globex's."""
-    rng = random.Random(15)
-    now = timezone.now()
-    seniors = [personas["sam"], personas["sky"]]
-    made = []
-    for _ in range(700):
-        escalated = now - timedelta(seconds=rng.uniform(0, 70 * 86400))
-        claimed = rng.random() < 0.9
-        acted = claimed and rng.random() < 0.85
-        handoff = factories.create_handoff(
-            escalated,
-            technician=personas["tess"],
-            claimer=rng.choice(seniors),
-            claim=rng.expovariate(1 / 240) if claimed else None,
-            first_action=rng.expovariate(1 / 300) if acted else None,
-            resolved=rng.uniform(60, 3600) if claimed and rng.random() < 0.7 else None,
-        )
-        if claimed and rng.random() < 0.3:
-            Handoff.objects.filter(pk=handoff.pk).update(takeover_mode="analysis")
-        made.append(handoff)
-    for day in range(3):
-        factories.create_handoff(
-            now - timedelta(days=day * 9),
-            technician=personas["gil"],
-            claimer=personas["gwen"],
-            claim=5,
-            first_action=5,
-        )
-    return {"now": now, "account": personas["ada"].account_id, "handoffs": made}
 
 
 def direct(account_id: int, window: metrics.Window) -> dict:
@@ -179,10 +147,17 @@ def test_a_window_answers_from_rollups_in_a_fixed_number_of_queries(
 ):
     now, account = generated["now"], generated["account"]
     rollups.refresh_account(account, now=now, build_limit=None)
-    window = metrics.Window.last_days(71, today=timezone.localdate(now))
-    # The rollups, the window's first (cut) week and the current week computed live.
-    with django_assert_num_queries(3):
-        metrics.window_tallies(account, window, now=now)
+    window = metrics.Window.last_days(80, today=timezone.localdate(now))
+    # The rollup rows (their versions), the first escalation (the window starts weeks
+    # before it: those weeks need no rollup), the rollups' data, the window's first (cut)
+    # week and the current week live.
+    with django_assert_num_queries(5):
+        cold = metrics.window_tallies(account, window, now=now)
+    # Again: the closed weeks come merged from the cache; the rows' versions and the
+    # current week are read.
+    with django_assert_num_queries(2):
+        warm = metrics.window_tallies(account, window, now=now)
+    assert warm[0].as_json() == cold[0].as_json() and warm[1] == cold[1]
 
 
 def test_a_change_to_a_past_weeks_handoff_marks_it_stale_until_rebuilt(generated, personas):
@@ -259,3 +234,229 @@ def test_merging_many_at_once_equals_merging_one_by_one():
         Sketch.merged(parts[:3]).as_json()
         == Sketch.merged([]).merge(parts[1]).merge(parts[2]).as_json()
     )
+
+
+# -- the dashboard's figures: rollups and cache against live, and against the direct ------
+
+
+def dashboard_figures(client, window: metrics.Window) -> dict:
+    """What the dashboard shows of a window: the summary, the charts' SVG and the card."""
+    response = client.get(
+        reverse("analytics:dashboard"),
+        {"from": window.start.isoformat(), "to": window.end.isoformat()},
+    )
+    assert response.status_code == 200
+    context = response.context
+    return {
+        "summary": context["summary"].as_dict(),
+        "charts": {name: str(svg) for name, svg in context["charts"].items()},
+        "card": context["card"],
+        "first_actions": context["summary"].first_actions,
+    }
+
+
+def test_the_dashboard_shows_from_rollups_and_cache_what_it_computes_live_and_the_direct(
+    generated, client_for, ada
+):
+    now, account = generated["now"], generated["account"]
+    today = timezone.localdate(now)
+    window = metrics.Window.last_days(45, today=today)  # cuts its first week
+    client = client_for(ada)
+    live = dashboard_figures(client, window)
+    rollups.refresh_account(account, now=now, build_limit=None)
+    cache.clear()
+    cold = dashboard_figures(client, window)  # rollups, nothing cached
+    warm = dashboard_figures(client, window)  # closed weeks from the cache
+    for shown in (cold, warm):
+        assert shown["summary"] == live["summary"]
+        assert shown["charts"] == live["charts"]
+        assert shown["card"] == live["card"]
+
+    # Against the plain computation: each week's medians, the card's two weeks, the histogram.
+    rows = list(
+        metrics.handoffs_in(account, window)
+        .annotate(
+            claim=metrics.time_to_claim_expression(),
+            first=metrics.time_to_first_action_expression(),
+        )
+        .values_list("created_at", "claim", "first")
+    )
+    weeks: dict = {}
+    for created_at, claim, first in rows:
+        week = weeks.setdefault(rollups.monday_of(timezone.localdate(created_at)), ([], []))
+        if claim is not None:
+            week[0].append(claim)
+        if first is not None:
+            week[1].append(first)
+    points = {point["week"]: point for point in live["summary"]["weekly"]}
+    assert len(points) == len(weeks) >= 7
+    for monday, (claims, firsts) in weeks.items():
+        point = points[monday.isoformat()]
+        assert (point["claimed"], point["first_action"]) == (len(claims), len(firsts))
+        for got, values in (
+            (point["median_time_to_claim"], claims),
+            (point["median_time_to_first_action"], firsts),
+        ):
+            exact = percentile_cont(sorted(values), 0.5)
+            assert abs(got - exact) <= 0.01 * exact + 0.01 + 0.05
+    card = live["card"]
+    for distribution, monday in (
+        (card.this_week_first_action, card.this_week.start),
+        (card.last_week_first_action, card.last_week.start),
+    ):
+        assert_distribution_matches(distribution, sorted(weeks[monday][1]))
+
+    firsts = sorted(first for _, _, first in rows if first is not None)
+    bin_seconds, bins = metrics.histogram_layout(live["summary"]["time_to_first_action"]["p90"])
+    shown = metrics.histogram_of(live["first_actions"], bin_seconds=bin_seconds, bins=bins)
+    assert sum(bin_.count for bin_ in shown) == len(firsts)
+    for bin_ in shown:
+        inside = [v for v in firsts if bin_.lower <= v and (bin_.upper is None or v < bin_.upper)]
+        # A value within its 1 % bin of an edge may be drawn on the other side of it.
+        near_an_edge = [
+            v
+            for v in firsts
+            for edge in (bin_.lower, bin_.upper)
+            if edge and abs(v - edge) <= 0.01 * v + 0.01
+        ]
+        assert abs(bin_.count - len(inside)) <= len(near_an_edge), bin_
+
+
+def test_a_histogram_spreads_a_bin_over_two_buckets_as_its_values_would_be():
+    rng = random.Random(11)
+    values = [rng.expovariate(1 / 200) for _ in range(20000)]
+    sketch = Sketch.of(values)
+    shown = metrics.histogram_of(sketch, bin_seconds=15, bins=12)
+    expected = [0] * 12
+    for lower, upper, count in sketch.spread():  # one by one, as documented
+        for index in range(count):
+            position = lower + (upper - lower) * (index + 0.5) / count
+            expected[min(max(int(position // 15), 0), 11)] += 1
+    assert [bin_.count for bin_ in shown] == expected
+
+
+def test_a_cached_window_sees_a_change_to_one_of_its_past_weeks(
+    generated, personas, django_assert_num_queries
+):
+    now, account = generated["now"], generated["account"]
+    rollups.refresh_account(account, now=now, build_limit=None)
+    window = metrics.Window.last_days(60, today=timezone.localdate(now))
+    before = metrics.escalation_summary(account, window, now=now)
+    again = metrics.escalation_summary(account, window, now=now)  # from the cache
+    assert again.as_dict() == before.as_dict()
+    old = next(
+        h
+        for h in generated["handoffs"]
+        if h.claimed_at is None
+        and window.start_at + timedelta(days=7) < h.created_at
+        and rollups.monday_of(timezone.localdate(h.created_at)) < rollups.current_monday(now)
+    )
+    actions.claim_handoff(handoff_id=old.pk, user=personas["sam"])
+    # Only what the change touches is read again: the rollup rows, the other weeks' rollups
+    # (their merge was cached with the changed week in it), the changed week live (stale
+    # until rebuilt) and the current week. The cut first week stays cached.
+    with django_assert_num_queries(4):
+        metrics.window_tallies(account, window, now=now)
+    after = metrics.escalation_summary(account, window, now=now)
+    assert after.counts.claimed == before.counts.claimed + 1
+
+
+# -- a cut week: its rollup minus the days outside the window ------------------------------
+
+
+def synthetic_rows(rng: random.Random, count: int) -> list[tuple]:
+    """Handoff rows as ``tally.handoff_rows`` gives them (the week column unused here)."""
+    rows = []
+    for _ in range(count):
+        claimed = rng.random() < 0.9
+        acted = claimed and rng.random() < 0.85
+        rows.append(
+            (
+                None,
+                rng.choice([7, 8, 9]) if claimed else None,
+                rng.choice(["self", "analysis"]) if claimed else None,
+                rng.expovariate(1 / 240) if claimed else None,
+                rng.expovariate(1 / 300) if acted else None,
+                int(rng.random() < 0.05),
+                int(rng.random() < 0.7),
+            )
+        )
+    return rows
+
+
+def test_a_tally_minus_some_of_its_handoffs_is_the_tally_of_the_rest():
+    rng = random.Random(5)
+    outside, inside = synthetic_rows(rng, 900), synthetic_rows(rng, 2500)
+    whole = tally._tally_of(outside + inside)
+    rest = whole.minus(tally._tally_of(outside))
+    assert rest is not None
+    assert rest.as_json() == tally._tally_of(inside).as_json()
+    assert whole.minus(tally._tally_of(outside + inside)).as_json() == Tally().as_json()
+
+
+def test_a_tally_minus_is_refused_when_the_rest_must_be_exact_or_is_not_a_part():
+    rng = random.Random(6)
+    outside, inside = synthetic_rows(rng, 900), synthetic_rows(rng, 150)
+    whole = tally._tally_of(outside + inside)
+    # 150 left: some of its groups hold 64 values or fewer, which bins cannot give back.
+    assert whole.minus(tally._tally_of(outside)) is None
+    stranger = tally._tally_of(synthetic_rows(random.Random(7), 900))
+    assert tally._tally_of(synthetic_rows(rng, 3000)).minus(stranger) is None
+
+
+def test_a_busy_cut_week_from_its_rollup_minus_the_days_outside_equals_live(personas, monkeypatch):
+    now = timezone.now()
+    monday = rollups.current_monday(now) - timedelta(days=14)
+    start = rollups.start_of(monday)
+    rng = random.Random(9)
+    tess, seniors = personas["tess"], [personas["sam"], personas["sky"]]
+    sessions = Session.objects.bulk_create(
+        Session(account_id=tess.account_id, owner=tess, problem=f"Busy week {n}")
+        for n in range(700)
+    )
+    handoffs = []
+    for session in sessions:
+        created = start + timedelta(seconds=rng.uniform(0, 7 * 86400 - 1))
+        claimed = created + timedelta(seconds=rng.expovariate(1 / 240))
+        acted = rng.random() < 0.9
+        handoffs.append(
+            Handoff(
+                account_id=tess.account_id,
+                session=session,
+                escalated_by=tess,
+                reason="Busy",
+                created_at=created,
+                claimed_by=rng.choice(seniors),
+                claimed_at=claimed,
+                first_action_at=claimed + timedelta(seconds=rng.expovariate(1 / 300))
+                if acted
+                else None,
+                first_action_kind="message" if acted else "",
+                takeover_mode=rng.choice(["self", "analysis"]),
+                state=HandoffState.CLAIMED,
+            )
+        )
+    Handoff.objects.bulk_create(handoffs)
+    account = tess.account_id
+    # From Wednesday: two days of the week outside the window, five inside: the rollup minus
+    # the two. From Friday: four outside, three inside: the three are read live.
+    windows = [
+        metrics.Window(start=monday + timedelta(days=days), end=timezone.localdate(now))
+        for days in (2, 4)
+    ]
+    live = [metrics.escalation_summary(account, window, now=now).as_dict() for window in windows]
+    rollups.refresh_account(account, now=now, build_limit=None)
+    cache.clear()
+    subtracted = []
+    real_minus = Tally.minus
+
+    def spy(self, part):
+        rest = real_minus(self, part)
+        subtracted.append(rest is not None)
+        return rest
+
+    monkeypatch.setattr(Tally, "minus", spy)
+    rolled = [metrics.escalation_summary(account, window, now=now).as_dict() for window in windows]
+    assert subtracted == [True]  # once: Wednesday's window
+    assert rolled == live
+    assert live[0]["counts"]["escalated"] > 400
