@@ -77,6 +77,7 @@ ROUTE_ACCESS = {
     "escalations:resolve": SENIOR,
     "escalations:handoff_events": MEMBER,
     "escalations:assessment": MEMBER,  # the escalator reads it on the handoff page
+    "escalations:stands": MEMBER,  # "Where it stands", refetched beside the assessment
     "escalations:refresh_assessment": SENIOR,
     "escalations:take_over": SENIOR,
     "escalations:open_step": SENIOR,
