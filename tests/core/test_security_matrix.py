@@ -76,6 +76,8 @@ ROUTE_ACCESS = {
     "escalations:release": SENIOR,
     "escalations:resolve": SENIOR,
     "escalations:handoff_events": MEMBER,
+    "escalations:presence": SENIOR,
+    "escalations:presence_leave": SENIOR,
     "escalations:assessment": MEMBER,  # the escalator reads it on the handoff page
     "escalations:refresh_assessment": SENIOR,
     "escalations:take_over": SENIOR,
