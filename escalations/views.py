@@ -265,18 +265,28 @@ def _presence_tab(request: HttpRequest) -> str:
 
 @require_http_methods(["GET", "POST"])
 @senior_required
-@limit_per_user("presence")
 @not_activity
 def presence(request: HttpRequest, handoff_id) -> HttpResponse:
     """Who else has this handoff's screen open: GET, refetched on ``handoff-presence``; a
     POST is this tab's heartbeat (every 10 s), answered the same."""
     handoff = _presence_handoff(request, handoff_id)
     if request.method == "POST":
-        presence_store.record_viewing(
-            handoff_id=handoff.pk, user=request.user, tab=_presence_tab(request)
-        )
+        return _beat(request, handoff)
+    return _presence_line(request, handoff)
+
+
+def _presence_line(request: HttpRequest, handoff: Handoff) -> HttpResponse:
     context = {"handoff": handoff, "viewers": _others_viewing(handoff, request.user)}
     return render(request, "escalations/_presence.html", context)
+
+
+# Only what writes is limited: a busy queue refetches lines often, and a GET is one read.
+@limit_per_user("presence")
+def _beat(request: HttpRequest, handoff: Handoff) -> HttpResponse:
+    presence_store.record_viewing(
+        handoff_id=handoff.pk, user=request.user, tab=_presence_tab(request)
+    )
+    return _presence_line(request, handoff)
 
 
 @require_POST

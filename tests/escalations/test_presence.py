@@ -208,7 +208,9 @@ def test_heartbeats_do_not_keep_a_session_alive_and_are_rate_limited(
     assert client.session[LAST_SAVED_KEY] == 0
 
     settings.RF_RATE_LIMITS = {**settings.RF_RATE_LIMITS, "presence": parse_rate("2/m")}
+    assert beat(client, handoff).status_code == 200  # the second beat
     assert beat(client, handoff).status_code == 429
+    assert client.get(f"/handoffs/{handoff.pk}/presence").status_code == 200  # reads: free
 
 
 def test_presence_is_skipped_when_redis_does_not_answer(client_for, tess, sam, settings):
