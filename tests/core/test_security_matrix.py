@@ -272,6 +272,7 @@ def form_body(world: World) -> dict[str, str]:
         "timed_by": str(world.users[-1].pk),
         "username": "probe",
         "password": "probe-password",
+        "tab": "0123456789abcdef",
     }
 
 

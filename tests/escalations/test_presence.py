@@ -3,6 +3,7 @@ event per change; gone at the drain after the last beat's time is up; per accoun
 only, never oneself."""
 
 import threading
+import uuid
 
 import pytest
 from django.db import connection
@@ -25,7 +26,7 @@ def store(request, settings, monkeypatch):
     else:
         request.getfixturevalue("redis_url")
         chosen = presence.RedisStore(settings.EVENTSTREAM_REDIS)
-        chosen.prefix = f"rf:presence:test-{id(chosen)}:"
+        chosen.prefix = f"rf:presence:test-{uuid.uuid4().hex}:"
     monkeypatch.setattr(presence, "store", lambda: chosen)
     yield chosen
     chosen.clear()
