@@ -63,3 +63,11 @@ def realert_overdue_handoffs(sender, **kwargs) -> int:
 
     told = actions.realert_overdue_handoffs()
     return len(told.seniors) + len(told.admins)
+
+
+@receiver(outbox_drain, dispatch_uid="escalations.expire_presence")
+def expire_presence(sender, **kwargs) -> int:
+    """On every outbox drain: tabs that stopped beating stop showing as viewers."""
+    from escalations import presence
+
+    return presence.expire_presence()

@@ -26,6 +26,9 @@ urlpatterns = [
         name="resolve",
     ),
     path("handoffs/<uuid:handoff_id>/events/", streams.handoff_events, name="handoff_events"),
+    # Who else has the handoff's screen open: its heartbeat and its beacon on leaving.
+    path("handoffs/<uuid:handoff_id>/presence", views.presence, name="presence"),
+    path("handoffs/<uuid:handoff_id>/presence/leave", views.presence_leave, name="presence_leave"),
     # Taking a handoff over: the assessment card, the two ways to claim, the claimer's panel
     # on the chat page (escalations/takeover.py).
     path("handoffs/<uuid:handoff_id>/assessment", takeover.assessment, name="assessment"),

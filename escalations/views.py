@@ -22,6 +22,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_eventstream import get_current_event_id
 
 from escalations import actions, queries, takeover
+from escalations import presence as presence_store
 from escalations.actions import (
     AlreadyEscalated,
     HandoffError,
@@ -32,9 +33,10 @@ from escalations.forms import EscalateForm, QueueFilterForm, RealertPolicyForm, 
 from escalations.models import Handoff
 from flowpilot.models import Session
 from flowpilot.steps import is_tried
-from resolutionflow.http import request_data, see_other
+from resolutionflow.http import BadRequestBody, request_data, see_other
 from resolutionflow.permissions import admin_required, any_member_required, senior_required
 from resolutionflow.ratelimit import limit_per_user
+from resolutionflow.sessions import not_activity
 
 # --- escalate ------------------------------------------------------------------------------
 
@@ -95,6 +97,7 @@ def queue(request: HttpRequest) -> HttpResponse:
     cursor_from = form.cleaned_data.get("after")
     if request.htmx and cursor_from is not None:
         page = queries.waiting_page(user, filters, after=cursor_from, count=False)
+        presence_store.attach_viewers(page.cards, user)
         context = {
             "page": page,
             "now": now,
@@ -108,6 +111,7 @@ def queue(request: HttpRequest) -> HttpResponse:
         through=form.cleaned_data.get("through"),
         size=form.cleaned_data.get("size"),
     )
+    presence_store.attach_viewers(page.cards, user)
     context = {
         "page": page,
         "now": now,
@@ -171,6 +175,7 @@ def card(request: HttpRequest, handoff_id) -> HttpResponse:
     handoff = queries.card_for_user(request.user, handoff_id)
     if handoff is None:
         return HttpResponse(status=204)
+    presence_store.attach_viewers([handoff], request.user)
     return render(request, "escalations/_card.html", {"handoff": handoff, "now": timezone.now()})
 
 
@@ -231,6 +236,8 @@ def _handoff_context(
         "can_claim": user.is_senior and not is_escalator and handoff.is_open,
         "can_close": handoff.is_live and actions.can_close(handoff, user),
         "resolve_form": resolve_form or ResolveForm(),
+        # Who else has this screen open ("Sky is viewing"): seniors only.
+        "viewers": _others_viewing(handoff, user),
         # The assessment card and the two ways to take over (escalations/takeover.py).
         **takeover_context,
     }
@@ -250,6 +257,74 @@ def _telling_first(tried: list, fact: dict | None) -> list:
         return 2 if task.outcome.strip() else 3
 
     return sorted(tried, key=rank)
+
+
+# --- presence: who else has a handoff's screen open (escalations/presence.py) --------------
+
+
+def _others_viewing(handoff: Handoff, user) -> list[presence_store.Viewer]:
+    if not user.is_senior:
+        return []
+    found = presence_store.viewers(
+        account_id=user.account_id, handoff_ids=[handoff.pk], exclude=user
+    )
+    return found.get(str(handoff.pk), [])
+
+
+def _presence_handoff(request: HttpRequest, handoff_id) -> Handoff:
+    """The handoff, if in the senior's account (one indexed lookup: this runs every 10 s)."""
+    handoff = (
+        queries.handoffs_visible_to(request.user).only("pk", "account_id").filter(pk=handoff_id)
+    ).first()
+    if handoff is None:
+        raise Http404("No such handoff")
+    return handoff
+
+
+def _presence_tab(request: HttpRequest) -> str:
+    tab = request_data(request).get("tab") or ""
+    if not presence_store.TAB.match(tab):
+        raise BadRequestBody({"tab": ["A page view's id (8 to 32 hex digits) is required."]})
+    return tab
+
+
+@require_http_methods(["GET", "POST"])
+@senior_required
+@not_activity
+def presence(request: HttpRequest, handoff_id) -> HttpResponse:
+    """Who else has this handoff's screen open: GET, refetched on ``handoff-presence``; a
+    POST is this tab's heartbeat (every 10 s), answered the same."""
+    handoff = _presence_handoff(request, handoff_id)
+    if request.method == "POST":
+        return _beat(request, handoff)
+    return _presence_line(request, handoff)
+
+
+def _presence_line(request: HttpRequest, handoff: Handoff) -> HttpResponse:
+    context = {"handoff": handoff, "viewers": _others_viewing(handoff, request.user)}
+    return render(request, "escalations/_presence.html", context)
+
+
+# Only what writes is limited: a busy queue refetches lines often, and a GET is one read.
+@limit_per_user("presence")
+def _beat(request: HttpRequest, handoff: Handoff) -> HttpResponse:
+    presence_store.record_viewing(
+        handoff_id=handoff.pk, user=request.user, tab=_presence_tab(request)
+    )
+    return _presence_line(request, handoff)
+
+
+@require_POST
+@senior_required
+@limit_per_user("presence")
+@not_activity
+def presence_leave(request: HttpRequest, handoff_id) -> HttpResponse:
+    """This tab closed or went elsewhere (the page's beacon on ``pagehide``)."""
+    handoff = _presence_handoff(request, handoff_id)
+    presence_store.record_leaving(
+        handoff_id=handoff.pk, user=request.user, tab=_presence_tab(request)
+    )
+    return HttpResponse(status=204)
 
 
 # --- claim, release, resolve ---------------------------------------------------------------
@@ -286,6 +361,7 @@ def _claim_refused(request: HttpRequest, refusal: HandoffError) -> HttpResponse:
     card_handoff = queries.card_for_user(request.user, handoff.pk)
     if card_handoff is None:
         return HttpResponse("")
+    presence_store.attach_viewers([card_handoff], request.user)
     return render(request, "escalations/_card.html", {"handoff": card_handoff})
 
 

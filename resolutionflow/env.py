@@ -60,7 +60,9 @@ def env_bool(name: str, *, default: bool) -> bool:
     raise ConfigError(f"{name} must be one of 1/0, true/false, yes/no, on/off (got {value!r})")
 
 
-def env_int(name: str, *, default: int, minimum: int | None = None) -> int:
+def env_int(
+    name: str, *, default: int, minimum: int | None = None, maximum: int | None = None
+) -> int:
     value = _raw(name)
     if value is None or value == "":
         return default
@@ -70,6 +72,8 @@ def env_int(name: str, *, default: int, minimum: int | None = None) -> int:
         raise ConfigError(f"{name} must be a whole number (got {value!r})") from None
     if minimum is not None and number < minimum:
         raise ConfigError(f"{name} must be at least {minimum} (got {number})")
+    if maximum is not None and number > maximum:
+        raise ConfigError(f"{name} must be at most {maximum} (got {number})")
     return number
 
 

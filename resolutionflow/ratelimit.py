@@ -163,6 +163,7 @@ SCOPE_WORDS = {
     "sessions": "new sessions",
     "messages": "messages",
     "escalations": "escalations",
+    "presence": "page refreshes",
 }
 
 

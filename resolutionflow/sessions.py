@@ -18,7 +18,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from functools import wraps
 from importlib import import_module
 
 from asgiref.sync import sync_to_async
@@ -34,10 +35,22 @@ SESSION_ENDED = (
 )
 
 
+def not_activity(view: Callable) -> Callable:
+    """Mark a view the browser calls by itself (a heartbeat): its requests do not push the
+    idle timeout back, so a tab left open does not keep a session alive for ever."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs):
+        request.rf_not_activity = True
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
 def slide_idle_timeout(request: HttpRequest) -> None:
     """Push the session's expiry back (by saving it) if its last save is old enough."""
     session = getattr(request, "session", None)
-    if session is None or session.is_empty():
+    if session is None or session.is_empty() or getattr(request, "rf_not_activity", False):
         return
     now = int(time.time())
     saved_at = session.get(LAST_SAVED_KEY, 0)

@@ -149,6 +149,9 @@ RF_SESSION_REFRESH_SECONDS = env_int("RF_SESSION_REFRESH_SECONDS", default=300, 
 RF_STREAM_SESSION_CHECK_SECONDS = env_float(
     "RF_STREAM_SESSION_CHECK_SECONDS", default=60.0, minimum=0.1
 )
+# Presence ("Sky is viewing", escalations/presence.py): a tab that stops beating (every 10 s)
+# is gone this long after its last beat, plus at most one drain period (5 s).
+RF_PRESENCE_TTL_SECONDS = env_int("RF_PRESENCE_TTL_SECONDS", default=20, minimum=11, maximum=25)
 CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from <body hx-headers>, not the cookie
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -221,6 +224,8 @@ RF_RATE_LIMITS = {
     "sessions": env_rate("RF_RATE_SESSIONS", default="30/h"),
     "messages": env_rate("RF_RATE_MESSAGES", default="12/m"),
     "escalations": env_rate("RF_RATE_ESCALATIONS", default="20/h"),
+    # An open handoff screen beats every 10 s: 60/m is six such tabs and their refreshes.
+    "presence": env_rate("RF_RATE_PRESENCE", default="60/m"),
 }
 RF_LOGIN_FREE_FAILURES_PER_NAME = env_int("RF_LOGIN_FREE_FAILURES_PER_NAME", default=5, minimum=1)
 RF_LOGIN_FREE_FAILURES_PER_ADDRESS = env_int(

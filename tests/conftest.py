@@ -1,6 +1,7 @@
 """Shared fixtures: the demo personas, service checks and the RF_REQUIRE_SERVICES rule."""
 
 import os
+import uuid
 
 import pytest
 from django.conf import settings
@@ -80,6 +81,24 @@ def fresh_caches(settings):
             "LOCATION": f"ratelimit-{uuid.uuid4().hex}",
         },
     }
+
+
+@pytest.fixture(autouse=True)
+def fresh_presence(monkeypatch):
+    """Each test starts with nobody viewing anything (escalations/presence.py): a memory
+    store of its own, or a Redis key prefix of its own, removed afterwards. What an earlier
+    test or test run left in Redis must not expire into this test's outbox."""
+    from escalations import presence
+
+    shared = presence.store()
+    if isinstance(shared, presence.RedisStore):
+        own = presence.RedisStore(settings.EVENTSTREAM_REDIS)
+        own.prefix = f"{shared.prefix}test-{uuid.uuid4().hex}:"
+    else:
+        own = presence.MemoryStore()
+    monkeypatch.setattr(presence, "store", lambda: own)
+    yield own
+    own.clear()
 
 
 @pytest.fixture(autouse=True)

@@ -16,3 +16,16 @@ def escalate_form(context, session, form: EscalateForm | None = None) -> dict:
         "form": form or EscalateForm(),
         "csrf_token": context.get("csrf_token"),
     }
+
+
+@register.filter
+def viewing(viewers) -> str:
+    """Who is viewing, in words: "Sky is viewing", "Sky and Ada are viewing"…"""
+    names = [viewer.name for viewer in viewers]
+    if not names:
+        return ""
+    if len(names) == 1:
+        return f"{names[0]} is viewing"
+    if len(names) <= 3:
+        return f"{', '.join(names[:-1])} and {names[-1]} are viewing"
+    return f"{names[0]}, {names[1]} and {len(names) - 2} others are viewing"

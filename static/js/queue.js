@@ -83,6 +83,33 @@
     root.dataset.openPreviews = "";
   });
 
+  // A live refresh of "My handoffs" keeps "Show all" open if it was (a toggle, not a request).
+  document.body.addEventListener("htmx:beforeSwap", function (event) {
+    if (!event.detail.target || event.detail.target.id !== "my-handoffs") return;
+    var more = document.getElementById("mine-more");
+    root.dataset.mineOpen = more && more.open ? "1" : "";
+  });
+  document.body.addEventListener("htmx:afterSettle", function () {
+    if (root.dataset.mineOpen !== "1") return;
+    root.dataset.mineOpen = "";
+    var more = document.getElementById("mine-more");
+    if (more) more.open = true;
+  });
+
+  // --- presence: "Sky is viewing" on a card ---------------------------------------------------
+  // One hidden element hears the queue stream's handoff-presence events (queue.html); the
+  // card named in the event's data refetches its line (an hx-trigger filter would need eval).
+  var presenceLive = document.getElementById("presence-live");
+  if (presenceLive) {
+    presenceLive.addEventListener("htmx:sseMessage", function (event) {
+      var data = null;
+      try { data = JSON.parse(event.detail.data); } catch (e) { return; }
+      var line = data && data.handoff && document.getElementById("presence-" + data.handoff);
+      if (!line) return;  // not in view: a refresh or "Show more" renders it as it is
+      htmx.ajax("GET", line.getAttribute("data-presence-url"), { target: line, swap: "outerHTML" });
+    });
+  }
+
   // --- waiting times tick ---------------------------------------------------------------------
   function since(seconds) {
     var minutes = Math.floor(seconds / 60);

@@ -76,6 +76,8 @@ ROUTE_ACCESS = {
     "escalations:release": SENIOR,
     "escalations:resolve": SENIOR,
     "escalations:handoff_events": MEMBER,
+    "escalations:presence": SENIOR,
+    "escalations:presence_leave": SENIOR,
     "escalations:assessment": MEMBER,  # the escalator reads it on the handoff page
     "escalations:stands": MEMBER,  # "Where it stands", refetched beside the assessment
     "escalations:refresh_assessment": SENIOR,
@@ -271,6 +273,7 @@ def form_body(world: World) -> dict[str, str]:
         "timed_by": str(world.users[-1].pk),
         "username": "probe",
         "password": "probe-password",
+        "tab": "0123456789abcdef",
     }
 
 

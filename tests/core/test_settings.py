@@ -85,6 +85,9 @@ def test_parsers(monkeypatch, tmp_path):
     assert env_bool("X_UNSET", default=True) is True
     with pytest.raises(ConfigError, match="X_INT must be at least 0"):
         env_int("X_INT", default=1, minimum=0)
+    with pytest.raises(ConfigError, match="X_INT must be at most -4"):
+        env_int("X_INT", default=1, maximum=-4)
+    assert env_int("X_INT", default=1, minimum=-3, maximum=-3) == -3
     with pytest.raises(ConfigError, match="X_FLOAT"):
         env_float("X_FLOAT", default=1.0, minimum=0.1)
     monkeypatch.setenv("X_DB", "postgres://u@h:5432/")

@@ -7,6 +7,8 @@ import pytest
 from playwright.sync_api import expect
 
 from escalations import actions, queries
+from escalations.models import Handoff
+from tests.asgi import wait_until
 from tests.escalations.conftest import escalate, make_session
 
 pytestmark = pytest.mark.browser
@@ -179,3 +181,173 @@ def test_the_claimers_note_reaches_tess_live_without_a_flowpilot_reply(page_for,
     sams.get_by_role("button", name="Ask FlowPilot").click()
     expect(sams.locator("#chat-log .msg-assistant")).to_have_count(replies_before + 1)
     assert sams.rf_errors == [] and tess_page.rf_errors == []
+
+
+def test_presence_appears_on_sams_card_and_screen_and_leaves_with_skys_tab(
+    page_for, tess, sam, sky, monkeypatch
+):
+    import time
+
+    from escalations import presence
+    from resolutionflow.tasks import drain_outbox
+
+    now = {"t": time.time()}
+    monkeypatch.setattr(presence, "clock", lambda: now["t"])  # the server runs in this process
+    handoff = escalate(make_session(tess, problem="Plotter offline on floor 3"))
+    line = f"#presence-{handoff.pk}"
+    queue = open_queue(page_for, sam)
+    sams_screen = page_for(sam)
+    sams_screen.goto(f"/handoffs/{handoff.pk}/")
+    card = queue.locator(f"#handoff-{handoff.pk}")
+    expect(card.locator(".presence")).to_be_hidden()  # sam's own screen: not shown to sam
+
+    skys = page_for(sky)
+    skys.goto(f"/handoffs/{handoff.pk}/")
+    expect(card.locator(".presence")).to_have_text("Sky is viewing", timeout=3000)
+    expect(sams_screen.locator(line)).to_have_text("Sky is viewing", timeout=3000)
+    expect(skys.locator(line)).to_have_text("Sam is viewing")  # sky sees sam, never sky
+
+    # Sky closes the tab: the page's beacon, at once.
+    skys.close()
+    expect(card.locator(".presence")).to_be_hidden(timeout=3000)
+    expect(sams_screen.locator(line)).to_be_hidden(timeout=3000)
+
+    # Sky again, and the tab dies without a word (a crash, the network gone): no more beats,
+    # no beacon. Gone at the first drain after the time is up.
+    skys = page_for(sky)
+    skys.goto(f"/handoffs/{handoff.pk}/")
+    expect(card.locator(".presence")).to_have_text("Sky is viewing", timeout=3000)
+    skys.evaluate("document.querySelectorAll('[data-presence-beat]').forEach(e => e.remove())")
+    skys.close()
+    now["t"] += presence.ttl_seconds() - 1
+    drain_outbox()
+    queue.wait_for_timeout(300)  # an event would have arrived by now
+    expect(card.locator(".presence")).to_have_text("Sky is viewing")
+    now["t"] += 1
+    drain_outbox()
+    expect(card.locator(".presence")).to_be_hidden(timeout=3000)
+    expect(sams_screen.locator(line)).to_be_hidden(timeout=3000)
+    assert queue.rf_errors == [] and sams_screen.rf_errors == []
+
+
+# What a toast must never lie over.
+CONTROLS = "a[href], button, input:not([type=hidden]), textarea, select, summary"
+# Internal codes that must never reach the page.
+INTERNAL_CODES = re.compile(
+    r"\b(ai_analysis|task_recorded|task_added|first_action|claim_lost|handoff-\w+)\b"
+    r"|· message\b|\(message\)"
+)
+
+
+def covered_controls(page) -> dict:
+    """Every visible toast against every visible control, by bounding boxes (what the
+    sticky top bar already hides of a scrolled control does not count)."""
+    return page.evaluate(
+        """(selector) => {
+            const shown = el => {
+                const r = el.getBoundingClientRect(), s = getComputedStyle(el);
+                return r.width > 0 && r.height > 0 && s.visibility !== "hidden";
+            };
+            const bar = document.querySelector(".topbar");
+            const barBottom = bar ? bar.getBoundingClientRect().bottom : 0;
+            const toasts = [...document.querySelectorAll(".toast")].filter(shown)
+                .map(t => Object.assign(t.getBoundingClientRect().toJSON(), {text: t.textContent}));
+            const hits = [];
+            for (const el of document.querySelectorAll(selector)) {
+                if (!shown(el) || el.closest(".toast")) continue;
+                const r = el.getBoundingClientRect();
+                const top = bar && !bar.contains(el) ? Math.max(r.top, barBottom) : r.top;
+                for (const t of toasts) {
+                    const across = r.left < t.right && t.left < r.right;
+                    if (across && top < t.bottom && t.top < r.bottom) {
+                        hits.push(el.outerHTML.slice(0, 90));
+                    }
+                }
+            }
+            return {toasts, hits};
+        }""",
+        CONTROLS,
+    )
+
+
+def assert_toast_covers_nothing(page, text):
+    expect(page.locator("#toasts .toast:visible")).to_contain_text(text, timeout=4000)
+    found = covered_controls(page)
+    assert [t for t in found["toasts"] if text in t["text"]], found
+    assert found["hits"] == [], found
+    for toast in found["toasts"]:
+        assert toast["width"] >= 140 and toast["height"] >= 14  # readable, not squeezed
+    assert not INTERNAL_CODES.search(page.locator("body").inner_text())
+
+
+@pytest.mark.parametrize(
+    "viewport",
+    [{"width": 1366, "height": 768}, {"width": 390, "height": 844}],
+    ids=["desk", "phone"],
+)
+def test_toasts_never_cover_a_control_on_the_queue_the_handoff_and_the_chat(
+    page_for, tess, sam, viewport
+):
+    from datetime import timedelta
+
+    waiting = escalate(make_session(tess, problem="Door badge readers offline"), urgency="high")
+    page = page_for(sam, viewport=viewport)
+    page.goto("/escalations/")
+    expect(page.locator("#live-status")).to_have_attribute("data-state", "live")
+    expect(page.locator("#bell-stream")).to_have_attribute("data-stream-state", "open")
+    main_top = page.locator("#main").bounding_box()["y"]
+
+    # The queue: a new escalation rings the bell (its toast), then a long message.
+    escalate(make_session(tess, problem="Wi-Fi keeps dropping in the warehouse"))
+    assert_toast_covers_nothing(page, "Wi-Fi keeps dropping")
+    page.evaluate("window.rfToast('" + "A long message that goes on and on " * 4 + "', 'info')")
+    assert_toast_covers_nothing(page, "A long message")
+    assert page.locator("#main").bounding_box()["y"] == main_top  # a toast moves nothing
+
+    # The handoff screen: a re-alert arrives while it is open.
+    page.goto(f"/handoffs/{waiting.pk}/")
+    expect(page.locator("#bell-stream")).to_have_attribute("data-stream-state", "open")
+    actions.realert_overdue_handoffs(now=waiting.created_at + timedelta(minutes=5))
+    assert_toast_covers_nothing(page, "Still unclaimed")
+
+    # Taking it over: the chat, its composer, the claimer's panel and "It's yours" at once.
+    page.get_by_role("button", name="I'll take it from here").click()
+    expect(page).to_have_url(re.compile(rf"/flowpilot/sessions/{waiting.session_id}/"))
+    assert_toast_covers_nothing(page, "It's yours.")
+    expect(page.get_by_role("link", name="Release or resolve…")).to_be_visible()
+    page.fill("#composer-body", "Tess, I'm on it")
+    page.keyboard.press("Enter")
+    expect(page.locator("#chat-log")).to_contain_text("Tess, I'm on it")
+    page.evaluate("window.rfToast('Saved. Nothing else to do here.', 'success')")
+    assert_toast_covers_nothing(page, "Saved.")
+    wait_until(
+        lambda: Handoff.objects.filter(pk=waiting.pk, first_action_at__isnull=False).exists(), 5
+    )
+    page.goto(f"/handoffs/{waiting.pk}/")  # the history says what the first action was
+    expect(page.locator("#handoff-timeline")).to_contain_text("wrote in the chat")
+    assert not INTERNAL_CODES.search(page.locator("body").inner_text())
+    assert page.rf_errors == []
+
+
+def test_many_handoffs_of_mine_leave_the_waiting_list_on_the_first_screen(page_for, tess, sam):
+    mine = [escalate(make_session(tess, problem=f"Mine number {n}")) for n in range(8)]
+    for handoff in mine:
+        actions.claim_handoff(handoff_id=handoff.pk, user=sam)
+    waiting = escalate(make_session(tess, problem="Still waiting for someone"))
+    page = page_for(sam, viewport={"width": 1366, "height": 768})
+    page.goto("/escalations/")
+    section = page.locator("#my-handoffs")
+    expect(section.locator(".mine-item:visible")).to_have_count(3)
+    expect(page.locator("#mine-count")).to_have_text("8")
+    card = page.locator(f"#handoff-{waiting.pk}").bounding_box()
+    heading = page.locator("#waiting-title").bounding_box()
+    assert heading["y"] + heading["height"] <= 768 and card["y"] + 40 <= 768  # in view
+
+    section.get_by_text("Show all 8").click()
+    expect(section.locator(".mine-item:visible")).to_have_count(8)
+    actions.release_handoff(handoff_id=mine[0].pk, user=sam)  # a live refresh keeps it open
+    expect(page.locator("#mine-count")).to_have_text("7", timeout=3000)
+    expect(section.locator(".mine-item:visible")).to_have_count(7)
+    section.get_by_text("Show fewer").click()
+    expect(section.locator(".mine-item:visible")).to_have_count(3)
+    assert page.rf_errors == []
