@@ -739,19 +739,31 @@ def test_steering_text_cannot_raise_claudes_confidence_above_the_evidence() -> N
 
 
 def test_one_step_model_for_both_engines_the_tool_schema_and_the_stored_assessment() -> None:
-    from flowpilot.assistants.base import Cause, Step, StoredAssessment
+    from flowpilot.assistants.base import CAUSES_MAX, Cause, Step, StoredAssessment
+    from flowpilot.steps import TITLE_MAX
     from flowpilot.assistants.claude import ASSESS_TOOL_SPEC, REPLY_TOOL_SPEC
 
     assert ProposedStep is Step
     step_schema = REPLY_TOOL_SPEC["input_schema"]["properties"]["steps"]["items"]
-    assert (
-        step_schema["properties"]["title"]["maxLength"]
-        == Step.model_fields["title"].metadata[1].max_length
-    )
+    assert step_schema["properties"]["title"]["maxLength"] == TITLE_MAX
     assert ASSESS_TOOL_SPEC["input_schema"]["properties"]["next_steps"]["items"] == step_schema
     cause_schema = ASSESS_TOOL_SPEC["input_schema"]["properties"]["causes"]["items"]
     assert set(cause_schema["properties"]) == set(Cause.model_fields)
-    assert StoredAssessment.model_fields["next_steps"].annotation == list[Step]
+    assert StoredAssessment.model_fields["next_steps"].annotation == tuple[Step, ...]
+    assert issubclass(StoredAssessment, Assessment)
+    # The assessment tool is the Assessment model's own schema, minus what we fill in.
+    assess_schema = ASSESS_TOOL_SPEC["input_schema"]
+    assert set(assess_schema["properties"]) == set(Assessment.model_fields) - {
+        "tried",
+        "engine",
+        "note",
+    }
+    assert assess_schema["properties"]["causes"]["maxItems"] == CAUSES_MAX
+    assert set(assess_schema["properties"]["fact"]["anyOf"][0]["properties"]) == {
+        "quote",
+        "source",
+        "cause",
+    }
     with pytest.raises(ValueError):
         Step(title="x", shell="zsh")  # noqa: S604 - a shell name
     with pytest.raises(ValueError):

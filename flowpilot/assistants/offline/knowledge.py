@@ -9,11 +9,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from flowpilot.assistants.base import ProposedStep
+from flowpilot.assistants.base import Cause as CauseShape
+from flowpilot.assistants.base import Step as StepShape
 from flowpilot.assistants.offline.text import (
     FOREIGN_WORDS,
     NEGATION_REACH,
@@ -93,25 +94,23 @@ class Question:
     answered_if: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class Step:
+class Step(StepShape):
+    """A knowledge-file step: the shared Step model (title, detail, command, shell, with
+    its limits) plus what the reasoning needs to know about it."""
+
     id: str
-    title: str
-    detail: str
-    command: str = ""
-    shell: str = ""
-    kind: str = "check"  # check | fix
-    os: str = "any"  # where the command runs: windows | macos | linux | unix | any
+    kind: Literal["check", "fix"] = "check"
+    os: Literal["windows", "macos", "linux", "unix", "any"] = "any"  # where the command runs
     warning: str = ""
     urgent: bool = False  # a fix done as soon as its cause is plausible (incident steps)
 
-    def proposed(self, values: dict[str, str] | None = None) -> ProposedStep:
+    def proposed(self, values: dict[str, str] | None = None) -> StepShape:
         """This step in the shape the interface hands out, placeholders filled from
         ``values`` (or shown as ``<user>``), its warning first in the detail."""
         from flowpilot.assistants.offline.text import fill_placeholders
 
         detail = f"Warning: {self.warning} {self.detail}" if self.warning else self.detail
-        return ProposedStep(
+        return StepShape(
             title=self.title,
             detail=detail,
             command=fill_placeholders(self.command, values or {}),
@@ -129,15 +128,25 @@ class Step:
         return self.os == device_os
 
 
-@dataclass(frozen=True)
-class Cause:
+class Cause(CauseShape):
+    """A knowledge-file cause: the shared Cause model (title, why) plus its evidence."""
+
     id: str
-    title: str
-    why: str
     checked_by: tuple[str, ...] = ()
     supported_if: tuple[str, ...] = ()
     ruled_out_if: tuple[str, ...] = ()
     fixed_by: tuple[str, ...] = ()
+
+
+def _shaped(model: type, values: dict[str, Any], where: str):
+    """``model`` built from ``values``, or a KnowledgeError naming the field and the problem."""
+    try:
+        return model.model_validate(values)
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = ".".join(str(part) for part in first["loc"])
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise KnowledgeError(f"{where}: '{field}': {message}") from None
 
 
 @dataclass(frozen=True)
@@ -565,29 +574,26 @@ def _parse_step(item: dict[str, Any], where: str) -> Step:
         raise KnowledgeError(
             f"{where}: 'warning' is required: the command changes or deletes something"
         )
-    title = _required_text(item, "title", where)
-    detail = _required_text(item, "detail", where)
-    # The part every step shares is checked by the one Step model both engines, the
-    # stored assessment and Claude's tool schema use (lengths, control characters).
-    try:
-        ProposedStep.model_validate(
-            {"title": title, "detail": detail, "command": command, "shell": shell}
-        )
-    except ValidationError as error:
-        first = error.errors()[0]
-        field = ".".join(str(part) for part in first["loc"])
-        raise KnowledgeError(f"{where}: '{field}': {first['msg']}") from None
-    return Step(
-        id=step_id,
-        title=title,
-        detail=detail,
-        command=command,
-        shell=shell,
-        kind=kind,
-        os=os_name or _guess_os(command, shell),
-        warning=warning.strip(),
-        urgent=urgent,
+    # The Step model both engines, the stored assessment and Claude's tool schema use
+    # checks what every step shares (lengths, control characters, the shell).
+    step = _shaped(
+        Step,
+        {
+            "id": step_id,
+            "title": _required_text(item, "title", where),
+            "detail": _required_text(item, "detail", where),
+            "command": command,
+            "shell": shell,
+            "kind": kind,
+            "os": os_name or _guess_os(command, shell),
+            "warning": warning.strip(),
+            "urgent": urgent,
+        },
+        where,
     )
+    # What a reply hands out (the warning goes in front of the detail) must fit it too.
+    _shaped(StepShape, step.proposed().model_dump(), where)
+    return step
 
 
 def _guess_os(command: str, shell: str) -> str:
@@ -608,14 +614,18 @@ def _parse_cause(item: dict[str, Any], where: str) -> Cause:
     fixed_by = item.get("fixed_by", [])
     if not isinstance(fixed_by, list) or not all(isinstance(s, str) for s in fixed_by):
         raise KnowledgeError(f"{where}: 'fixed_by' must be a list of step ids")
-    return Cause(
-        id=cause_id,
-        title=_required_text(item, "title", where),
-        why=_required_text(item, "why", where),
-        checked_by=tuple(checked_by),
-        fixed_by=tuple(fixed_by),
-        supported_if=_phrases(item.get("supported_if", []), f"{where}: supported_if"),
-        ruled_out_if=_phrases(item.get("ruled_out_if", []), f"{where}: ruled_out_if"),
+    return _shaped(
+        Cause,
+        {
+            "id": cause_id,
+            "title": _required_text(item, "title", where),
+            "why": _required_text(item, "why", where),
+            "checked_by": tuple(checked_by),
+            "fixed_by": tuple(fixed_by),
+            "supported_if": _phrases(item.get("supported_if", []), f"{where}: supported_if"),
+            "ruled_out_if": _phrases(item.get("ruled_out_if", []), f"{where}: ruled_out_if"),
+        },
+        where,
     )
 
 

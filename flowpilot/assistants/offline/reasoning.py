@@ -215,6 +215,32 @@ def _people_messages(conversation: Conversation) -> list[str]:
     return [line.text for line in conversation.messages if _is_evidence(line)]
 
 
+def evidence_texts(conversation: Conversation) -> list[tuple[str, str]]:
+    """(text, where it came from) for everything that counts as evidence: the problem, the
+    escalation reason, what people typed (not the briefing, not steering text) and the
+    outcomes recorded on tasks. FlowPilot's own words are never in it."""
+    found = [(conversation.problem, "the problem")]
+    if conversation.escalation_reason:
+        found.append((conversation.escalation_reason, "the escalation reason"))
+    found += [
+        (line.text, _whose(line.author)) for line in conversation.messages if _is_evidence(line)
+    ]
+    for task in conversation.tasks:
+        if task.outcome.strip():
+            title = " ".join(task.title.split())[:80]
+            found.append((task.outcome, f"the outcome of \u201c{title}\u201d"))
+    return [(text, source) for text, source in found if text and text.strip()]
+
+
+def own_texts(conversation: Conversation) -> list[str]:
+    """FlowPilot's own words in the session: its replies and the handoff briefing."""
+    return [
+        line.text
+        for line in conversation.messages
+        if line.role == "assistant" or line.text.startswith(BRIEFING_PREFIX)
+    ]
+
+
 # ------------------------------------------------------------------ session state
 
 
@@ -743,7 +769,9 @@ __all__ = [
     "RankedCause",
     "assistant_history",
     "classify",
+    "evidence_texts",
     "mentions",
     "open_questions",
+    "own_texts",
     "plan",
 ]

@@ -6,6 +6,8 @@ import re
 from collections.abc import Iterable
 from functools import lru_cache
 
+from flowpilot.text import strip_control_characters
+
 # --------------------------------------------------------------------------- text
 
 
@@ -81,7 +83,7 @@ _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]#|~])")
 
 def _plain(text: str, limit: int = 160) -> str:
     """Untrusted text as one short line that can never be read as an HTML tag."""
-    line = " ".join(text.split())
+    line = " ".join(strip_control_characters(text).split())
     if len(line) > limit:
         line = line[: limit - 1].rstrip() + "\u2026"
     return line.replace("<", "\u2039").replace(">", "\u203a")

@@ -14,7 +14,9 @@ from flowpilot.assistants.base import (
     LikelyCause,
     ProposedStep,
     Reply,
+    StrongestFact,
     TriedStep,
+    tried_entries,
 )
 from flowpilot.assistants.offline.knowledge import Knowledge, Step, default_knowledge
 from flowpilot.assistants.offline.reasoning import (
@@ -271,7 +273,6 @@ class OfflineAssistant:
         """
         knowledge = self.knowledge
         the_plan = plan(conversation, knowledge)
-        tried = tuple(task for task in conversation.tasks if task.status != "todo")
         causes = tuple(
             LikelyCause(title=ranked.cause.title, why=_why(ranked))
             for ranked in the_plan.causes[:ASSESS_CAUSES]
@@ -289,22 +290,12 @@ class OfflineAssistant:
         steps = the_plan.worth_proposing(the_plan.untried)
         return Assessment(
             summary=_summary(conversation, the_plan),
-            tried=tried,
+            tried=tried_entries(conversation.tasks),
             causes=causes,
             next_steps=tuple(step.proposed(the_plan.values) for step in steps[:ASSESS_NEXT_STEPS]),
             confidence=confidence,
             engine=self.name,
-            extra={
-                "family": classification.family_id,
-                "family_title": the_plan.family.title if the_plan.matched else "",
-                "match": classification.strength,
-                "score": round(classification.score, 2),
-                "fact": (
-                    {"quote": fact.quote, "source": fact.source, "cause": lead.cause.title}
-                    if fact
-                    else None
-                ),
-            },
+            fact=StrongestFact.quoted(fact.quote, fact.source, lead.cause.title) if fact else None,
         )
 
 
