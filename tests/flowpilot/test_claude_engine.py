@@ -768,3 +768,144 @@ def test_one_step_model_for_both_engines_the_tool_schema_and_the_stored_assessme
         Step(title="x", shell="zsh")  # noqa: S604 - a shell name
     with pytest.raises(ValueError):
         Step(title="x\x00")
+
+
+# -- Claude's answer held to the evidence rules (issue 14 #6) --------------------------------
+
+CA_FOUND = "CA policy Finance MFA applied; sign-in frequency changed to Every time yesterday"
+CA_CLAUSE = "CA policy Finance MFA applied"  # the clause of the outcome that found the cause
+BRIEFING = "Handoff briefing: Likely causes: 1. The registered phone was replaced or lost"
+
+
+def mfa_session() -> Conversation:
+    """The MFA case: a check recorded that a Conditional Access change is the cause."""
+    return Conversation(
+        problem="Since yesterday the finance team is asked for MFA every time in Outlook",
+        device="Windows 11",
+        tasks=(
+            TriedStep(
+                title="Read the sign-in log entry for the failed attempt",
+                status="done",
+                outcome=CA_FOUND,
+            ),
+        ),
+        messages=(
+            ChatLine(
+                role="user", text="Started after the weekend for all of finance", author="Tess"
+            ),
+            ChatLine(role="assistant", text="Most likely the registered phone was replaced."),
+            ChatLine(role="user", text=BRIEFING, author="Sam"),
+        ),
+    )
+
+
+PHONE = {"title": "The user's phone was replaced", "why": "New phones lose Authenticator."}
+CA = {
+    "title": "Conditional Access policy change",
+    "why": f"The sign-in log says \u201c{CA_FOUND}\u201d.",
+}
+
+
+def assess_with(tool_input: dict[str, Any], session: Conversation | None = None) -> Assessment:
+    api = FakeAnthropicAPI(tool_call(ASSESS_TOOL, tool_input))
+    return ClaudeAssistant(client=api.client()).assess(session or mfa_session(), timeout=1.0)
+
+
+def test_an_unsupported_cause_is_moved_below_the_one_the_outcomes_confirm() -> None:
+    assessment = assess_with(
+        {
+            **GOOD_ASSESSMENT,
+            "causes": [PHONE, CA],
+            "fact": {"quote": "phone was replaced", "source": "chat", "cause": PHONE["title"]},
+        }
+    )
+    assert assessment.engine == "claude"
+    assert [c.title for c in assessment.causes] == [CA["title"], PHONE["title"]]
+    assert "Causes re-ordered" in assessment.note
+    # The fact shown is the recorded outcome behind the confirmed cause, with its source
+    # named by us; not the quote Claude gave for the cause it put first.
+    assert assessment.fact is not None
+    assert assessment.fact.quote == CA_CLAUSE
+    assert assessment.fact.source == (
+        "the outcome of \u201cRead the sign-in log entry for the failed attempt\u201d"
+    )
+    assert assessment.fact.cause == CA["title"]
+
+
+def test_causes_already_in_evidence_order_are_kept_with_claudes_checked_quote() -> None:
+    assessment = assess_with(
+        {
+            **GOOD_ASSESSMENT,
+            "causes": [CA, PHONE],
+            # Quoted with other case and spacing; Claude's source label is not trusted.
+            "fact": {
+                "quote": "sign-in frequency  changed to EVERY TIME yesterday",
+                "source": "the problem",
+                "cause": CA["title"],
+            },
+        }
+    )
+    assert [c.title for c in assessment.causes] == [CA["title"], PHONE["title"]]
+    assert assessment.note == ""
+    assert assessment.fact.quote == "sign-in frequency changed to EVERY TIME yesterday"
+    assert assessment.fact.source.startswith("the outcome of")
+
+
+def test_an_answer_that_leaves_out_the_confirmed_cause_falls_back_to_the_offline_one() -> None:
+    assessment = assess_with({**GOOD_ASSESSMENT, "causes": [PHONE]})
+    assert assessment.engine == "offline"
+    assert assessment.note.startswith(
+        "Claude was unavailable (answer left out the cause the recorded outcomes confirm)"
+    )
+    assert assessment.causes[0].title == "A Conditional Access policy blocks or loops"
+    assert assessment.fact.quote == CA_CLAUSE
+
+
+@pytest.mark.parametrize(
+    "quote, note",
+    [
+        ("The registered phone was replaced or lost", "FlowPilot's own text"),  # the briefing
+        ("Most likely the registered phone was replaced", "FlowPilot's own text"),  # a reply
+        ("the user reset the phone on Monday", "not in what people reported"),  # made up
+    ],
+    ids=["briefing", "flowpilot reply", "invented"],
+)
+def test_a_fact_that_is_not_peoples_words_is_never_shown(quote: str, note: str) -> None:
+    assessment = assess_with(
+        {
+            **GOOD_ASSESSMENT,
+            "causes": [CA, PHONE],
+            "fact": {"quote": quote, "source": "x", "cause": CA["title"]},
+        }
+    )
+    assert assessment.engine == "claude"
+    assert note in assessment.note
+    # What is shown instead is the recorded outcome behind the first cause.
+    assert assessment.fact.quote == CA_CLAUSE
+
+
+def test_without_evidence_claudes_order_stands_and_no_fact_is_invented() -> None:
+    session = Conversation(problem="Printer on floor 2 prints nothing; jobs stay in the queue.")
+    assessment = assess_with(GOOD_ASSESSMENT, session)
+    assert [c.title for c in assessment.causes] == [c["title"] for c in GOOD_ASSESSMENT["causes"]]
+    assert assessment.fact is None
+    assert assessment.note == ""
+
+
+@pytest.mark.django_db
+def test_the_stored_claude_assessment_carries_the_checked_fact() -> None:
+    from escalations.assessment import assess_within_bound
+
+    api = FakeAnthropicAPI(tool_call(ASSESS_TOOL, {**GOOD_ASSESSMENT, "causes": [PHONE, CA]}))
+    data = assess_within_bound(
+        mfa_session(), engine=ClaudeAssistant(client=api.client()), bound=1.0
+    )
+    assert data["engine"] == "claude"
+    assert data["causes"][0]["title"] == CA["title"]
+    assert data["fact"] == {
+        "quote": CA_CLAUSE,
+        "source": "the outcome of \u201cRead the sign-in log entry for the failed attempt\u201d",
+        "cause": CA["title"],
+    }
+    sent = json.loads(api.requests[0].content)
+    assert "fact" in sent["tools"][0]["input_schema"]["properties"]
