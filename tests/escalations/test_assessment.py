@@ -20,11 +20,11 @@ import anthropic
 import httpx2
 import pytest
 from django.db import connection
-from pydantic import ValidationError
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import escape
+from pydantic import ValidationError
 
 from escalations import assessment as pipeline
 from escalations.actions import request_assessment_refresh, store_assessment

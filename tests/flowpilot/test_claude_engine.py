@@ -740,8 +740,8 @@ def test_steering_text_cannot_raise_claudes_confidence_above_the_evidence() -> N
 
 def test_one_step_model_for_both_engines_the_tool_schema_and_the_stored_assessment() -> None:
     from flowpilot.assistants.base import CAUSES_MAX, Cause, Step, StoredAssessment
-    from flowpilot.steps import TITLE_MAX
     from flowpilot.assistants.claude import ASSESS_TOOL_SPEC, REPLY_TOOL_SPEC
+    from flowpilot.steps import TITLE_MAX
 
     assert ProposedStep is Step
     step_schema = REPLY_TOOL_SPEC["input_schema"]["properties"]["steps"]["items"]
