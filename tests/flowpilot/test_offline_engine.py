@@ -23,6 +23,7 @@ from flowpilot.assistants.offline import (
     load_knowledge,
     normalize,
 )
+from flowpilot.assistants.offline.text import PLACEHOLDER
 
 # One realistic ticket per family, as a technician would type it.
 PROBLEMS = {
@@ -1296,3 +1297,82 @@ def test_every_cause_has_a_fix(family_id: str) -> None:
     for cause in family.causes:
         assert cause.fixed_by, cause.id
         assert all(kinds[step_id] == "fix" for step_id in cause.fixed_by), cause.id
+
+
+# Families a Mac user brings to the desk: each has the Mac's own commands (issue 14 #5).
+MAC_FAMILIES = (
+    "wifi",
+    "dns",
+    "vpn",
+    "printer",
+    "outlook",
+    "teams-audio-video",
+    "teams-client",
+    "onedrive",
+    "slow-pc",
+    "display-dock",
+    "software",
+    "office-licensing",
+    "mapped-drive",
+    "time-sync",
+    "triage",
+    "disk-full",
+    "macos",
+)
+
+
+@pytest.mark.parametrize("family_id", MAC_FAMILIES)
+def test_a_mac_gets_mac_commands_and_never_powershell(family_id: str) -> None:
+    family = default_knowledge().by_id[family_id]
+    mac_steps = [s for s in family.steps if s.command and s.os in {"macos", "unix"}]
+    assert mac_steps, f"{family_id} has no command for a Mac"
+    # Every cause a Mac step serves is linked to it, so evidence can lead to it.
+    linked = {i for c in family.causes for i in (*c.checked_by, *c.fixed_by)}
+    assert all(s.id in linked for s in mac_steps if s.os == "macos"), family_id
+    conversation = Conversation(
+        problem=f"Problem with {family.title.lower()}", device="MacBook Pro (MBP-0231), macOS 14"
+    )
+    engine = OfflineAssistant()
+    the_plan = engine.plan(conversation)
+    offered = [*the_plan.untried]
+    assert all(s.runs_on("macos") for s in offered)
+    # PowerShell stays only where it runs on the admin's console or a server (os "any").
+    assert not [s.id for s in offered if s.command and s.os == "windows"]
+    assert any(s.command and s.os == "macos" for s in offered)
+    proposed = [*engine.reply(conversation).steps, *engine.assess(conversation).next_steps]
+    admin_side = {s.title for s in family.steps if s.os == "any"}
+    assert all(s.shell == "bash" or s.title in admin_side for s in proposed if s.command)
+    assert not any(PLACEHOLDER.search(s.command) for s in proposed)  # filled or <shown>
+
+
+@pytest.mark.parametrize("family_id", sorted(default_knowledge().by_id))
+def test_a_windows_pc_never_gets_bash_that_runs_on_the_device(family_id: str) -> None:
+    family = default_knowledge().by_id[family_id]
+    conversation = Conversation(
+        problem=f"Problem with {family.title.lower()}", device="Dell Latitude 5420, Windows 11"
+    )
+    the_plan = OfflineAssistant().plan(conversation)
+    assert not [s.id for s in the_plan.untried if s.command and s.os in {"macos", "unix", "linux"}]
+
+
+def test_placeholders_take_the_server_and_user_the_session_names() -> None:
+    the_plan = OfflineAssistant().plan(
+        Conversation(
+            problem="Mac can't resolve intranet.acme.local since this morning",
+            device="MacBook Air, macOS Sonoma",
+        )
+    )
+    commands = [step.proposed(the_plan.values).command for step in the_plan.untried]
+    assert "dscacheutil -q host -a name intranet.acme.local; dig +short intranet.acme.local" in (
+        commands
+    )
+    assert not any(PLACEHOLDER.search(command) for command in commands)
+    # A laptop is not the server: without a server in the session it stays visible.
+    from flowpilot.assistants.offline.text import fill_placeholders, session_values
+
+    values = session_values("ThinkPad X1, Windows 11", ("RDP fails",))
+    assert fill_placeholders("qwinsta /server:{server}", values) == "qwinsta /server:<server>"
+    values = session_values("ThinkPad X1, Windows 11", ("can't RDP to TS02 anymore",))
+    assert fill_placeholders("qwinsta /server:{server}", values) == "qwinsta /server:TS02"
+    values = session_values("Ubuntu 22.04", ("ssh raj@build01 says Permission denied",))
+    assert fill_placeholders("ssh -v {user}@{server}", values) == "ssh -v raj@build01"

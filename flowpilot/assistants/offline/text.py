@@ -282,9 +282,31 @@ _HOSTNAME = re.compile(r"\b[A-Za-z][A-Za-z0-9]*-?[A-Za-z]*\d+[A-Za-z0-9-]*\b")
 _USER_HINT = re.compile(r"(?:C:\\Users\\|/home/|user(?:name)?[ :=]+)([A-Za-z][\w.-]{1,30})", re.I)
 
 
+# A server named in the text: a UNC path, a URL, a host name that follows the usual
+# server naming (DC01, fs-02, TS02, build01, web02) or a fully qualified name.
+_SERVER_MENTION = re.compile(
+    r"\bssh\s+(?:-\S+\s+)*[\w.-]+@([A-Za-z0-9][\w.-]*[A-Za-z0-9])"
+    r"|\\\\([A-Za-z0-9][\w.-]*)"
+    r"|\b(?:smb|https?|ssh|rdp|afp)://(?:[\w.-]+@)?([A-Za-z0-9][\w.-]*[A-Za-z0-9])"
+    r"|(?<![\w.@-])((?:[a-z]+-?)?(?:dc|fs|ts|srv|web|app|sql|prn|file|print|build|nas|rds|iis"
+    r"|mail|exch|ex|db|vm|host)-?\d{1,3}[a-z]?)\b"
+    r"|(?<![\w.@-])([a-z0-9][a-z0-9-]*(?:\.[a-z0-9-]+)*\.(?:local|lan|corp|internal|intranet"
+    r"|com|net|org|io|uk|de|fr|nl|eu))\b",
+    re.IGNORECASE,
+)
+_SSH_LOGIN = re.compile(r"\bssh\s+(?:-\S+\s+)*([a-z_][\w.-]{0,30})@", re.I)
+_SERVER_DEVICE = re.compile(r"\b(?:server|srv|dc|iis|nas|host)\b", re.I)
+
+
 @lru_cache(maxsize=1024)
 def session_values(device: str, texts: tuple[str, ...]) -> dict[str, str]:
-    """Values for command placeholders found in the session: device name, user, addresses."""
+    """Values for command placeholders found in the session: device name, user, addresses.
+
+    The device field names the user's machine ({device}); it names the server only when
+    it says it is one ("Windows Server 2019 TS02"). Otherwise {server} is a server the
+    problem or the chat names (a UNC path, a URL, "DC01", "intranet.acme.local"). What
+    the session does not say stays a visible ``<server>`` for the technician to fill.
+    """
     values: dict[str, str] = {}
     for text in (device, *texts):
         if not text:
@@ -294,7 +316,7 @@ def session_values(device: str, texts: tuple[str, ...]) -> dict[str, str]:
         found = None if "ip" in values else _IPV4.search(text)
         if found and not found.group(0).startswith(("255.", "0.")):
             values["ip"] = found.group(0)
-        if "user" not in values and (found := _USER_HINT.search(text)):
+        if "user" not in values and (found := _USER_HINT.search(text) or _SSH_LOGIN.search(text)):
             values["user"] = found.group(1)
     if device:
         # A device field like "Windows Server 2019 ACC01" names the machine by its host name.
@@ -306,7 +328,14 @@ def session_values(device: str, texts: tuple[str, ...]) -> dict[str, str]:
         ]
         if names:
             values["device"] = names[-1]
-            values.setdefault("server", names[-1])
+            if _SERVER_DEVICE.search(device):
+                values["server"] = names[-1]
+    if "server" not in values:
+        for text in texts:
+            found = _SERVER_MENTION.search(text or "")
+            if found:
+                values["server"] = next(group for group in found.groups() if group)
+                break
     if "user" not in values and "upn" in values:
         values["user"] = values["upn"].split("@", 1)[0]
     return values
