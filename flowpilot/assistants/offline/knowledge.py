@@ -24,6 +24,7 @@ from flowpilot.assistants.offline.text import (
     _normalize_command,
     _stemmed,
     normalize,
+    phrase_end,
     states_fine,
     words,
 )
@@ -170,6 +171,7 @@ class Family:
     keywords: tuple[tuple[str, float], ...] = ()
     negative: tuple[tuple[str, float], ...] = ()
     fallback: bool = False
+    requests: bool = False  # handles service requests ("needs a laptop"), not only faults
 
 
 @dataclass(frozen=True)
@@ -199,10 +201,15 @@ class Knowledge:
         self.error_codes: dict[str, ErrorCode] = {code.code: code for code in error_codes}
         self._order = {family.id: index for index, family in enumerate(self.families)}
         self._phrase_index = self._build_phrase_index()
+        # Typos are corrected towards every word the knowledge matches on: family phrases
+        # and the facts for and against causes.
         self.speller = Speller(
             word
             for family in self.matchable
-            for phrase, _ in family.keywords
+            for phrase in (
+                *(phrase for phrase, _ in family.keywords),
+                *(p for cause in family.causes for p in (*cause.supported_if, *cause.ruled_out_if)),
+            )
             for word in _stemmed(phrase)
         )
         self.steps: dict[str, Step] = {
@@ -290,8 +297,8 @@ class Knowledge:
                 for rest, number, family_id, weight in self._phrase_index.get(token, ()):
                     if number in seen:
                         continue  # a phrase counts once per text, however often repeated
-                    end = position + 1 + len(rest)
-                    if rest and clause[position + 1 : end] != rest:
+                    end = phrase_end(clause, position, rest) if rest else position + 1
+                    if end < 0:
                         continue
                     if weight > 0:
                         # "no VPN involved", "Outlook and everything else OK": named, but
@@ -331,14 +338,18 @@ class Knowledge:
 
     def _clause_evidence(self, clause: tuple[str, ...]) -> tuple[tuple[str, bool, int, str], ...]:
         """(cause id, for it?, phrase length, "yes" or "no") for every cause phrase the
-        clause states ("yes") or denies or calls fine ("no")."""
+        clause states ("yes") or denies or calls fine ("no"); typos and common non-English
+        words are read as the knowledge's words first."""
+        clause = self._matchable_words(clause)
         found = []
         for start, word in enumerate(clause):
             for rest, cause_id, for_it in self.evidence_index.get(word, ()):
-                if rest and clause[start + 1 : start + 1 + len(rest)] != rest:
+                end = phrase_end(clause, start, rest) if rest else start + 1
+                if end < 0:
                     continue
-                size = 1 + len(rest)
-                found.append((cause_id, for_it, size, _reading(clause, start, size)))
+                found.append(
+                    (cause_id, for_it, 1 + len(rest), _reading(clause, start, end - start))
+                )
         return tuple(found)
 
     def codes_in(self, text: str) -> tuple[ErrorCode, ...]:
@@ -375,7 +386,7 @@ def _reading(clause: tuple[str, ...], start: int, size: int) -> str:
 
 _CORRECTION_CUES_STEMMED = tuple(" ".join(_stemmed(cue)) for cue in CORRECTION_CUES)
 
-_FAMILY_KEYS = {"id", "title", "fallback", "match", "questions", "steps", "causes"}
+_FAMILY_KEYS = {"id", "title", "fallback", "requests", "match", "questions", "steps", "causes"}
 _MATCH_KEYS = {"keywords", "negative"}
 _QUESTION_KEYS = {"id", "text", "answered_if"}
 _STEP_KEYS = {"id", "title", "detail", "command", "shell", "kind", "os", "warning", "urgent"}
@@ -474,6 +485,9 @@ def _parse_family(data: dict[str, Any], source: str) -> Family:
     fallback = data.get("fallback", False)
     if not isinstance(fallback, bool):
         raise KnowledgeError(f"{where}: 'fallback' must be true or false")
+    requests = data.get("requests", False)
+    if not isinstance(requests, bool):
+        raise KnowledgeError(f"{where}: 'requests' must be true or false")
 
     keywords: tuple[tuple[str, float], ...] = ()
     negative: tuple[tuple[str, float], ...] = ()
@@ -528,6 +542,7 @@ def _parse_family(data: dict[str, Any], source: str) -> Family:
         keywords=keywords,
         negative=negative,
         fallback=fallback,
+        requests=requests,
     )
 
 
@@ -596,12 +611,31 @@ def _parse_step(item: dict[str, Any], where: str) -> Step:
     return step
 
 
+_LINUX_ONLY = re.compile(
+    r"\b(?:journalctl|systemctl|apt|apt-get|yum|dnf|zypper|logrotate|lsblk|findmnt|nmcli"
+    r"|timedatectl|update-ca-certificates|getenforce|restorecon)\b|\bip (?:a|addr|route|link)\b"
+    r"|/var/log/(?:syslog|messages|auth)",
+)
+_MACOS_ONLY = re.compile(
+    r"\b(?:scutil|dscacheutil|networksetup|softwareupdate|diskutil|tmutil|pmset"
+    r"|system_profiler|launchctl|sysadminctl|fdesetup|tccutil|osascript|dscl|profiles)\b"
+    r"|\bsecurity (?:find|delete|add|list|unlock)|~/Library/",
+)
+
+
 def _guess_os(command: str, shell: str) -> str:
     """Where a command runs when the file does not say: admin-side cmdlets anywhere,
-    PowerShell and cmd on Windows, bash on macOS or Linux."""
+    PowerShell and cmd on Windows; bash on Linux or macOS when it uses a tool only one
+    of them has (journalctl, scutil), else on either."""
     if not command or _ADMIN_SIDE.search(command):
         return "any"
-    return "windows" if shell in {"powershell", "cmd"} else "unix"
+    if shell in {"powershell", "cmd"}:
+        return "windows"
+    if _LINUX_ONLY.search(command):
+        return "linux"
+    if _MACOS_ONLY.search(command):
+        return "macos"
+    return "unix"
 
 
 def _parse_cause(item: dict[str, Any], where: str) -> Cause:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache
 from typing import Literal
 
@@ -25,6 +25,7 @@ from flowpilot.assistants.offline.knowledge import (
     default_knowledge,
 )
 from flowpilot.assistants.offline.text import (
+    _clauses,
     _normalize_command,
     _stemmed,
     detect_os,
@@ -57,7 +58,31 @@ STRONG_LEAD = 1.5
 SECOND_PROBLEM_SHARE = 0.3
 _SECOND_PROBLEM = re.compile(
     r"\b(?:also|as well|another (?:issue|problem)|second (?:issue|problem)|on top of (?:that|this)"
-    r"|plus|separately|in addition)\b",
+    r"|plus|separately|in addition|two (?:things|issues|problems)|another thing)\b",
+    re.IGNORECASE,
+)
+
+# A service request rather than a fault ("wants a second monitor", "need a shared
+# mailbox created"): no family that handles faults is claimed from it with confidence.
+_REQUEST = re.compile(
+    r"\b(?:wants?|would like|needs? (?:a|an|another|new|to have|access)|request(?:s|ed|ing)?"
+    r"|order(?:ing)? (?:a|an|new)|please (?:create|set up|add|provide|order)"
+    r"|can (?:we|you|i|she|he|they) (?:get|have|order)|create (?:a|an)|set up (?:a|an) new)\b",
+    re.IGNORECASE,
+)
+_FAULT = re.compile(
+    r"\b(?:not|no|never|can ?n[o']?t|won'?t|does ?n'?t|did ?n'?t|is ?n'?t|fail\w*|errors?"
+    r"|broken|stopp?\w*|issues?|problems?|crash\w*|freez\w*|slow|down|missing|lost|locked"
+    r"|denied|unable|bounc\w*|drop\w*|keeps?|again|stuck|wrong|offline|blank|flicker\w*"
+    r"|expired?|gone|disappear\w*|0x[0-9a-f]+)\b",
+    re.IGNORECASE,
+)
+# "Nothing works", "everything is down": several areas at once. Unless one family is
+# clearly it, scope first (which fails, since when, who else) instead of guessing one.
+_BROAD = re.compile(
+    r"\b(?:nothing (?:works|is working|loads|opens|works any ?more)"
+    r"|everything (?:is )?(?:down|broken|fails|failing|slow|stopped)"
+    r"|can'?t (?:do|get to|access|open) anything|all (?:systems|apps|services) (?:are )?down)\b",
     re.IGNORECASE,
 )
 
@@ -97,6 +122,8 @@ class Classification:
     runner_up: str | None = None  # weak match: the other family it could be
     second_problem: str | None = None  # a second, separate problem in the same ticket
     codes: tuple[ErrorCode, ...] = ()  # known error codes quoted in the conversation
+    request: bool = False  # worded as a service request, not a fault
+    broad: bool = False  # "nothing works": several areas at once
 
 
 def classify(conversation: Conversation, knowledge: Knowledge | None = None) -> Classification:
@@ -148,6 +175,17 @@ def classify(conversation: Conversation, knowledge: Knowledge | None = None) -> 
 
     best_id, best = ranked[0]
     runner_id, runner = ranked[1] if len(ranked) > 1 else (None, 0.0)
+    said = [conversation.problem, *user_texts]
+    if any(_BROAD.search(text) for text in said) and not (
+        best_id in specific and best >= STRONG_LEAD * STRONG_SCORE
+    ):
+        # Several areas at once ("nothing works"): no family is singled out.
+        return Classification(None, best, "none", tuple(ranked), codes=codes, broad=True)
+    request = (
+        not knowledge.by_id[best_id].requests
+        and any(_REQUEST.search(text) for text in said)
+        and not any(_FAULT.search(text) for text in said)
+    )
     if runner_id and real(best_id) and real(runner_id) and runner >= SECOND_PROBLEM_SHARE * best:
         joined = [conversation.problem, *user_texts[-1:]]
         if any(_SECOND_PROBLEM.search(text) for text in joined):
@@ -161,6 +199,9 @@ def classify(conversation: Conversation, knowledge: Knowledge | None = None) -> 
         # bounces a phishing attacker caused): incident steps come first.
         return Classification(SECURITY_FAMILY, security, "strong", tuple(ranked), codes=codes)
     strong = real(best_id) and best >= STRONG_SCORE and best >= STRONG_LEAD * runner
+    if request:
+        # A request names a topic, not a fault in it: ask what is needed.
+        strong = False
     if strong or (best_id == SECURITY_FAMILY and real(best_id) and best >= STRONG_SCORE):
         return Classification(best_id, best, "strong", tuple(ranked), codes=codes)
     return Classification(
@@ -170,6 +211,7 @@ def classify(conversation: Conversation, knowledge: Knowledge | None = None) -> 
         tuple(ranked),
         runner_up=runner_id if runner_id and runner >= best / 3 else None,
         codes=codes,
+        request=request,
     )
 
 
@@ -311,6 +353,7 @@ class RankedCause:
     facts: tuple[Fact, ...] = ()  # for and against, strongest first
     checked: tuple[Step, ...] = ()  # its checks done without finding anything either way
     fix_failed: tuple[Step, ...] = ()  # its fixes tried without fixing the problem
+    other_os: bool = False  # every command that checks or fixes it is for another OS
 
     @cached_property
     def support(self) -> tuple[Fact, ...]:
@@ -454,10 +497,23 @@ def plan(conversation: Conversation, knowledge: Knowledge) -> Plan:
     resolved_lines = _resolved_lines(conversation, statements) if resolved else []
     ranked = []
     for position, cause in enumerate(family.causes):
-        ranked.append((position, _weigh(cause, matches, tried, resolved_lines)))
+        weighed = _weigh(cause, matches, tried, resolved_lines)
+        if device_os and _for_another_os(cause, knowledge, device_os):
+            weighed = replace(weighed, other_os=True)
+        ranked.append((position, weighed))
     # A confirmed cause first, then supported ones, untested, checked, ruled out; within a
-    # tier the evidence score, then the data file's order.
-    ranked.sort(key=lambda item: (-item[1].tier, -item[1].score, -item[1].specificity, item[0]))
+    # tier the evidence score, then the data file's order. A cause whose every command is
+    # for another operating system ("logs on Windows" on a Mac) goes last unless the
+    # evidence supports it.
+    ranked.sort(
+        key=lambda item: (
+            item[1].other_os and not item[1].support,
+            -item[1].tier,
+            -item[1].score,
+            -item[1].specificity,
+            item[0],
+        )
+    )
     causes = tuple(item for _, item in ranked)
     if resolved and not any(c.fixed for c in causes) and causes[0].support:
         # "Works now" right after the evidence pointed at a cause: that cause it was.
@@ -480,6 +536,15 @@ def plan(conversation: Conversation, knowledge: Knowledge) -> Plan:
         held_back=tuple(held_back),
         unlikely_steps=_unlikely_steps(causes),
     )
+
+
+def _for_another_os(cause: Cause, knowledge: Knowledge, device_os: str) -> bool:
+    """Whether every command that checks or fixes ``cause`` runs only on another OS."""
+    steps = [
+        knowledge.steps[i] for i in (*cause.checked_by, *cause.fixed_by) if i in knowledge.steps
+    ]
+    local = [step for step in steps if step.command and step.os != "any"]
+    return bool(local) and len(local) == len(steps) and not any(s.runs_on(device_os) for s in local)
 
 
 @lru_cache(maxsize=4096)
@@ -577,6 +642,11 @@ def _evidence(statements: list[Statement], knowledge: Knowledge, family: Family)
         for cause_id, for_it, size, reading in knowledge.clause_evidence(statement.words):
             if cause_id in causes:
                 found.setdefault((cause_id, for_it), []).append((statement, size, reading))
+        # A quoted error code that names a cause is a fact for it ("0x800f0922": the
+        # System Reserved partition), as specific as a three-word phrase.
+        for code in knowledge.codes_in(statement.text):
+            if code.cause in causes:
+                found.setdefault((code.cause, True), []).append((statement, 3, "yes"))
     return found
 
 
@@ -732,8 +802,8 @@ def open_questions(
             user_texts.append(line.text)
         elif line.role == "assistant" and index < last_user:
             replied_to.append(line.text)
-    said = [knowledge.facts(text).stemmed for text in user_texts]
-    asked = [knowledge.facts(text).stemmed for text in replied_to]
+    said = [knowledge.facts(text).stemmed for text in user_texts]  # typos corrected
+    asked = [_as_written(text) for text in replied_to]  # FlowPilot's own words, as written
 
     found = []
     for question in family.questions:
@@ -748,12 +818,15 @@ def open_questions(
     return found
 
 
+@lru_cache(maxsize=4096)
+def _as_written(text: str) -> str:
+    """``text`` as padded stemmed words, without typo correction: FlowPilot's own replies
+    are compared with its own sentences, word for word."""
+    return " " + " ".join(word for clause in _clauses(text) for word in clause) + " "
+
+
 def assistant_history(conversation: Conversation, knowledge: Knowledge) -> list[str]:
-    return [
-        knowledge.facts(line.text).stemmed
-        for line in conversation.messages
-        if line.role == "assistant"
-    ]
+    return [_as_written(line.text) for line in conversation.messages if line.role == "assistant"]
 
 
 def mentions(history: list[str], text: str) -> bool:

@@ -13,11 +13,16 @@ from flowpilot.text import strip_control_characters
 
 _SEPARATORS = re.compile(r"[\W_]+")
 _APOSTROPHES = str.maketrans("", "", "'\u2019`")
+# A drive letter ("the mapped S: drive", "P:\\Finance") says which drive, not what is wrong:
+# dropped, so "mapped S: drive" reads as "mapped drive".
+_DRIVE_LETTER = re.compile(r"(?<![\w:])[a-z]:(?=\s|\\|/|$)")
 
 
 def words(text: str) -> tuple[str, ...]:
-    """Casefolded words of ``text`` with punctuation removed ("can't" -> "cant")."""
-    return tuple(_SEPARATORS.sub(" ", text.casefold().translate(_APOSTROPHES)).split())
+    """Casefolded words of ``text`` with punctuation and drive letters removed ("can't" ->
+    "cant")."""
+    folded = _DRIVE_LETTER.sub(" ", text.casefold().translate(_APOSTROPHES))
+    return tuple(_SEPARATORS.sub(" ", folded).split())
 
 
 def normalize(text: str) -> str:
@@ -35,6 +40,37 @@ def _stem(word: str) -> str:
 
 def _stemmed(text: str) -> tuple[str, ...]:
     return tuple(_stem(word) for word in words(text))
+
+
+# Words that may sit inside a phrase without changing it: "the disk is almost full"
+# states "disk full", "printer is completely offline" states "printer offline". Skipped
+# between the words of a phrase (never before its first word), at most MAX_FILLERS.
+FILLERS = frozenset(
+    {"is", "are", "was", "were", "been", "be", "am", "almost", "nearly", "completely"}
+    | {"totally", "really", "very", "super", "quite", "pretty", "just", "basically"}
+    | {"literally", "fully", "entirely", "now", "still", "all", "so"}
+)
+MAX_FILLERS = 2
+
+
+def phrase_end(clause: tuple[str, ...], start: int, rest: tuple[str, ...]) -> int:
+    """Where the phrase whose first word is ``clause[start]`` and whose other words are
+    ``rest`` ends in ``clause`` (filler words between its words allowed), or -1."""
+    position = start + 1
+    skipped = 0
+    for word in rest:
+        while (
+            position < len(clause)
+            and clause[position] != word
+            and clause[position] in FILLERS
+            and skipped < MAX_FILLERS
+        ):
+            position += 1
+            skipped += 1
+        if position >= len(clause) or clause[position] != word:
+            return -1
+        position += 1
+    return position
 
 
 # Evidence is looked for clause by clause, and a phrase right after a negation does not
@@ -134,40 +170,75 @@ FOREIGN_WORDS = {
 }
 
 FUZZY_MIN_LENGTH = 5  # shorter words are too close to each other to correct safely
-FUZZY_CUTOFF = 86.0  # rapidfuzz ratio (0-100) a typo must reach to count as the word
+LONG_WORD = 10  # from this length a typo may hold two slips or a wrong letter
+# Common English words that sit one letter away from a knowledge word ("though" /
+# "through"): never typos.
+COMMON_WORDS = frozenset(
+    {"though", "through", "there", "their", "which", "would", "could", "should", "about"}
+    | {"after", "before", "other", "these", "those", "where", "while", "every", "since"}
+    | {"still", "today", "again", "never", "always", "thing", "things", "think", "start"}
+)
 
 
 class Speller:
-    """Maps a typo to the closest word the knowledge uses ("outlok" -> "outlook").
+    """Maps a typo to the closest word the knowledge uses ("outlok" -> "outlook",
+    "crashng" -> "crashing", "expried" -> "expired").
 
-    Only words the knowledge files use are candidates, only words of five letters or more
-    are corrected, and a word that is itself in the vocabulary is never changed.
+    What counts as a typo is what typing produces: a letter left out or doubled, or two
+    letters swapped; a wrong letter only in a long word (a wrong letter in a short word
+    is usually another word: "blink", "stock"). Only words the knowledge files use are
+    candidates, a typo keeps its first letter, and a word in the vocabulary, a common
+    English word, a code with digits or a word that decides a clause's direction
+    (negations, "fine", fillers) is never changed.
     """
 
     def __init__(self, vocabulary: Iterable[str]) -> None:
-        from rapidfuzz import fuzz, process
+        from rapidfuzz import process
+        from rapidfuzz.distance import OSA, Indel
 
         self._vocabulary = frozenset(w for w in vocabulary if w)
-        self._candidates = sorted(w for w in self._vocabulary if len(w) >= FUZZY_MIN_LENGTH - 1)
-        self._process, self._scorer = process, fuzz.ratio
+        by_letter: dict[str, list[str]] = {}
+        for word in sorted(self._vocabulary):
+            if len(word) >= FUZZY_MIN_LENGTH - 1:
+                by_letter.setdefault(word[0], []).append(word)
+        self._by_letter = by_letter
+        self._process, self._indel, self._osa = process, Indel.distance, OSA.distance
         self._cache: dict[str, str] = {}
 
     def correct(self, word: str) -> str:
-        if word in self._vocabulary or len(word) < FUZZY_MIN_LENGTH or word.isdigit():
+        if word in self._vocabulary or len(word) < FUZZY_MIN_LENGTH:
             return word
+        if any(ch.isdigit() for ch in word) or word in COMMON_WORDS:
+            return word
+        if word in NEGATIONS or word in POSITIVE_STATES or word in FILLERS:
+            return word  # what decides a clause's direction is never "corrected"
         found = self._cache.get(word)
         if found is None:
-            # Typos keep the first letter ("outlok"); "handset" is not "headset".
-            best = self._process.extractOne(
-                word,
-                [c for c in self._candidates if c[0] == word[0]],
-                scorer=self._scorer,
-                score_cutoff=FUZZY_CUTOFF,
-            )
-            found = best[0] if best else word
+            found = self._closest(word)
             if len(self._cache) < 20_000:
                 self._cache[word] = found
         return found
+
+    def _closest(self, word: str) -> str:
+        candidates = self._by_letter.get(word[0], ())
+        long_word = len(word) >= LONG_WORD
+        # Letters left out or added (one; two in a long word, where a wrong letter, two
+        # Indel edits, is allowed too); a longer candidate first: typing drops letters.
+        near = self._process.extract(
+            word, candidates, scorer=self._indel, score_cutoff=2 if long_word else 1, limit=None
+        )
+        if near:
+            best = min(near, key=lambda m: (m[1], -len(m[0]), m[0]))
+            return best[0]
+        # Two neighbouring letters swapped ("expried"): same letters, one OSA edit.
+        for candidate in candidates:
+            if (
+                len(candidate) == len(word)
+                and sorted(candidate) == sorted(word)
+                and self._osa(word, candidate) == 1
+            ):
+                return candidate
+        return word
 
 
 # ----------------------------------------------------------- what a sentence states
@@ -201,6 +272,7 @@ _RESOLVED = re.compile(
     r"|no more (?:prompts?|errors?|lockouts?|crashes|drops?)|(?:does ?n[o']?t|no longer)"
     r" \w+(?: \w+){0,3} any ?more|(?:he|she|they|user|users) (?:can|could) (?:log|sign) in"
     r"|(?:is|are) (?:all )?(?:good|fine) now|looks? (?:clean|good|fine) now|all good"
+    r"|(?:is|are|its|it's) (?:all )?back (?:up|online|to normal)|up and running|back online"
     r"|(?:gets?|got|has|have|is|are) (?:his |her |their |the |its )?(?:\w+ )?\w+ back\b"
     r"|no (?:more )?\w+ (?:for|since|in) (?:the last |an? |this )?(?:\d+ )?"
     r"(?:minutes?|hours?|days?|morning|afternoon|lunch|yesterday|then|reboot)(?: now)?"

@@ -127,7 +127,14 @@ class OfflineAssistant:
         classification = the_plan.classification
         if not the_plan.matched:
             stage = "triage"
-            if not history:
+            if not history and classification.broad:
+                paragraphs.append(
+                    "Several things fail at once, so I won't guess one area. When mail, "
+                    "Teams and files all fail together, the cause is usually something they "
+                    "share: the network connection, the user's sign-in, or the device. "
+                    "Let's scope it first."
+                )
+            elif not history:
                 paragraphs.append(
                     "I can't match this to a known problem yet, so let's scope it first "
                     "and capture the basics."
@@ -362,6 +369,13 @@ def _weak_match(the_plan: Plan, knowledge: Knowledge) -> str:
     classification = the_plan.classification
     title = the_plan.family.title
     other = classification.runner_up
+    if classification.request:
+        return (
+            f"This reads like a request rather than a fault (closest topic: **{title}**). "
+            "If it is a request, handle it through the usual request process; if something "
+            "is actually broken, tell me what the user sees and I'll troubleshoot it. "
+            "If it is about a fault, a first check:"
+        )
     if other and other in knowledge.by_id:
         return (
             f"This looks like **{title}** or **{knowledge.by_id[other].title}**: which fits "
