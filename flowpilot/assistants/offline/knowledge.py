@@ -260,6 +260,7 @@ class Knowledge:
         self.statements = lru_cache(maxsize=4096)(_statement_parts)
         self.clause_evidence = lru_cache(maxsize=8192)(self._clause_evidence)
         self.clauses = lru_cache(maxsize=4096)(_clauses)
+        self._codes_cache: dict[str, tuple[ErrorCode, ...]] = {}
 
     def _build_phrase_index(self) -> dict[str, tuple[tuple[tuple[str, ...], int, str, float], ...]]:
         # First word -> (remaining words, phrase number, family id, weight). Scanning a
@@ -354,7 +355,14 @@ class Knowledge:
 
     def codes_in(self, text: str) -> tuple[ErrorCode, ...]:
         """The known error codes quoted in ``text``."""
-        return tuple(self.error_codes[c] for c in _codes_in(text) if c in self.error_codes)
+        if not text:
+            return ()
+        found = self._codes_cache.get(text)
+        if found is None:
+            found = tuple(self.error_codes[c] for c in _codes_in(text) if c in self.error_codes)
+            if len(self._codes_cache) < 8192:
+                self._codes_cache[text] = found
+        return found
 
     def rank(self, family_id: str) -> int:
         """Position of a family in load order, the deterministic tie-breaker."""

@@ -176,15 +176,15 @@ def classify(conversation: Conversation, knowledge: Knowledge | None = None) -> 
     best_id, best = ranked[0]
     runner_id, runner = ranked[1] if len(ranked) > 1 else (None, 0.0)
     said = [conversation.problem, *user_texts]
-    if any(_BROAD.search(text) for text in said) and not (
+    if any(_says(_BROAD, text) for text in said) and not (
         best_id in specific and best >= STRONG_LEAD * STRONG_SCORE
     ):
         # Several areas at once ("nothing works"): no family is singled out.
         return Classification(None, best, "none", tuple(ranked), codes=codes, broad=True)
     request = (
         not knowledge.by_id[best_id].requests
-        and any(_REQUEST.search(text) for text in said)
-        and not any(_FAULT.search(text) for text in said)
+        and any(_says(_REQUEST, text) for text in said)
+        and not any(_says(_FAULT, text) for text in said)
     )
     if runner_id and real(best_id) and real(runner_id) and runner >= SECOND_PROBLEM_SHARE * best:
         joined = [conversation.problem, *user_texts[-1:]]
@@ -213,6 +213,11 @@ def classify(conversation: Conversation, knowledge: Knowledge | None = None) -> 
         codes=codes,
         request=request,
     )
+
+
+@lru_cache(maxsize=8192)
+def _says(pattern: re.Pattern, text: str) -> bool:
+    return bool(text and pattern.search(text))
 
 
 def _in_order_mentioned(
