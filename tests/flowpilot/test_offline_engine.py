@@ -5,6 +5,7 @@ Plain pytest: the engine needs neither the database nor Django settings.
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -1462,3 +1463,17 @@ def test_on_a_mac_a_cause_checked_only_by_windows_commands_does_not_lead() -> No
 def _all_windows(cause) -> bool:
     steps = [default_knowledge().steps[i] for i in (*cause.checked_by, *cause.fixed_by)]
     return bool(steps) and all(s.command and s.os == "windows" for s in steps)
+
+
+def test_no_made_up_names_behind_copy_buttons_and_a_mac_starts_on_the_mac() -> None:
+    commands = [s.command for f in default_knowledge().families for s in f.steps]
+    assert not [c for c in commands if "example." in c or re.search(r"\bfileserver\b", c)]
+    reply = OfflineAssistant().reply(
+        Conversation(
+            problem="Mac can't open \\\\fs01\\projects since this morning, says server not found",
+            device="MacBook Air, macOS Sonoma",
+        )
+    )
+    first = reply.steps[0]
+    assert first.shell == "bash" and first.command
+    assert not any(PLACEHOLDER.search(s.command) for s in reply.steps)

@@ -529,8 +529,8 @@ def plan(conversation: Conversation, knowledge: Knowledge) -> Plan:
         classification=classification,
         family=family,
         lane=lane,
-        untouched=_by_evidence(untouched, causes),
-        untried=_by_evidence(untried, causes),
+        untouched=_by_evidence(untouched, causes, device_os),
+        untried=_by_evidence(untried, causes, device_os),
         in_lane=tuple(in_lane),
         causes=causes,
         device_os=device_os,
@@ -764,9 +764,15 @@ def _unlikely_steps(causes: tuple[RankedCause, ...]) -> frozenset[str]:
     return frozenset(unlikely - possible)
 
 
-def _by_evidence(steps: list[Step], causes: tuple[RankedCause, ...]) -> tuple[Step, ...]:
+def _by_evidence(
+    steps: list[Step], causes: tuple[RankedCause, ...], device_os: str = ""
+) -> tuple[Step, ...]:
     """Steps for a cause the evidence favours first (its fix first once it is confirmed,
-    else its checks), steps that only touch contradicted causes last, the rest in order."""
+    else its checks), steps that only touch contradicted causes last, the rest in order.
+
+    On a Mac or a Linux machine, among steps the evidence ranks alike, the ones run on the
+    device itself come before admin-side ones: the files list the Windows steps first and
+    the other systems' own commands after them."""
     first: dict[str, tuple[int, int]] = {}
     urgent = {step.id for step in steps if step.urgent}
     for rank, ranked in enumerate(r for r in causes if r.support and not r.against):
@@ -779,15 +785,18 @@ def _by_evidence(steps: list[Step], causes: tuple[RankedCause, ...]) -> tuple[St
     unlikely = _unlikely_steps(causes)
     fix_ids = {s for r in causes for s in r.cause.fixed_by}
 
-    def key(item: tuple[int, Step]) -> tuple[int, int, int, int]:
+    local_first = device_os in {"macos", "linux"}
+
+    def key(item: tuple[int, Step]) -> tuple[int, int, int, int, int]:
         position, step = item
+        remote = int(local_first and not (step.command and step.os in {device_os, "unix"}))
         if step.id in first:
             rank, order = first[step.id]
-            return (0, rank, order, position)
+            return (0, rank, order, remote, position)
         if step.id in unlikely:
-            return (3, 0, 0, position)
+            return (3, 0, 0, remote, position)
         # Fixes for causes nobody has evidence for yet wait behind the checks.
-        return (2 if step.id in fix_ids else 1, 0, 0, position)
+        return (2 if step.id in fix_ids else 1, 0, 0, remote, position)
 
     return tuple(step for _, step in sorted(enumerate(steps), key=key))
 
