@@ -1289,6 +1289,30 @@ def test_the_evaluation_set_meets_its_targets() -> None:
     assert all(t["ok"] for t in works_now)
 
 
+def test_the_held_out_set_gets_honest_answers_outside_every_family() -> None:
+    # tests/flowpilot/eval/holdout.toml was written before it was ever run and is not
+    # edited to pass; this guards what must hold on it, not its exact score.
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "flowpilot_eval", Path(__file__).resolve().parents[2] / "bench" / "flowpilot_eval.py"
+    )
+    evaluation = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(evaluation)
+    engine = OfflineAssistant()
+    tickets = evaluation.load_tickets("holdout")
+    results = {t["id"]: evaluation.grade(engine, t) for t in tickets}
+
+    assert len(tickets) >= 30
+    outside = [t["id"] for t in tickets if t["family"] == "triage"]
+    assert len(outside) >= 5
+    # Outside every family: "not sure, which fits / tell me more", never a confident family.
+    assert [i for i in outside if results[i]["confidently_wrong"]] == []
+    assert sum(r["family_right"] for r in results.values()) >= 0.9 * len(tickets)
+    turns = [t for r in results.values() for t in r["turns"]]
+    assert all(t["ok"] for t in turns if t["expect"] == "closeout")
+
+
 @pytest.mark.parametrize("family_id", sorted(default_knowledge().by_id))
 def test_every_cause_has_a_fix(family_id: str) -> None:
     """Every cause of every family names a real fix step, not only checks (issue 14,
