@@ -1501,3 +1501,26 @@ def test_no_made_up_names_behind_copy_buttons_and_a_mac_starts_on_the_mac() -> N
     first = reply.steps[0]
     assert first.shell == "bash" and first.command
     assert not any(PLACEHOLDER.search(s.command) for s in reply.steps)
+
+
+def test_once_the_evidence_points_at_a_cause_no_fix_for_an_unbacked_cause_is_proposed() -> None:
+    ssh = default_knowledge().by_id["linux-ssh"]
+    conversation = Conversation(
+        problem="New dev can't ssh into build01: 'Permission denied (publickey)'",
+        device="Ubuntu 22.04 server build01",
+        messages=(
+            ChatLine(
+                "user",
+                "auth.log says 'Authentication refused: bad ownership or modes for directory "
+                "/home/raj'",
+                author="Tess",
+            ),
+        ),
+    )
+    reply = OfflineAssistant().reply(conversation)
+    assert reply.cause == "ssh.permissions"
+    fixes_of_others = {
+        i for c in ssh.causes if c.id != "ssh.permissions" for i in c.fixed_by
+    } - set(ssh.causes[[c.id for c in ssh.causes].index("ssh.permissions")].fixed_by)
+    titles = {s.title for s in ssh.steps if s.id in fixes_of_others}
+    assert titles and reply.steps and not titles & {s.title for s in reply.steps}

@@ -315,8 +315,15 @@ def _proposals(the_plan: Plan, stage: str, limit: int | None = STEPS_PER_REPLY) 
     if stage == "ask":
         # A weak match: one or two checks that tell the families apart, no fixes yet.
         steps = tuple(s for s in steps if s.kind == "check")[:2]
-    if the_plan.classification.family_id != SECURITY_FAMILY and the_plan.security:
-        steps = steps  # the security paragraph points at the incident; steps stay on topic
+    lead = the_plan.lead
+    if the_plan.matched and lead.support and not lead.against:
+        # The evidence points at a cause: a fix for a cause nobody has evidence for (a
+        # rescue boot while the report says "bad ownership of /home") is not proposed.
+        backed = {
+            i for r in the_plan.causes if r.support and not r.against for i in r.cause.fixed_by
+        }
+        fixes = {i for r in the_plan.causes for i in r.cause.fixed_by}
+        steps = tuple(s for s in steps if s.id not in fixes or s.id in backed)
     return steps if limit is None else steps[:limit]
 
 
