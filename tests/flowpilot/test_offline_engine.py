@@ -1524,3 +1524,12 @@ def test_once_the_evidence_points_at_a_cause_no_fix_for_an_unbacked_cause_is_pro
     } - set(ssh.causes[[c.id for c in ssh.causes].index("ssh.permissions")].fixed_by)
     titles = {s.title for s in ssh.steps if s.id in fixes_of_others}
     assert titles and reply.steps and not titles & {s.title for s in reply.steps}
+
+
+def test_short_plurals_and_hyphens_read_like_the_knowledge_words() -> None:
+    from flowpilot.assistants.offline.text import _stemmed
+
+    assert _stemmed("pop-ups on two PCs and three APs") == _stemmed("pop up on two pc and three ap")
+    assert _stemmed("DNS has") == ("dn", "has")  # consistent on both sides, vowels kept
+    cause, _ = lead_of("Chrome is very slow and shows pop-up ads on every site")
+    assert cause == "slow.malware"

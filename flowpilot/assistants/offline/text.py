@@ -35,6 +35,8 @@ def _stem(word: str) -> str:
     # so the odd wrong stem ("windows" -> "window") still matches itself.
     if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
         return word[:-1]
+    if len(word) == 3 and word[2] == "s" and word[1] not in "aeiouys":
+        return word[:2]  # "pcs", "aps", "vms", "pop-ups": short plurals of short words
     return word
 
 
