@@ -1533,3 +1533,32 @@ def test_short_plurals_and_hyphens_read_like_the_knowledge_words() -> None:
     assert _stemmed("DNS has") == ("dn", "has")  # consistent on both sides, vowels kept
     cause, _ = lead_of("Chrome is very slow and shows pop-up ads on every site")
     assert cause == "slow.malware"
+
+
+def test_a_weak_match_between_two_families_offers_one_check_of_each() -> None:
+    knowledge = default_knowledge()
+    conversation = Conversation(
+        problem="Updates fail to install and the C drive is nearly full",
+        device="Windows 10",
+    )
+    engine = OfflineAssistant()
+    classification = engine.classify(conversation)
+    reply = engine.reply(conversation)
+    assert reply.stage == "ask" and classification.runner_up
+    assert "which fits better" in reply.text and "a first check for each" in reply.text
+    families = [
+        next(f.id for f in knowledge.families if any(s.title == step.title for s in f.steps))
+        for step in reply.steps
+    ]
+    assert families == [classification.family_id, classification.runner_up]
+
+
+def test_will_not_and_does_not_describe_the_problem_not_negate_the_topic() -> None:
+    engine = OfflineAssistant()
+    assert engine.classify(Conversation(problem="Outlook does not open since Monday")).family_id
+    assert engine.classify(Conversation(problem="Updates will not install")).family_id == (
+        "software"
+    )
+    # A named topic that is not the problem still does not count.
+    no_vpn = engine.classify(Conversation(problem="Not the VPN: the shared drive is slow"))
+    assert no_vpn.family_id != "vpn"

@@ -44,6 +44,21 @@ SPECIFIC_WEIGHT = 5.0
 # modal negations ("can't print") describe the problem itself and do not.
 MATCH_NEGATIONS = frozenset({"no", "not", "without", "neither", "nor", "nothing"})
 _CONTRASTS = frozenset({"but", "however", "yet", "though", "although", "except"})
+# "will not install", "does not print": a modal before "not" makes it the problem itself,
+# like "can't print"; "not the printer", "no VPN" name a topic that is not the problem.
+_MODALS = frozenset(
+    {"will", "would", "does", "do", "did", "can", "could", "should", "must", "may", "might"}
+)
+
+
+def _negates_topic(before: tuple[str, ...]) -> bool:
+    for index, word in enumerate(before):
+        if word in MATCH_NEGATIONS and not (
+            word == "not" and index > 0 and before[index - 1] in _MODALS
+        ):
+            return True
+    return False
+
 
 # Commands that change or delete something: each needs a warning in its step.
 DESTRUCTIVE = re.compile(
@@ -305,7 +320,7 @@ class Knowledge:
                         # "no VPN involved", "Outlook and everything else OK": named, but
                         # not as the problem.
                         before = clause[max(0, position - NEGATION_REACH + 1) : position]
-                        if MATCH_NEGATIONS.intersection(before) or (
+                        if _negates_topic(before) or (
                             states_fine(clause, end)
                             and not contrasted
                             and not _CONTRASTS.intersection(clause[end:])

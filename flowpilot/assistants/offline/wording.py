@@ -20,6 +20,7 @@ from flowpilot.assistants.base import (
 )
 from flowpilot.assistants.offline.knowledge import Knowledge, Step, default_knowledge
 from flowpilot.assistants.offline.reasoning import (
+    _DISK_STRESS,
     SECURITY_FAMILY,
     Classification,
     Fact,
@@ -165,6 +166,9 @@ class OfflineAssistant:
             paragraphs.append(_lead_paragraph(lead, the_plan))
 
         proposals = _proposals(the_plan, stage)
+        if stage == "ask":
+            # Which of the two fits: one check of each tells them apart.
+            proposals = _telling_apart(proposals, the_plan, knowledge)
         if not proposals:
             paragraphs += _nothing_new(conversation, the_plan)
             return self._reply(paragraphs, (), the_plan, stage)
@@ -327,6 +331,29 @@ def _proposals(the_plan: Plan, stage: str, limit: int | None = STEPS_PER_REPLY) 
     return steps if limit is None else steps[:limit]
 
 
+def _telling_apart(
+    proposals: tuple[Step, ...], the_plan: Plan, knowledge: Knowledge
+) -> tuple[Step, ...]:
+    """For a weak match with a runner-up: the first check of the likelier family, then the
+    first check of the other one that fits the device and is not in the lane yet."""
+    other = the_plan.classification.runner_up
+    if not other or other not in knowledge.by_id:
+        return proposals
+    lane = the_plan.lane
+    second = next(
+        (
+            step
+            for step in knowledge.by_id[other].steps
+            if step.kind == "check"
+            and step.runs_on(the_plan.device_os)
+            and not lane.statuses(knowledge, step)
+            and not (the_plan.failing_disk and _DISK_STRESS.search(step.command or step.title))
+        ),
+        None,
+    )
+    return (*proposals[:1], second) if second else proposals
+
+
 def _questions(
     conversation: Conversation, knowledge: Knowledge, the_plan: Plan, history: list[str], stage: str
 ) -> list[str]:
@@ -387,7 +414,7 @@ def _weak_match(the_plan: Plan, knowledge: Knowledge) -> str:
         return (
             f"This looks like **{title}** or **{knowledge.by_id[other].title}**: which fits "
             "better? Tell me the exact error or what the user sees, and I'll narrow it down. "
-            f"Meanwhile, a first check for {title}:"
+            "Meanwhile, a first check for each:"
         )
     return (
         f"This might be **{title}**, but the ticket says little that is specific. What exactly "
