@@ -191,7 +191,9 @@ class StrongestFact(_Shape):
         quote, source = line(quote, WHY_MAX), line(source, TITLE_MAX) or "the session"
         if not quote:
             return None
-        return cls(quote=quote, source=source, cause=line(cause, TITLE_MAX) or "Unknown")
+        # The cause is named exactly as the cause list has it: the screen matches the two.
+        cause = strip_control_characters(cause)[:TITLE_MAX]
+        return cls(quote=quote, source=source, cause=cause if cause.strip() else "Unknown")
 
 
 class Assessment(_Shape):
