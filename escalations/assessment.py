@@ -22,7 +22,6 @@ panel" (a suggested step added to the lane), are the handoff manager's
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -208,17 +207,10 @@ def fallback_note(engine_name: str, reason: str) -> str:
 
 
 def _as_stored(assessment: Assessment, *, model: str = "") -> dict[str, Any]:
-    """An engine's Assessment as the dict we validate and store (our own lane for "tried")."""
-    data = assessment.as_dict()
-    # "tried" is our own lane, typed by people or added by an engine: made to fit the schema.
-    data["tried"] = [
-        {
-            "title": clip(strip_control_characters(step["title"]).strip(), MAX_TITLE) or "Untitled",
-            "status": step["status"],
-            "outcome": clip(strip_control_characters(step["outcome"]).strip(), MAX_OUTCOME),
-        }
-        for step in data["tried"][-MAX_TRIED:]
-    ]
+    """An engine's Assessment as the dict we validate and store: the same model, plus when
+    it was made and by which model. Validated again on the way in (``validate_assessment``):
+    an engine that bypassed the model's validation is still caught."""
+    data = assessment.model_dump(mode="json", exclude_none=True)
     data["generated_at"] = timezone.now().isoformat()
     if model and assessment.engine != "offline":
         data["model"] = model[:MAX_MODEL]
@@ -230,11 +222,12 @@ def offline_assessment(conversation: Conversation, *, note: str = "") -> dict[st
     try:
         result = OfflineAssistant().assess(conversation)
         # Its lists are ranked: the schema's counts keep the best of them.
-        result = dataclasses.replace(
-            result,
-            causes=result.causes[:MAX_CAUSES],
-            next_steps=result.next_steps[:MAX_NEXT_STEPS],
-            note=note[:MAX_NOTE] if note else result.note,
+        result = result.model_copy(
+            update={
+                "causes": result.causes[:MAX_CAUSES],
+                "next_steps": result.next_steps[:MAX_NEXT_STEPS],
+                "note": note[:MAX_NOTE] if note else result.note,
+            }
         )
         return validate_assessment(_as_stored(result))
     except Exception:
@@ -291,7 +284,7 @@ def assess_within_bound(
         if not isinstance(result, Assessment):
             raise InvalidAssessment("the engine did not return an Assessment")
         return validate_assessment(_as_stored(result, model=getattr(engine, "model", "") or ""))
-    except (InvalidAssessment, AttributeError, TypeError) as exc:
+    except (InvalidAssessment, AttributeError, TypeError, ValueError) as exc:
         logger.warning("The %s assessment is invalid: %s", name, exc)
         return offline_assessment(conversation, note=fallback_note(name, "invalid answer"))
 
@@ -380,7 +373,8 @@ class AssessmentDisplay:
 
     @property
     def fact(self) -> dict | None:
-        """The strongest fact behind the first cause (quote, source, cause), when known."""
+        """The strongest fact behind the first cause (``StrongestFact``: quote, source,
+        cause, and where it came from in parts), when known."""
         return self.data.get("fact")
 
     @property

@@ -24,6 +24,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import escape
+from pydantic import ValidationError
 
 from escalations import assessment as pipeline
 from escalations.actions import request_assessment_refresh, store_assessment
@@ -605,32 +606,103 @@ class StubEngine:
         return self.result
 
 
+@pytest.mark.parametrize(
+    "fields, problem",
+    [
+        ({"causes": tuple(LikelyCause(title=f"c{n}") for n in range(9))}, "causes"),
+        ({"summary": "bad\x00byte"}, "summary"),
+        ({"summary": "   "}, "summary"),
+        ({"confidence": "certain"}, "confidence"),
+        ({"engine": "gpt"}, "engine"),
+        ({"next_steps": ({"title": ""},)}, "next_steps.0.title"),
+        ({"causes": ({"title": "x", "why": "y", "score": 9},)}, "causes.0.score"),
+        ({"fact": {"quote": "x", "source": "", "cause": "c"}}, "fact.source"),
+        ({"fact": {"quote": "x", "source": "s", "cause": "c", "kind": "rumour"}}, "fact.kind"),
+        ({"unclear": {"options": ("a", "b", "c"), "ask": "Which?"}}, "unclear.options"),
+        ({"unclear": {"options": (), "ask": "  "}}, "unclear.ask"),
+    ],
+    ids=[
+        "too many causes",
+        "NUL",
+        "blank summary",
+        "bad confidence",
+        "unknown engine",
+        "empty step title",
+        "unknown cause field",
+        "fact without a source",
+        "unknown fact kind",
+        "three unclear options",
+        "blank question",
+    ],
+)
+def test_an_invalid_assessment_cannot_be_built(fields: dict, problem: str) -> None:
+    """Engines build the one Assessment model: a broken answer fails where it is made,
+    naming the field, instead of reaching the store."""
+    with pytest.raises(ValidationError) as caught:
+        Assessment(**({"summary": "ok"} | fields))
+    assert ".".join(str(p) for p in caught.value.errors()[0]["loc"]) == problem
+
+
+def test_the_stored_assessment_is_the_engines_assessment_plus_when_and_which_model() -> None:
+    made = Assessment(
+        summary="Spooler stuck",
+        causes=(LikelyCause(title="Spooler", why="Fails from every app."),),
+        confidence="medium",
+        engine="claude",
+    )
+    stored = validate_assessment(made.as_dict() | {"generated_at": timezone.now().isoformat()})
+    assert {k: v for k, v in stored.items() if k != "generated_at"} == made.as_dict()
+    # JSON stored before the models were one (every field, lists, no fact) still loads.
+    old = {
+        "summary": "Old",
+        "tried": [{"title": "Restart", "status": "failed", "outcome": "No change"}],
+        "causes": [{"title": "Spooler", "why": ""}],
+        "next_steps": [{"title": "Reinstall", "detail": "", "command": "", "shell": ""}],
+        "confidence": "low",
+        "engine": "offline",
+        "note": "",
+        "generated_at": "2026-11-30T09:00:00+00:00",
+    }
+    assert validate_assessment(old) == old
+    # Nor does JSON stored with "Where it stands" (a fact in parts, what is unclear).
+    stands = old | {
+        "fact": {
+            "quote": "No change",
+            "source": "the outcome of \u201cRestart\u201d",
+            "cause": "Spooler",
+            "kind": "outcome",
+            "step": "Restart",
+            "status": "failed",
+        },
+        "unclear": {"options": ["Spooler", "Driver"], "ask": "Does a test page print?"},
+    }
+    assert validate_assessment(stands) == stands
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     "result, reason",
     [
+        # A buggy engine that bypasses the model's validation is still caught on the way in.
         (
-            Assessment(summary="ok", causes=tuple(LikelyCause(title=f"c{n}") for n in range(9))),
-            "invalid answer",
-        ),
-        (Assessment(summary="bad\x00byte"), "invalid answer"),
-        (Assessment(summary="ok", confidence="certain"), "invalid answer"),  # type: ignore[arg-type]
-        # The Step model refuses an empty title; a buggy engine bypassing it is still caught.
-        (
-            Assessment(summary="ok", next_steps=(ProposedStep.model_construct(title=""),)),
+            Assessment.model_construct(
+                summary="ok",
+                tried=(),
+                causes=(),
+                next_steps=(
+                    ProposedStep.model_construct(title="", detail="", command="", shell=""),
+                ),
+                confidence="medium",
+                engine="claude",
+                note="",
+                fact=None,
+            ),
             "invalid answer",
         ),
         ({"summary": "a dict, not an Assessment"}, "invalid answer"),
         (RuntimeError("engine bug"), "unexpected error"),
     ],
-    ids=[
-        "too many causes",
-        "NUL",
-        "bad confidence",
-        "empty step title",
-        "not an Assessment",
-        "raises",
-    ],
+    ids=["model bypassed", "not an Assessment", "raises"],
 )
 def test_invalid_engine_output_becomes_the_offline_assessment(handoff, result, reason: str) -> None:
     data = assess_within_bound(

@@ -58,3 +58,38 @@ def test_a_step_too_long_for_the_shared_step_model_is_named(tmp_path: Path, monk
 
     (error,) = checks.knowledge_loads(None)
     assert "dns.toml: family 'dns': step #3 (dns.flush): 'title'" in error.msg
+
+
+@pytest.mark.parametrize(
+    "old, new, named",
+    [
+        # A cause's "why" longer than the shared Cause model (and the stored assessment) allows.
+        (
+            'why = "A public resolver or the router cannot answer internal zones;',
+            'why = "' + "w" * 1001 + " ",
+            "dns.toml: family 'dns': cause #1 (dns.wrong-server): 'why'",
+        ),
+        # A control character in a step title: refused by the shared Step model.
+        (
+            'title = "Flush the DNS client cache"',
+            'title = "Flush the DNS\\u0007 client cache"',
+            "dns.toml: family 'dns': step #3 (dns.flush): 'title': contains control characters",
+        ),
+    ],
+    ids=["cause why too long", "control character in a step title"],
+)
+def test_the_deploy_check_names_the_file_and_field_the_shared_models_refuse(
+    tmp_path: Path, monkeypatch, old: str, new: str, named: str
+):
+    import shutil
+
+    from flowpilot.assistants.offline import KNOWLEDGE_DIR
+
+    shutil.copytree(KNOWLEDGE_DIR, tmp_path, dirs_exist_ok=True)
+    dns = (tmp_path / "dns.toml").read_text()
+    assert old in dns
+    (tmp_path / "dns.toml").write_text(dns.replace(old, new, 1))
+    monkeypatch.setattr(checks, "load_knowledge", lambda: load_knowledge(tmp_path))
+
+    (error,) = checks.knowledge_loads(None)
+    assert named in error.msg

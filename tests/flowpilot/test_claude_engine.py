@@ -739,19 +739,36 @@ def test_steering_text_cannot_raise_claudes_confidence_above_the_evidence() -> N
 
 
 def test_one_step_model_for_both_engines_the_tool_schema_and_the_stored_assessment() -> None:
-    from flowpilot.assistants.base import Cause, Step, StoredAssessment
+    from flowpilot.assistants.base import CAUSES_MAX, Cause, Step, StoredAssessment
     from flowpilot.assistants.claude import ASSESS_TOOL_SPEC, REPLY_TOOL_SPEC
+    from flowpilot.steps import TITLE_MAX
 
     assert ProposedStep is Step
     step_schema = REPLY_TOOL_SPEC["input_schema"]["properties"]["steps"]["items"]
-    assert (
-        step_schema["properties"]["title"]["maxLength"]
-        == Step.model_fields["title"].metadata[1].max_length
-    )
+    assert step_schema["properties"]["title"]["maxLength"] == TITLE_MAX
     assert ASSESS_TOOL_SPEC["input_schema"]["properties"]["next_steps"]["items"] == step_schema
     cause_schema = ASSESS_TOOL_SPEC["input_schema"]["properties"]["causes"]["items"]
     assert set(cause_schema["properties"]) == set(Cause.model_fields)
-    assert StoredAssessment.model_fields["next_steps"].annotation == list[Step]
+    assert StoredAssessment.model_fields["next_steps"].annotation == tuple[Step, ...]
+    assert issubclass(StoredAssessment, Assessment)
+    # The assessment tool is the Assessment model's own schema, minus what we fill in.
+    assess_schema = ASSESS_TOOL_SPEC["input_schema"]
+    assert set(assess_schema["properties"]) == set(Assessment.model_fields) - {
+        "tried",
+        "engine",
+        "note",
+    }
+    assert assess_schema["properties"]["causes"]["maxItems"] == CAUSES_MAX
+    # Claude names the quote and its cause; where it was written (the source and its
+    # parts) FlowPilot finds in the session. When unclear, Claude asks; the options are
+    # the assessment's own first causes.
+    assert set(assess_schema["properties"]["fact"]["anyOf"][0]["properties"]) == {
+        "quote",
+        "cause",
+    }
+    assert set(assess_schema["properties"]["unclear"]["anyOf"][0]["properties"]) == {"ask"}
+    assert {"fact", "unclear"} <= set(assess_schema["required"])
+    assert "filled_by" not in json.dumps(ASSESS_TOOL_SPEC)
     with pytest.raises(ValueError):
         Step(title="x", shell="zsh")  # noqa: S604 - a shell name
     with pytest.raises(ValueError):
@@ -761,12 +778,13 @@ def test_one_step_model_for_both_engines_the_tool_schema_and_the_stored_assessme
 def test_claudes_strongest_fact_is_kept_only_where_the_session_says_it() -> None:
     # Issue 17: "Where it stands" quotes the fact with its source; Claude names the quote,
     # we find where it was written (a made-up quote is not evidence).
-    found = {**GOOD_ASSESSMENT, "strongest_fact": "  no change ", "clear": True, "ask": ""}
+    claimed = {"quote": "  no change ", "cause": "Corrupt printer driver"}
+    found = {**GOOD_ASSESSMENT, "fact": claimed, "unclear": None}
     api = FakeAnthropicAPI(tool_call(ASSESS_TOOL, found))
     assessment = ClaudeAssistant(client=api.client()).assess(conversation())
 
     spec = api.body["tools"][0]["input_schema"]
-    assert {"strongest_fact", "clear", "ask"} <= set(spec["required"])
+    assert {"fact", "unclear"} <= set(spec["required"])
     assert assessment.as_dict()["fact"] == {
         "quote": "no change",
         "source": "the outcome of \u201cRestart the print spooler\u201d",
@@ -777,22 +795,23 @@ def test_claudes_strongest_fact_is_kept_only_where_the_session_says_it() -> None
     }
     assert "unclear" not in assessment.as_dict()
 
-    from_dana = {**found, "strongest_fact": "Jobs stay queued since Tuesday's update"}
+    from_dana = {**found, "fact": {**claimed, "quote": "Jobs stay queued since Tuesday's update"}}
     api = FakeAnthropicAPI(tool_call(ASSESS_TOOL, from_dana))
     fact = ClaudeAssistant(client=api.client()).assess(conversation()).as_dict()["fact"]
     assert (fact["kind"], fact["author"], fact["source"]) == ("message", "Dana", "Dana's message")
 
-    invented = {**found, "strongest_fact": "The driver was corrupted by KB5034441"}
+    invented = {**found, "fact": {**claimed, "quote": "The driver was corrupted by KB5034441"}}
     api = FakeAnthropicAPI(tool_call(ASSESS_TOOL, invented))
-    assert "fact" not in ClaudeAssistant(client=api.client()).assess(conversation()).as_dict()
+    assessment = ClaudeAssistant(client=api.client()).assess(conversation())
+    assert "not in what people reported" in assessment.note
+    assert "KB5034441" not in json.dumps(assessment.as_dict().get("fact"))
 
 
 def test_claude_unsure_says_what_is_unclear_and_what_to_ask() -> None:
     unsure = {
         **GOOD_ASSESSMENT,
-        "strongest_fact": "",
-        "clear": False,
-        "ask": "Does a test page from the printer's own menu print?",
+        "fact": None,
+        "unclear": {"ask": "Does a test page from the printer's own menu print?"},
     }
     api = FakeAnthropicAPI(tool_call(ASSESS_TOOL, unsure))
     stored = ClaudeAssistant(client=api.client()).assess(conversation()).as_dict()
@@ -800,10 +819,166 @@ def test_claude_unsure_says_what_is_unclear_and_what_to_ask() -> None:
         "options": ["Corrupt printer driver", "Stale print queue"],
         "ask": "Does a test page from the printer's own menu print?",
     }
-    assert "fact" not in stored
+    # Unsure with medium confidence: Claude's "unclear" wins over the confidence.
+    assert stored["confidence"] == "medium"
     # An older answer without the new fields: low confidence is never "clear".
     legacy = {**GOOD_ASSESSMENT, "confidence": "low"}
     api = FakeAnthropicAPI(tool_call(ASSESS_TOOL, legacy))
     stored = ClaudeAssistant(client=api.client()).assess(conversation()).as_dict()
     assert stored["unclear"]["options"] == ["Corrupt printer driver", "Stale print queue"]
     assert stored["unclear"]["ask"].startswith("What exactly does the user see")
+    # Nor is a "clear" answer at low confidence, or one with no cause to name.
+    for answer in (
+        {**GOOD_ASSESSMENT, "confidence": "low", "unclear": None},
+        {**GOOD_ASSESSMENT, "causes": [], "unclear": None},
+    ):
+        api = FakeAnthropicAPI(tool_call(ASSESS_TOOL, answer))
+        assert "unclear" in ClaudeAssistant(client=api.client()).assess(conversation()).as_dict()
+
+
+# -- Claude's answer held to the evidence rules (issue 14 #6) --------------------------------
+
+CA_FOUND = "CA policy Finance MFA applied; sign-in frequency changed to Every time yesterday"
+# The clause of the outcome that found the cause: of two clauses that support it, the one
+# that matched the more specific phrase.
+CA_CLAUSE = "sign-in frequency changed to Every time yesterday"
+BRIEFING = "Handoff briefing: Likely causes: 1. The registered phone was replaced or lost"
+
+
+def mfa_session() -> Conversation:
+    """The MFA case: a check recorded that a Conditional Access change is the cause."""
+    return Conversation(
+        problem="Since yesterday the finance team is asked for MFA every time in Outlook",
+        device="Windows 11",
+        tasks=(
+            TriedStep(
+                title="Read the sign-in log entry for the failed attempt",
+                status="done",
+                outcome=CA_FOUND,
+            ),
+        ),
+        messages=(
+            ChatLine(
+                role="user", text="Started after the weekend for all of finance", author="Tess"
+            ),
+            ChatLine(role="assistant", text="Most likely the registered phone was replaced."),
+            ChatLine(role="user", text=BRIEFING, author="Sam"),
+        ),
+    )
+
+
+PHONE = {"title": "The user's phone was replaced", "why": "New phones lose Authenticator."}
+CA = {
+    "title": "Conditional Access policy change",
+    "why": f"The sign-in log says \u201c{CA_FOUND}\u201d.",
+}
+
+
+def assess_with(tool_input: dict[str, Any], session: Conversation | None = None) -> Assessment:
+    api = FakeAnthropicAPI(tool_call(ASSESS_TOOL, tool_input))
+    return ClaudeAssistant(client=api.client()).assess(session or mfa_session(), timeout=1.0)
+
+
+def test_an_unsupported_cause_is_moved_below_the_one_the_outcomes_confirm() -> None:
+    assessment = assess_with(
+        {
+            **GOOD_ASSESSMENT,
+            "causes": [PHONE, CA],
+            "fact": {"quote": "phone was replaced", "source": "chat", "cause": PHONE["title"]},
+        }
+    )
+    assert assessment.engine == "claude"
+    assert [c.title for c in assessment.causes] == [CA["title"], PHONE["title"]]
+    assert "Causes re-ordered" in assessment.note
+    # The fact shown is the recorded outcome behind the confirmed cause, with its source
+    # named by us; not the quote Claude gave for the cause it put first.
+    assert assessment.fact is not None
+    assert assessment.fact.quote == CA_CLAUSE
+    assert assessment.fact.source == (
+        "the outcome of \u201cRead the sign-in log entry for the failed attempt\u201d"
+    )
+    assert assessment.fact.cause == CA["title"]
+
+
+def test_causes_already_in_evidence_order_are_kept_with_claudes_checked_quote() -> None:
+    assessment = assess_with(
+        {
+            **GOOD_ASSESSMENT,
+            "causes": [CA, PHONE],
+            # Quoted with other case and spacing; Claude's source label is not trusted.
+            "fact": {
+                "quote": "sign-in frequency  changed to EVERY TIME yesterday",
+                "source": "the problem",
+                "cause": CA["title"],
+            },
+        }
+    )
+    assert [c.title for c in assessment.causes] == [CA["title"], PHONE["title"]]
+    assert assessment.note == ""
+    assert assessment.fact.quote == "sign-in frequency changed to EVERY TIME yesterday"
+    assert assessment.fact.source.startswith("the outcome of")
+
+
+def test_an_answer_that_leaves_out_the_confirmed_cause_falls_back_to_the_offline_one() -> None:
+    assessment = assess_with({**GOOD_ASSESSMENT, "causes": [PHONE]})
+    assert assessment.engine == "offline"
+    assert assessment.note.startswith(
+        "Claude was unavailable (answer left out the cause the recorded outcomes confirm)"
+    )
+    assert assessment.causes[0].title == "A Conditional Access policy blocks or loops"
+    assert assessment.fact.quote == CA_CLAUSE
+
+
+@pytest.mark.parametrize(
+    "quote, note",
+    [
+        ("The registered phone was replaced or lost", "FlowPilot's own text"),  # the briefing
+        ("Most likely the registered phone was replaced", "FlowPilot's own text"),  # a reply
+        ("the user reset the phone on Monday", "not in what people reported"),  # made up
+    ],
+    ids=["briefing", "flowpilot reply", "invented"],
+)
+def test_a_fact_that_is_not_peoples_words_is_never_shown(quote: str, note: str) -> None:
+    assessment = assess_with(
+        {
+            **GOOD_ASSESSMENT,
+            "causes": [CA, PHONE],
+            "fact": {"quote": quote, "source": "x", "cause": CA["title"]},
+        }
+    )
+    assert assessment.engine == "claude"
+    assert note in assessment.note
+    # What is shown instead is the recorded outcome behind the first cause.
+    assert assessment.fact.quote == CA_CLAUSE
+
+
+def test_without_evidence_claudes_order_stands_and_no_fact_is_invented() -> None:
+    session = Conversation(problem="Printer on floor 2 prints nothing; jobs stay in the queue.")
+    assessment = assess_with(GOOD_ASSESSMENT, session)
+    assert [c.title for c in assessment.causes] == [c["title"] for c in GOOD_ASSESSMENT["causes"]]
+    assert assessment.fact is None
+    assert assessment.note == ""
+
+
+@pytest.mark.django_db
+def test_the_stored_claude_assessment_carries_the_checked_fact() -> None:
+    from escalations.assessment import assess_within_bound
+
+    api = FakeAnthropicAPI(tool_call(ASSESS_TOOL, {**GOOD_ASSESSMENT, "causes": [PHONE, CA]}))
+    data = assess_within_bound(
+        mfa_session(), engine=ClaudeAssistant(client=api.client()), bound=1.0
+    )
+    assert data["engine"] == "claude"
+    assert data["causes"][0]["title"] == CA["title"]
+    step = "Read the sign-in log entry for the failed attempt"
+    assert data["fact"] == {
+        "quote": CA_CLAUSE,
+        "source": f"the outcome of \u201c{step}\u201d",
+        "cause": CA["title"],
+        # In parts, for "Where it stands": the step that recorded it and how it ended.
+        "kind": "outcome",
+        "step": step,
+        "status": "done",
+    }
+    sent = json.loads(api.requests[0].content)
+    assert "fact" in sent["tools"][0]["input_schema"]["properties"]

@@ -5,6 +5,7 @@ Plain pytest: the engine needs neither the database nor Django settings.
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from flowpilot.assistants.offline import (
     load_knowledge,
     normalize,
 )
+from flowpilot.assistants.offline.text import PLACEHOLDER
 
 # One realistic ticket per family, as a technician would type it.
 PROBLEMS = {
@@ -503,12 +505,14 @@ def test_assess_summarises_the_session(engine: OfflineAssistant) -> None:
     assessment = engine.assess(conversation)
 
     assert assessment.engine == "offline"
-    assert assessment.extra["family"] == "outlook"
+    assert engine.classify(conversation).family_id == "outlook"
     assert PROBLEMS["outlook"] in assessment.summary
     assert outlook.title in assessment.summary
     assert "3 steps tried (2 failed, 1 done), 1 skipped" in assessment.summary
     assert "Need an Exchange admin to check the SCP" in assessment.summary
-    assert assessment.tried == tasks[:4]
+    assert [(t.title, t.status, t.outcome) for t in assessment.tried] == [
+        (t.title, t.status, t.outcome) for t in tasks[:4]
+    ]
     assert [t.outcome for t in assessment.tried[:2]] == ["OWA works", "Still prompts"]
 
     next_titles = [step.title for step in assessment.next_steps]
@@ -708,7 +712,7 @@ def test_reported_facts_raise_a_cause_its_check_comes_first_and_the_why_quotes_t
         "Some versions crash. Fits \u201cIt started right after the update to version 2.1.\u201d, "
         "the escalation reason."
     )
-    assert assessment.extra["fact"] == {
+    assert assessment.fact.model_dump(exclude_none=True) == {
         "quote": "It started right after the update to version 2.1.",
         "source": "the escalation reason",
         "cause": "Firmware bug",
@@ -1286,6 +1290,30 @@ def test_the_evaluation_set_meets_its_targets() -> None:
     assert all(t["ok"] for t in works_now)
 
 
+def test_the_held_out_set_gets_honest_answers_outside_every_family() -> None:
+    # tests/flowpilot/eval/holdout.toml was written before it was ever run and is not
+    # edited to pass; this guards what must hold on it, not its exact score.
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "flowpilot_eval", Path(__file__).resolve().parents[2] / "bench" / "flowpilot_eval.py"
+    )
+    evaluation = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(evaluation)
+    engine = OfflineAssistant()
+    tickets = evaluation.load_tickets("holdout")
+    results = {t["id"]: evaluation.grade(engine, t) for t in tickets}
+
+    assert len(tickets) >= 30
+    outside = [t["id"] for t in tickets if t["family"] == "triage"]
+    assert len(outside) >= 5
+    # Outside every family: "not sure, which fits / tell me more", never a confident family.
+    assert [i for i in outside if results[i]["confidently_wrong"]] == []
+    assert sum(r["family_right"] for r in results.values()) >= 0.9 * len(tickets)
+    turns = [t for r in results.values() for t in r["turns"]]
+    assert all(t["ok"] for t in turns if t["expect"] == "closeout")
+
+
 @pytest.mark.parametrize("family_id", sorted(default_knowledge().by_id))
 def test_every_cause_has_a_fix(family_id: str) -> None:
     """Every cause of every family names a real fix step, not only checks (issue 14,
@@ -1295,3 +1323,243 @@ def test_every_cause_has_a_fix(family_id: str) -> None:
     for cause in family.causes:
         assert cause.fixed_by, cause.id
         assert all(kinds[step_id] == "fix" for step_id in cause.fixed_by), cause.id
+
+
+# Families a Mac user brings to the desk: each has the Mac's own commands (issue 14 #5).
+MAC_FAMILIES = (
+    "wifi",
+    "dns",
+    "vpn",
+    "printer",
+    "outlook",
+    "teams-audio-video",
+    "teams-client",
+    "onedrive",
+    "slow-pc",
+    "display-dock",
+    "software",
+    "office-licensing",
+    "mapped-drive",
+    "time-sync",
+    "triage",
+    "disk-full",
+    "macos",
+)
+
+
+@pytest.mark.parametrize("family_id", MAC_FAMILIES)
+def test_a_mac_gets_mac_commands_and_never_powershell(family_id: str) -> None:
+    family = default_knowledge().by_id[family_id]
+    mac_steps = [s for s in family.steps if s.command and s.os in {"macos", "unix"}]
+    assert mac_steps, f"{family_id} has no command for a Mac"
+    # Every cause a Mac step serves is linked to it, so evidence can lead to it.
+    linked = {i for c in family.causes for i in (*c.checked_by, *c.fixed_by)}
+    assert all(s.id in linked for s in mac_steps if s.os == "macos"), family_id
+    conversation = Conversation(
+        problem=f"Problem with {family.title.lower()}", device="MacBook Pro (MBP-0231), macOS 14"
+    )
+    engine = OfflineAssistant()
+    the_plan = engine.plan(conversation)
+    offered = [*the_plan.untried]
+    assert all(s.runs_on("macos") for s in offered)
+    # PowerShell stays only where it runs on the admin's console or a server (os "any").
+    assert not [s.id for s in offered if s.command and s.os == "windows"]
+    assert any(s.command and s.os == "macos" for s in offered)
+    proposed = [*engine.reply(conversation).steps, *engine.assess(conversation).next_steps]
+    admin_side = {s.title for s in family.steps if s.os == "any"}
+    assert all(s.shell == "bash" or s.title in admin_side for s in proposed if s.command)
+    assert not any(PLACEHOLDER.search(s.command) for s in proposed)  # filled or <shown>
+
+
+@pytest.mark.parametrize("family_id", sorted(default_knowledge().by_id))
+def test_a_windows_pc_never_gets_bash_that_runs_on_the_device(family_id: str) -> None:
+    family = default_knowledge().by_id[family_id]
+    conversation = Conversation(
+        problem=f"Problem with {family.title.lower()}", device="Dell Latitude 5420, Windows 11"
+    )
+    the_plan = OfflineAssistant().plan(conversation)
+    assert not [s.id for s in the_plan.untried if s.command and s.os in {"macos", "unix", "linux"}]
+
+
+def test_placeholders_take_the_server_and_user_the_session_names() -> None:
+    the_plan = OfflineAssistant().plan(
+        Conversation(
+            problem="Mac can't resolve intranet.acme.local since this morning",
+            device="MacBook Air, macOS Sonoma",
+        )
+    )
+    commands = [step.proposed(the_plan.values).command for step in the_plan.untried]
+    assert "dscacheutil -q host -a name intranet.acme.local; dig +short intranet.acme.local" in (
+        commands
+    )
+    assert not any(PLACEHOLDER.search(command) for command in commands)
+    # A laptop is not the server: without a server in the session it stays visible.
+    from flowpilot.assistants.offline.text import fill_placeholders, session_values
+
+    values = session_values("ThinkPad X1, Windows 11", ("RDP fails",))
+    assert fill_placeholders("qwinsta /server:{server}", values) == "qwinsta /server:<server>"
+    values = session_values("ThinkPad X1, Windows 11", ("can't RDP to TS02 anymore",))
+    assert fill_placeholders("qwinsta /server:{server}", values) == "qwinsta /server:TS02"
+    values = session_values("Ubuntu 22.04", ("ssh raj@build01 says Permission denied",))
+    assert fill_placeholders("ssh -v {user}@{server}", values) == "ssh -v raj@build01"
+
+
+# -------------------------------------------------- general reading (held-out set, issue 14)
+
+
+def lead_of(problem: str, device: str = "Windows 11", **kwargs) -> tuple[str, object]:
+    the_plan = OfflineAssistant().plan(Conversation(problem=problem, device=device, **kwargs))
+    return the_plan.lead.cause.id, the_plan.lead
+
+
+def test_filler_words_inside_a_phrase_still_state_it_but_a_negation_does_not() -> None:
+    # "spooler stopped" is a fact for the spooler cause; "is completely" sits between.
+    def spooler(problem: str):
+        the_plan = OfflineAssistant().plan(Conversation(problem=problem, device="Windows 11"))
+        return next(r for r in the_plan.causes if r.cause.id == "printer.spooler")
+
+    assert [f.quote for f in spooler("The spooler is completely stopped on PRN01").support] == [
+        "The spooler is completely stopped on PRN01"
+    ]
+    assert not spooler("The spooler is not stopped on PRN01").support
+
+
+def test_a_typo_in_a_reported_fact_still_counts_for_its_cause() -> None:
+    cause, lead = lead_of("User locked out every hour since the pasword expried on friday")
+    assert cause == "lockout.expired"
+    assert "expried" in lead.support[0].quote
+
+
+def test_a_drive_letter_does_not_break_a_phrase() -> None:
+    engine = OfflineAssistant()
+    conversation = Conversation(problem="Her mapped S: drive is gone after the reboot")
+    assert engine.classify(conversation).family_id == "mapped-drive"
+
+
+def test_a_request_is_not_claimed_as_a_fault() -> None:
+    engine = OfflineAssistant()
+    reply = engine.reply(Conversation(problem="User would like a second monitor for her desk"))
+    assert reply.stage in {"ask", "triage"}
+    assert "reads like a request rather than a fault" in reply.text or reply.stage == "triage"
+    # The same topic worded as a fault is claimed.
+    fault = engine.reply(
+        Conversation(problem="Second monitor on the dock stays black since the firmware update")
+    )
+    assert fault.stage in {"diagnose", "confirmed"} and fault.family == "display-dock"
+
+
+def test_nothing_works_is_scoped_not_pinned_on_one_family() -> None:
+    reply = OfflineAssistant().reply(
+        Conversation(problem="nothing works!! cant get email, teams wont load, files wont open")
+    )
+    assert reply.stage == "triage" and reply.family == ""
+    assert "Several things fail at once" in reply.text
+
+
+def test_back_up_and_online_are_recognised_as_fixed() -> None:
+    from flowpilot.assistants.offline.text import reports_resolved
+
+    assert reports_resolved("started the app pool, site is back up")
+    assert reports_resolved("rebooted the switch and everything is back online")
+    assert reports_resolved("service is up and running again")
+    assert not reports_resolved("site is still down, not back up")
+    assert not reports_resolved("Back up first, then run chkdsk")
+
+
+def test_a_quoted_error_code_supports_the_cause_it_names() -> None:
+    cause, lead = lead_of("Windows update fails with 0x800f0922 on three laptops")
+    assert cause == "sw.winre-partition"
+    assert "0x800f0922" in lead.support[0].quote
+
+
+def test_on_a_mac_a_cause_checked_only_by_windows_commands_does_not_lead() -> None:
+    windows_only = {
+        cause.id for cause in default_knowledge().by_id["disk-full"].causes if _all_windows(cause)
+    }
+    the_plan = OfflineAssistant().plan(
+        Conversation(problem="Startup disk is almost full", device="MacBook Air, macOS 14")
+    )
+    assert windows_only and the_plan.lead.cause.id not in windows_only
+    assert the_plan.untried[0].os in {"macos", "unix", "any"}
+    # Linux-only tools are for Linux: never offered to a Mac.
+    assert not any("journalctl" in s.command for s in the_plan.untried)
+
+
+def _all_windows(cause) -> bool:
+    steps = [default_knowledge().steps[i] for i in (*cause.checked_by, *cause.fixed_by)]
+    return bool(steps) and all(s.command and s.os == "windows" for s in steps)
+
+
+def test_no_made_up_names_behind_copy_buttons_and_a_mac_starts_on_the_mac() -> None:
+    commands = [s.command for f in default_knowledge().families for s in f.steps]
+    assert not [c for c in commands if "example." in c or re.search(r"\bfileserver\b", c)]
+    reply = OfflineAssistant().reply(
+        Conversation(
+            problem="Mac can't open \\\\fs01\\projects since this morning, says server not found",
+            device="MacBook Air, macOS Sonoma",
+        )
+    )
+    first = reply.steps[0]
+    assert first.shell == "bash" and first.command
+    assert not any(PLACEHOLDER.search(s.command) for s in reply.steps)
+
+
+def test_once_the_evidence_points_at_a_cause_no_fix_for_an_unbacked_cause_is_proposed() -> None:
+    ssh = default_knowledge().by_id["linux-ssh"]
+    conversation = Conversation(
+        problem="New dev can't ssh into build01: 'Permission denied (publickey)'",
+        device="Ubuntu 22.04 server build01",
+        messages=(
+            ChatLine(
+                "user",
+                "auth.log says 'Authentication refused: bad ownership or modes for directory "
+                "/home/raj'",
+                author="Tess",
+            ),
+        ),
+    )
+    reply = OfflineAssistant().reply(conversation)
+    assert reply.cause == "ssh.permissions"
+    fixes_of_others = {
+        i for c in ssh.causes if c.id != "ssh.permissions" for i in c.fixed_by
+    } - set(ssh.causes[[c.id for c in ssh.causes].index("ssh.permissions")].fixed_by)
+    titles = {s.title for s in ssh.steps if s.id in fixes_of_others}
+    assert titles and reply.steps and not titles & {s.title for s in reply.steps}
+
+
+def test_short_plurals_and_hyphens_read_like_the_knowledge_words() -> None:
+    from flowpilot.assistants.offline.text import _stemmed
+
+    assert _stemmed("pop-ups on two PCs and three APs") == _stemmed("pop up on two pc and three ap")
+    assert _stemmed("DNS has") == ("dn", "has")  # consistent on both sides, vowels kept
+    cause, _ = lead_of("Chrome is very slow and shows pop-up ads on every site")
+    assert cause == "slow.malware"
+
+
+def test_a_weak_match_between_two_families_offers_one_check_of_each() -> None:
+    knowledge = default_knowledge()
+    conversation = Conversation(
+        problem="Updates fail to install and the C drive is nearly full",
+        device="Windows 10",
+    )
+    engine = OfflineAssistant()
+    classification = engine.classify(conversation)
+    reply = engine.reply(conversation)
+    assert reply.stage == "ask" and classification.runner_up
+    assert "which fits better" in reply.text and "a first check for each" in reply.text
+    families = [
+        next(f.id for f in knowledge.families if any(s.title == step.title for s in f.steps))
+        for step in reply.steps
+    ]
+    assert families == [classification.family_id, classification.runner_up]
+
+
+def test_will_not_and_does_not_describe_the_problem_not_negate_the_topic() -> None:
+    engine = OfflineAssistant()
+    assert engine.classify(Conversation(problem="Outlook does not open since Monday")).family_id
+    assert engine.classify(Conversation(problem="Updates will not install")).family_id == (
+        "software"
+    )
+    # A named topic that is not the problem still does not count.
+    no_vpn = engine.classify(Conversation(problem="Not the VPN: the shared drive is slow"))
+    assert no_vpn.family_id != "vpn"

@@ -15,6 +15,8 @@ A family file looks like this (``load_knowledge`` names the file and field of a 
     id = "dns"                       # unique across all files
     title = "Name resolution (DNS)"
     fallback = false                 # exactly one file sets true: the generic triage
+    requests = false                 # true: claimed from a service request ("needs a
+                                     #   laptop"), not only from a fault
 
     [match.keywords]                 # phrase = weight; plurals match automatically
     "dns" = 5                        # weight 5 or more: specific enough on its own;

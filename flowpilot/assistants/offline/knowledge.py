@@ -9,11 +9,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from flowpilot.assistants.base import ProposedStep
+from flowpilot.assistants.base import Cause as CauseShape
+from flowpilot.assistants.base import Step as StepShape
 from flowpilot.assistants.offline.text import (
     FOREIGN_WORDS,
     NEGATION_REACH,
@@ -23,6 +24,7 @@ from flowpilot.assistants.offline.text import (
     _normalize_command,
     _stemmed,
     normalize,
+    phrase_end,
     states_fine,
     words,
 )
@@ -42,6 +44,21 @@ SPECIFIC_WEIGHT = 5.0
 # modal negations ("can't print") describe the problem itself and do not.
 MATCH_NEGATIONS = frozenset({"no", "not", "without", "neither", "nor", "nothing"})
 _CONTRASTS = frozenset({"but", "however", "yet", "though", "although", "except"})
+# "will not install", "does not print": a modal before "not" makes it the problem itself,
+# like "can't print"; "not the printer", "no VPN" name a topic that is not the problem.
+_MODALS = frozenset(
+    {"will", "would", "does", "do", "did", "can", "could", "should", "must", "may", "might"}
+)
+
+
+def _negates_topic(before: tuple[str, ...]) -> bool:
+    for index, word in enumerate(before):
+        if word in MATCH_NEGATIONS and not (
+            word == "not" and index > 0 and before[index - 1] in _MODALS
+        ):
+            return True
+    return False
+
 
 # Commands that change or delete something: each needs a warning in its step.
 DESTRUCTIVE = re.compile(
@@ -93,25 +110,23 @@ class Question:
     answered_if: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class Step:
+class Step(StepShape):
+    """A knowledge-file step: the shared Step model (title, detail, command, shell, with
+    its limits) plus what the reasoning needs to know about it."""
+
     id: str
-    title: str
-    detail: str
-    command: str = ""
-    shell: str = ""
-    kind: str = "check"  # check | fix
-    os: str = "any"  # where the command runs: windows | macos | linux | unix | any
+    kind: Literal["check", "fix"] = "check"
+    os: Literal["windows", "macos", "linux", "unix", "any"] = "any"  # where the command runs
     warning: str = ""
     urgent: bool = False  # a fix done as soon as its cause is plausible (incident steps)
 
-    def proposed(self, values: dict[str, str] | None = None) -> ProposedStep:
+    def proposed(self, values: dict[str, str] | None = None) -> StepShape:
         """This step in the shape the interface hands out, placeholders filled from
         ``values`` (or shown as ``<user>``), its warning first in the detail."""
         from flowpilot.assistants.offline.text import fill_placeholders
 
         detail = f"Warning: {self.warning} {self.detail}" if self.warning else self.detail
-        return ProposedStep(
+        return StepShape(
             title=self.title,
             detail=detail,
             command=fill_placeholders(self.command, values or {}),
@@ -129,15 +144,25 @@ class Step:
         return self.os == device_os
 
 
-@dataclass(frozen=True)
-class Cause:
+class Cause(CauseShape):
+    """A knowledge-file cause: the shared Cause model (title, why) plus its evidence."""
+
     id: str
-    title: str
-    why: str
     checked_by: tuple[str, ...] = ()
     supported_if: tuple[str, ...] = ()
     ruled_out_if: tuple[str, ...] = ()
     fixed_by: tuple[str, ...] = ()
+
+
+def _shaped(model: type, values: dict[str, Any], where: str):
+    """``model`` built from ``values``, or a KnowledgeError naming the field and the problem."""
+    try:
+        return model.model_validate(values)
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = ".".join(str(part) for part in first["loc"])
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise KnowledgeError(f"{where}: '{field}': {message}") from None
 
 
 @dataclass(frozen=True)
@@ -161,6 +186,7 @@ class Family:
     keywords: tuple[tuple[str, float], ...] = ()
     negative: tuple[tuple[str, float], ...] = ()
     fallback: bool = False
+    requests: bool = False  # handles service requests ("needs a laptop"), not only faults
 
 
 @dataclass(frozen=True)
@@ -190,10 +216,15 @@ class Knowledge:
         self.error_codes: dict[str, ErrorCode] = {code.code: code for code in error_codes}
         self._order = {family.id: index for index, family in enumerate(self.families)}
         self._phrase_index = self._build_phrase_index()
+        # Typos are corrected towards every word the knowledge matches on: family phrases
+        # and the facts for and against causes.
         self.speller = Speller(
             word
             for family in self.matchable
-            for phrase, _ in family.keywords
+            for phrase in (
+                *(phrase for phrase, _ in family.keywords),
+                *(p for cause in family.causes for p in (*cause.supported_if, *cause.ruled_out_if)),
+            )
             for word in _stemmed(phrase)
         )
         self.steps: dict[str, Step] = {
@@ -244,6 +275,7 @@ class Knowledge:
         self.statements = lru_cache(maxsize=4096)(_statement_parts)
         self.clause_evidence = lru_cache(maxsize=8192)(self._clause_evidence)
         self.clauses = lru_cache(maxsize=4096)(_clauses)
+        self._codes_cache: dict[str, tuple[ErrorCode, ...]] = {}
 
     def _build_phrase_index(self) -> dict[str, tuple[tuple[tuple[str, ...], int, str, float], ...]]:
         # First word -> (remaining words, phrase number, family id, weight). Scanning a
@@ -281,14 +313,14 @@ class Knowledge:
                 for rest, number, family_id, weight in self._phrase_index.get(token, ()):
                     if number in seen:
                         continue  # a phrase counts once per text, however often repeated
-                    end = position + 1 + len(rest)
-                    if rest and clause[position + 1 : end] != rest:
+                    end = phrase_end(clause, position, rest) if rest else position + 1
+                    if end < 0:
                         continue
                     if weight > 0:
                         # "no VPN involved", "Outlook and everything else OK": named, but
                         # not as the problem.
                         before = clause[max(0, position - NEGATION_REACH + 1) : position]
-                        if MATCH_NEGATIONS.intersection(before) or (
+                        if _negates_topic(before) or (
                             states_fine(clause, end)
                             and not contrasted
                             and not _CONTRASTS.intersection(clause[end:])
@@ -322,19 +354,30 @@ class Knowledge:
 
     def _clause_evidence(self, clause: tuple[str, ...]) -> tuple[tuple[str, bool, int, str], ...]:
         """(cause id, for it?, phrase length, "yes" or "no") for every cause phrase the
-        clause states ("yes") or denies or calls fine ("no")."""
+        clause states ("yes") or denies or calls fine ("no"); typos and common non-English
+        words are read as the knowledge's words first."""
+        clause = self._matchable_words(clause)
         found = []
         for start, word in enumerate(clause):
             for rest, cause_id, for_it in self.evidence_index.get(word, ()):
-                if rest and clause[start + 1 : start + 1 + len(rest)] != rest:
+                end = phrase_end(clause, start, rest) if rest else start + 1
+                if end < 0:
                     continue
-                size = 1 + len(rest)
-                found.append((cause_id, for_it, size, _reading(clause, start, size)))
+                found.append(
+                    (cause_id, for_it, 1 + len(rest), _reading(clause, start, end - start))
+                )
         return tuple(found)
 
     def codes_in(self, text: str) -> tuple[ErrorCode, ...]:
         """The known error codes quoted in ``text``."""
-        return tuple(self.error_codes[c] for c in _codes_in(text) if c in self.error_codes)
+        if not text:
+            return ()
+        found = self._codes_cache.get(text)
+        if found is None:
+            found = tuple(self.error_codes[c] for c in _codes_in(text) if c in self.error_codes)
+            if len(self._codes_cache) < 8192:
+                self._codes_cache[text] = found
+        return found
 
     def rank(self, family_id: str) -> int:
         """Position of a family in load order, the deterministic tie-breaker."""
@@ -366,7 +409,7 @@ def _reading(clause: tuple[str, ...], start: int, size: int) -> str:
 
 _CORRECTION_CUES_STEMMED = tuple(" ".join(_stemmed(cue)) for cue in CORRECTION_CUES)
 
-_FAMILY_KEYS = {"id", "title", "fallback", "match", "questions", "steps", "causes"}
+_FAMILY_KEYS = {"id", "title", "fallback", "requests", "match", "questions", "steps", "causes"}
 _MATCH_KEYS = {"keywords", "negative"}
 _QUESTION_KEYS = {"id", "text", "answered_if"}
 _STEP_KEYS = {"id", "title", "detail", "command", "shell", "kind", "os", "warning", "urgent"}
@@ -465,6 +508,9 @@ def _parse_family(data: dict[str, Any], source: str) -> Family:
     fallback = data.get("fallback", False)
     if not isinstance(fallback, bool):
         raise KnowledgeError(f"{where}: 'fallback' must be true or false")
+    requests = data.get("requests", False)
+    if not isinstance(requests, bool):
+        raise KnowledgeError(f"{where}: 'requests' must be true or false")
 
     keywords: tuple[tuple[str, float], ...] = ()
     negative: tuple[tuple[str, float], ...] = ()
@@ -519,6 +565,7 @@ def _parse_family(data: dict[str, Any], source: str) -> Family:
         keywords=keywords,
         negative=negative,
         fallback=fallback,
+        requests=requests,
     )
 
 
@@ -565,37 +612,53 @@ def _parse_step(item: dict[str, Any], where: str) -> Step:
         raise KnowledgeError(
             f"{where}: 'warning' is required: the command changes or deletes something"
         )
-    title = _required_text(item, "title", where)
-    detail = _required_text(item, "detail", where)
-    # The part every step shares is checked by the one Step model both engines, the
-    # stored assessment and Claude's tool schema use (lengths, control characters).
-    try:
-        ProposedStep.model_validate(
-            {"title": title, "detail": detail, "command": command, "shell": shell}
-        )
-    except ValidationError as error:
-        first = error.errors()[0]
-        field = ".".join(str(part) for part in first["loc"])
-        raise KnowledgeError(f"{where}: '{field}': {first['msg']}") from None
-    return Step(
-        id=step_id,
-        title=title,
-        detail=detail,
-        command=command,
-        shell=shell,
-        kind=kind,
-        os=os_name or _guess_os(command, shell),
-        warning=warning.strip(),
-        urgent=urgent,
+    # The Step model both engines, the stored assessment and Claude's tool schema use
+    # checks what every step shares (lengths, control characters, the shell).
+    step = _shaped(
+        Step,
+        {
+            "id": step_id,
+            "title": _required_text(item, "title", where),
+            "detail": _required_text(item, "detail", where),
+            "command": command,
+            "shell": shell,
+            "kind": kind,
+            "os": os_name or _guess_os(command, shell),
+            "warning": warning.strip(),
+            "urgent": urgent,
+        },
+        where,
     )
+    # What a reply hands out (the warning goes in front of the detail) must fit it too.
+    _shaped(StepShape, step.proposed().model_dump(), where)
+    return step
+
+
+_LINUX_ONLY = re.compile(
+    r"\b(?:journalctl|systemctl|apt|apt-get|yum|dnf|zypper|logrotate|lsblk|findmnt|nmcli"
+    r"|timedatectl|update-ca-certificates|getenforce|restorecon)\b|\bip (?:a|addr|route|link)\b"
+    r"|/var/log/(?:syslog|messages|auth)",
+)
+_MACOS_ONLY = re.compile(
+    r"\b(?:scutil|dscacheutil|networksetup|softwareupdate|diskutil|tmutil|pmset"
+    r"|system_profiler|launchctl|sysadminctl|fdesetup|tccutil|osascript|dscl|profiles)\b"
+    r"|\bsecurity (?:find|delete|add|list|unlock)|~/Library/",
+)
 
 
 def _guess_os(command: str, shell: str) -> str:
     """Where a command runs when the file does not say: admin-side cmdlets anywhere,
-    PowerShell and cmd on Windows, bash on macOS or Linux."""
+    PowerShell and cmd on Windows; bash on Linux or macOS when it uses a tool only one
+    of them has (journalctl, scutil), else on either."""
     if not command or _ADMIN_SIDE.search(command):
         return "any"
-    return "windows" if shell in {"powershell", "cmd"} else "unix"
+    if shell in {"powershell", "cmd"}:
+        return "windows"
+    if _LINUX_ONLY.search(command):
+        return "linux"
+    if _MACOS_ONLY.search(command):
+        return "macos"
+    return "unix"
 
 
 def _parse_cause(item: dict[str, Any], where: str) -> Cause:
@@ -608,14 +671,18 @@ def _parse_cause(item: dict[str, Any], where: str) -> Cause:
     fixed_by = item.get("fixed_by", [])
     if not isinstance(fixed_by, list) or not all(isinstance(s, str) for s in fixed_by):
         raise KnowledgeError(f"{where}: 'fixed_by' must be a list of step ids")
-    return Cause(
-        id=cause_id,
-        title=_required_text(item, "title", where),
-        why=_required_text(item, "why", where),
-        checked_by=tuple(checked_by),
-        fixed_by=tuple(fixed_by),
-        supported_if=_phrases(item.get("supported_if", []), f"{where}: supported_if"),
-        ruled_out_if=_phrases(item.get("ruled_out_if", []), f"{where}: ruled_out_if"),
+    return _shaped(
+        Cause,
+        {
+            "id": cause_id,
+            "title": _required_text(item, "title", where),
+            "why": _required_text(item, "why", where),
+            "checked_by": tuple(checked_by),
+            "fixed_by": tuple(fixed_by),
+            "supported_if": _phrases(item.get("supported_if", []), f"{where}: supported_if"),
+            "ruled_out_if": _phrases(item.get("ruled_out_if", []), f"{where}: ruled_out_if"),
+        },
+        where,
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache
 from typing import Literal
 
@@ -25,6 +25,7 @@ from flowpilot.assistants.offline.knowledge import (
     default_knowledge,
 )
 from flowpilot.assistants.offline.text import (
+    _clauses,
     _normalize_command,
     _stemmed,
     detect_os,
@@ -57,7 +58,31 @@ STRONG_LEAD = 1.5
 SECOND_PROBLEM_SHARE = 0.3
 _SECOND_PROBLEM = re.compile(
     r"\b(?:also|as well|another (?:issue|problem)|second (?:issue|problem)|on top of (?:that|this)"
-    r"|plus|separately|in addition)\b",
+    r"|plus|separately|in addition|two (?:things|issues|problems)|another thing)\b",
+    re.IGNORECASE,
+)
+
+# A service request rather than a fault ("wants a second monitor", "need a shared
+# mailbox created"): no family that handles faults is claimed from it with confidence.
+_REQUEST = re.compile(
+    r"\b(?:wants?|would like|needs? (?:a|an|another|new|to have|access)|request(?:s|ed|ing)?"
+    r"|order(?:ing)? (?:a|an|new)|please (?:create|set up|add|provide|order)"
+    r"|can (?:we|you|i|she|he|they) (?:get|have|order)|create (?:a|an)|set up (?:a|an) new)\b",
+    re.IGNORECASE,
+)
+_FAULT = re.compile(
+    r"\b(?:not|no|never|can ?n[o']?t|won'?t|does ?n'?t|did ?n'?t|is ?n'?t|fail\w*|errors?"
+    r"|broken|stopp?\w*|issues?|problems?|crash\w*|freez\w*|slow|down|missing|lost|locked"
+    r"|denied|unable|bounc\w*|drop\w*|keeps?|again|stuck|wrong|offline|blank|flicker\w*"
+    r"|expired?|gone|disappear\w*|0x[0-9a-f]+)\b",
+    re.IGNORECASE,
+)
+# "Nothing works", "everything is down": several areas at once. Unless one family is
+# clearly it, scope first (which fails, since when, who else) instead of guessing one.
+_BROAD = re.compile(
+    r"\b(?:nothing (?:works|is working|loads|opens|works any ?more)"
+    r"|everything (?:is )?(?:down|broken|fails|failing|slow|stopped)"
+    r"|can'?t (?:do|get to|access|open) anything|all (?:systems|apps|services) (?:are )?down)\b",
     re.IGNORECASE,
 )
 
@@ -97,6 +122,8 @@ class Classification:
     runner_up: str | None = None  # weak match: the other family it could be
     second_problem: str | None = None  # a second, separate problem in the same ticket
     codes: tuple[ErrorCode, ...] = ()  # known error codes quoted in the conversation
+    request: bool = False  # worded as a service request, not a fault
+    broad: bool = False  # "nothing works": several areas at once
 
 
 def classify(conversation: Conversation, knowledge: Knowledge | None = None) -> Classification:
@@ -148,6 +175,17 @@ def classify(conversation: Conversation, knowledge: Knowledge | None = None) -> 
 
     best_id, best = ranked[0]
     runner_id, runner = ranked[1] if len(ranked) > 1 else (None, 0.0)
+    said = [conversation.problem, *user_texts]
+    if any(_says(_BROAD, text) for text in said) and not (
+        best_id in specific and best >= STRONG_LEAD * STRONG_SCORE
+    ):
+        # Several areas at once ("nothing works"): no family is singled out.
+        return Classification(None, best, "none", tuple(ranked), codes=codes, broad=True)
+    request = (
+        not knowledge.by_id[best_id].requests
+        and any(_says(_REQUEST, text) for text in said)
+        and not any(_says(_FAULT, text) for text in said)
+    )
     if runner_id and real(best_id) and real(runner_id) and runner >= SECOND_PROBLEM_SHARE * best:
         joined = [conversation.problem, *user_texts[-1:]]
         if any(_SECOND_PROBLEM.search(text) for text in joined):
@@ -161,6 +199,9 @@ def classify(conversation: Conversation, knowledge: Knowledge | None = None) -> 
         # bounces a phishing attacker caused): incident steps come first.
         return Classification(SECURITY_FAMILY, security, "strong", tuple(ranked), codes=codes)
     strong = real(best_id) and best >= STRONG_SCORE and best >= STRONG_LEAD * runner
+    if request:
+        # A request names a topic, not a fault in it: ask what is needed.
+        strong = False
     if strong or (best_id == SECURITY_FAMILY and real(best_id) and best >= STRONG_SCORE):
         return Classification(best_id, best, "strong", tuple(ranked), codes=codes)
     return Classification(
@@ -170,7 +211,13 @@ def classify(conversation: Conversation, knowledge: Knowledge | None = None) -> 
         tuple(ranked),
         runner_up=runner_id if runner_id and runner >= best / 3 else None,
         codes=codes,
+        request=request,
     )
+
+
+@lru_cache(maxsize=8192)
+def _says(pattern: re.Pattern, text: str) -> bool:
+    return bool(text and pattern.search(text))
 
 
 def _in_order_mentioned(
@@ -213,6 +260,36 @@ def _people_messages(conversation: Conversation) -> list[str]:
     """What people typed about the problem: not the briefing FlowPilot's handoff wrote, not
     text that tries to steer the assistant."""
     return [line.text for line in conversation.messages if _is_evidence(line)]
+
+
+def evidence_texts(conversation: Conversation) -> list[tuple[str, str, Origin]]:
+    """(text, where it came from, the same in parts) for everything that counts as
+    evidence: the outcomes recorded on tasks, what people typed (not the briefing, not
+    steering text), the escalation reason and the problem. FlowPilot's own words are never
+    in it. The most telling first, for a quote found in several: recorded outcomes and
+    people's messages newest first, then the escalation reason, then the problem."""
+    found = [
+        (task.outcome, _outcome_source(task), _outcome_origin(task))
+        for task in reversed(conversation.tasks)
+        if task.outcome.strip()
+    ]
+    found += [
+        (line.text, _whose(line.author), Origin("message", author=line.author))
+        for line in reversed(conversation.messages)
+        if _is_evidence(line)
+    ]
+    found.append((conversation.escalation_reason, "the escalation reason", Origin("reason")))
+    found.append((conversation.problem, "the problem", Origin("problem")))
+    return [(text, source, origin) for text, source, origin in found if text and text.strip()]
+
+
+def own_texts(conversation: Conversation) -> list[str]:
+    """FlowPilot's own words in the session: its replies and the handoff briefing."""
+    return [
+        line.text
+        for line in conversation.messages
+        if line.role == "assistant" or line.text.startswith(BRIEFING_PREFIX)
+    ]
 
 
 # ------------------------------------------------------------------ session state
@@ -308,6 +385,7 @@ class RankedCause:
     facts: tuple[Fact, ...] = ()  # for and against, strongest first
     checked: tuple[Step, ...] = ()  # its checks done without finding anything either way
     fix_failed: tuple[Step, ...] = ()  # its fixes tried without fixing the problem
+    other_os: bool = False  # every command that checks or fixes it is for another OS
 
     @cached_property
     def support(self) -> tuple[Fact, ...]:
@@ -464,10 +542,23 @@ def plan(conversation: Conversation, knowledge: Knowledge) -> Plan:
     resolved_lines = _resolved_lines(conversation, statements) if resolved else []
     ranked = []
     for position, cause in enumerate(family.causes):
-        ranked.append((position, _weigh(cause, matches, tried, resolved_lines)))
+        weighed = _weigh(cause, matches, tried, resolved_lines)
+        if device_os and _for_another_os(cause, knowledge, device_os):
+            weighed = replace(weighed, other_os=True)
+        ranked.append((position, weighed))
     # A confirmed cause first, then supported ones, untested, checked, ruled out; within a
-    # tier the evidence score, then the data file's order.
-    ranked.sort(key=lambda item: (-item[1].tier, -item[1].score, -item[1].specificity, item[0]))
+    # tier the evidence score, then the data file's order. A cause whose every command is
+    # for another operating system ("logs on Windows" on a Mac) goes last unless the
+    # evidence supports it.
+    ranked.sort(
+        key=lambda item: (
+            item[1].other_os and not item[1].support,
+            -item[1].tier,
+            -item[1].score,
+            -item[1].specificity,
+            item[0],
+        )
+    )
     causes = tuple(item for _, item in ranked)
     if resolved and not any(c.fixed for c in causes) and causes[0].support:
         # "Works now" right after the evidence pointed at a cause: that cause it was.
@@ -479,8 +570,8 @@ def plan(conversation: Conversation, knowledge: Knowledge) -> Plan:
         classification=classification,
         family=family,
         lane=lane,
-        untouched=_by_evidence(untouched, causes),
-        untried=_by_evidence(untried, causes),
+        untouched=_by_evidence(untouched, causes, device_os),
+        untried=_by_evidence(untried, causes, device_os),
         in_lane=tuple(in_lane),
         causes=causes,
         device_os=device_os,
@@ -491,6 +582,15 @@ def plan(conversation: Conversation, knowledge: Knowledge) -> Plan:
         held_back=tuple(held_back),
         unlikely_steps=_unlikely_steps(causes),
     )
+
+
+def _for_another_os(cause: Cause, knowledge: Knowledge, device_os: str) -> bool:
+    """Whether every command that checks or fixes ``cause`` runs only on another OS."""
+    steps = [
+        knowledge.steps[i] for i in (*cause.checked_by, *cause.fixed_by) if i in knowledge.steps
+    ]
+    local = [step for step in steps if step.command and step.os != "any"]
+    return bool(local) and len(local) == len(steps) and not any(s.runs_on(device_os) for s in local)
 
 
 @lru_cache(maxsize=4096)
@@ -558,34 +658,6 @@ def _short_title(task: TriedStep) -> str:
     return " ".join(task.title.split())[:80]
 
 
-def locate_quote(quote: str, conversation: Conversation) -> tuple[str, Origin] | None:
-    """Where ``quote`` was written in the session, as (source, origin), or None.
-
-    For an engine that quotes a fact in its own words (Claude): a quote found nowhere in
-    what people wrote or recorded is not shown as evidence. Recorded outcomes first, then
-    people's messages (newest first; never the briefing), the escalation reason, the problem.
-    Case and spacing do not matter; quotation marks and a final full stop around it neither.
-    """
-    needle = _comparable(quote)
-    if not needle:
-        return None
-    for task in reversed(conversation.tasks):
-        if task.status != "todo" and needle in _comparable(task.outcome):
-            return _outcome_source(task), _outcome_origin(task)
-    for line in reversed(conversation.messages):
-        if _is_evidence(line) and needle in _comparable(line.text):
-            return _whose(line.author), Origin("message", author=line.author)
-    if needle in _comparable(conversation.escalation_reason):
-        return "the escalation reason", Origin("reason")
-    if needle in _comparable(conversation.problem):
-        return "the problem", Origin("problem")
-    return None
-
-
-def _comparable(text: str) -> str:
-    return " ".join((text or "").split()).strip("\"'\u201c\u201d\u2018\u2019 .").casefold()
-
-
 def _whose(author: str) -> str:
     return f"{author}'s message" if author else "the technician's message"
 
@@ -638,6 +710,11 @@ def _evidence(statements: list[Statement], knowledge: Knowledge, family: Family)
         for cause_id, for_it, size, reading in knowledge.clause_evidence(statement.words):
             if cause_id in causes:
                 found.setdefault((cause_id, for_it), []).append((statement, size, reading))
+        # A quoted error code that names a cause is a fact for it ("0x800f0922": the
+        # System Reserved partition), as specific as a three-word phrase.
+        for code in knowledge.codes_in(statement.text):
+            if code.cause in causes:
+                found.setdefault((code.cause, True), []).append((statement, 3, "yes"))
     return found
 
 
@@ -752,9 +829,15 @@ def _unlikely_steps(causes: tuple[RankedCause, ...]) -> frozenset[str]:
     return frozenset(unlikely - possible)
 
 
-def _by_evidence(steps: list[Step], causes: tuple[RankedCause, ...]) -> tuple[Step, ...]:
+def _by_evidence(
+    steps: list[Step], causes: tuple[RankedCause, ...], device_os: str = ""
+) -> tuple[Step, ...]:
     """Steps for a cause the evidence favours first (its fix first once it is confirmed,
-    else its checks), steps that only touch contradicted causes last, the rest in order."""
+    else its checks), steps that only touch contradicted causes last, the rest in order.
+
+    On a Mac or a Linux machine, among steps the evidence ranks alike, the ones run on the
+    device itself come before admin-side ones: the files list the Windows steps first and
+    the other systems' own commands after them."""
     first: dict[str, tuple[int, int]] = {}
     urgent = {step.id for step in steps if step.urgent}
     for rank, ranked in enumerate(r for r in causes if r.support and not r.against):
@@ -767,15 +850,18 @@ def _by_evidence(steps: list[Step], causes: tuple[RankedCause, ...]) -> tuple[St
     unlikely = _unlikely_steps(causes)
     fix_ids = {s for r in causes for s in r.cause.fixed_by}
 
-    def key(item: tuple[int, Step]) -> tuple[int, int, int, int]:
+    local_first = device_os in {"macos", "linux"}
+
+    def key(item: tuple[int, Step]) -> tuple[int, int, int, int, int]:
         position, step = item
+        remote = int(local_first and not (step.command and step.os in {device_os, "unix"}))
         if step.id in first:
             rank, order = first[step.id]
-            return (0, rank, order, position)
+            return (0, rank, order, remote, position)
         if step.id in unlikely:
-            return (3, 0, 0, position)
+            return (3, 0, 0, remote, position)
         # Fixes for causes nobody has evidence for yet wait behind the checks.
-        return (2 if step.id in fix_ids else 1, 0, 0, position)
+        return (2 if step.id in fix_ids else 1, 0, 0, remote, position)
 
     return tuple(step for _, step in sorted(enumerate(steps), key=key))
 
@@ -795,8 +881,8 @@ def open_questions(
             user_texts.append(line.text)
         elif line.role == "assistant" and index < last_user:
             replied_to.append(line.text)
-    said = [knowledge.facts(text).stemmed for text in user_texts]
-    asked = [knowledge.facts(text).stemmed for text in replied_to]
+    said = [knowledge.facts(text).stemmed for text in user_texts]  # typos corrected
+    asked = [_as_written(text) for text in replied_to]  # FlowPilot's own words, as written
 
     found = []
     for question in family.questions:
@@ -811,12 +897,15 @@ def open_questions(
     return found
 
 
+@lru_cache(maxsize=4096)
+def _as_written(text: str) -> str:
+    """``text`` as padded stemmed words, without typo correction: FlowPilot's own replies
+    are compared with its own sentences, word for word."""
+    return " " + " ".join(word for clause in _clauses(text) for word in clause) + " "
+
+
 def assistant_history(conversation: Conversation, knowledge: Knowledge) -> list[str]:
-    return [
-        knowledge.facts(line.text).stemmed
-        for line in conversation.messages
-        if line.role == "assistant"
-    ]
+    return [_as_written(line.text) for line in conversation.messages if line.role == "assistant"]
 
 
 def mentions(history: list[str], text: str) -> bool:
@@ -833,8 +922,9 @@ __all__ = [
     "RankedCause",
     "assistant_history",
     "classify",
-    "locate_quote",
+    "evidence_texts",
     "mentions",
     "open_questions",
+    "own_texts",
     "plan",
 ]

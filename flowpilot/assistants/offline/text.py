@@ -6,16 +6,23 @@ import re
 from collections.abc import Iterable
 from functools import lru_cache
 
+from flowpilot.text import strip_control_characters
+
 # --------------------------------------------------------------------------- text
 
 
 _SEPARATORS = re.compile(r"[\W_]+")
 _APOSTROPHES = str.maketrans("", "", "'\u2019`")
+# A drive letter ("the mapped S: drive", "P:\\Finance") says which drive, not what is wrong:
+# dropped, so "mapped S: drive" reads as "mapped drive".
+_DRIVE_LETTER = re.compile(r"(?<![\w:])[a-z]:(?=\s|\\|/|$)")
 
 
 def words(text: str) -> tuple[str, ...]:
-    """Casefolded words of ``text`` with punctuation removed ("can't" -> "cant")."""
-    return tuple(_SEPARATORS.sub(" ", text.casefold().translate(_APOSTROPHES)).split())
+    """Casefolded words of ``text`` with punctuation and drive letters removed ("can't" ->
+    "cant")."""
+    folded = _DRIVE_LETTER.sub(" ", text.casefold().translate(_APOSTROPHES))
+    return tuple(_SEPARATORS.sub(" ", folded).split())
 
 
 def normalize(text: str) -> str:
@@ -28,11 +35,44 @@ def _stem(word: str) -> str:
     # so the odd wrong stem ("windows" -> "window") still matches itself.
     if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
         return word[:-1]
+    if len(word) == 3 and word[2] == "s" and word[1] not in "aeiouys":
+        return word[:2]  # "pcs", "aps", "vms", "pop-ups": short plurals of short words
     return word
 
 
 def _stemmed(text: str) -> tuple[str, ...]:
     return tuple(_stem(word) for word in words(text))
+
+
+# Words that may sit inside a phrase without changing it: "the disk is almost full"
+# states "disk full", "printer is completely offline" states "printer offline". Skipped
+# between the words of a phrase (never before its first word), at most MAX_FILLERS.
+FILLERS = frozenset(
+    {"is", "are", "was", "were", "been", "be", "am", "almost", "nearly", "completely"}
+    | {"totally", "really", "very", "super", "quite", "pretty", "just", "basically"}
+    | {"literally", "fully", "entirely", "now", "still", "all", "so"}
+)
+MAX_FILLERS = 2
+
+
+def phrase_end(clause: tuple[str, ...], start: int, rest: tuple[str, ...]) -> int:
+    """Where the phrase whose first word is ``clause[start]`` and whose other words are
+    ``rest`` ends in ``clause`` (filler words between its words allowed), or -1."""
+    position = start + 1
+    skipped = 0
+    for word in rest:
+        while (
+            position < len(clause)
+            and clause[position] != word
+            and clause[position] in FILLERS
+            and skipped < MAX_FILLERS
+        ):
+            position += 1
+            skipped += 1
+        if position >= len(clause) or clause[position] != word:
+            return -1
+        position += 1
+    return position
 
 
 # Evidence is looked for clause by clause, and a phrase right after a negation does not
@@ -81,7 +121,7 @@ _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]#|~])")
 
 def _plain(text: str, limit: int = 160) -> str:
     """Untrusted text as one short line that can never be read as an HTML tag."""
-    line = " ".join(text.split())
+    line = " ".join(strip_control_characters(text).split())
     if len(line) > limit:
         line = line[: limit - 1].rstrip() + "\u2026"
     return line.replace("<", "\u2039").replace(">", "\u203a")
@@ -132,40 +172,75 @@ FOREIGN_WORDS = {
 }
 
 FUZZY_MIN_LENGTH = 5  # shorter words are too close to each other to correct safely
-FUZZY_CUTOFF = 86.0  # rapidfuzz ratio (0-100) a typo must reach to count as the word
+LONG_WORD = 10  # from this length a typo may hold two slips or a wrong letter
+# Common English words that sit one letter away from a knowledge word ("though" /
+# "through"): never typos.
+COMMON_WORDS = frozenset(
+    {"though", "through", "there", "their", "which", "would", "could", "should", "about"}
+    | {"after", "before", "other", "these", "those", "where", "while", "every", "since"}
+    | {"still", "today", "again", "never", "always", "thing", "things", "think", "start"}
+)
 
 
 class Speller:
-    """Maps a typo to the closest word the knowledge uses ("outlok" -> "outlook").
+    """Maps a typo to the closest word the knowledge uses ("outlok" -> "outlook",
+    "crashng" -> "crashing", "expried" -> "expired").
 
-    Only words the knowledge files use are candidates, only words of five letters or more
-    are corrected, and a word that is itself in the vocabulary is never changed.
+    What counts as a typo is what typing produces: a letter left out or doubled, or two
+    letters swapped; a wrong letter only in a long word (a wrong letter in a short word
+    is usually another word: "blink", "stock"). Only words the knowledge files use are
+    candidates, a typo keeps its first letter, and a word in the vocabulary, a common
+    English word, a code with digits or a word that decides a clause's direction
+    (negations, "fine", fillers) is never changed.
     """
 
     def __init__(self, vocabulary: Iterable[str]) -> None:
-        from rapidfuzz import fuzz, process
+        from rapidfuzz import process
+        from rapidfuzz.distance import OSA, Indel
 
         self._vocabulary = frozenset(w for w in vocabulary if w)
-        self._candidates = sorted(w for w in self._vocabulary if len(w) >= FUZZY_MIN_LENGTH - 1)
-        self._process, self._scorer = process, fuzz.ratio
+        by_letter: dict[str, list[str]] = {}
+        for word in sorted(self._vocabulary):
+            if len(word) >= FUZZY_MIN_LENGTH - 1:
+                by_letter.setdefault(word[0], []).append(word)
+        self._by_letter = by_letter
+        self._process, self._indel, self._osa = process, Indel.distance, OSA.distance
         self._cache: dict[str, str] = {}
 
     def correct(self, word: str) -> str:
-        if word in self._vocabulary or len(word) < FUZZY_MIN_LENGTH or word.isdigit():
+        if word in self._vocabulary or len(word) < FUZZY_MIN_LENGTH:
             return word
+        if any(ch.isdigit() for ch in word) or word in COMMON_WORDS:
+            return word
+        if word in NEGATIONS or word in POSITIVE_STATES or word in FILLERS:
+            return word  # what decides a clause's direction is never "corrected"
         found = self._cache.get(word)
         if found is None:
-            # Typos keep the first letter ("outlok"); "handset" is not "headset".
-            best = self._process.extractOne(
-                word,
-                [c for c in self._candidates if c[0] == word[0]],
-                scorer=self._scorer,
-                score_cutoff=FUZZY_CUTOFF,
-            )
-            found = best[0] if best else word
+            found = self._closest(word)
             if len(self._cache) < 20_000:
                 self._cache[word] = found
         return found
+
+    def _closest(self, word: str) -> str:
+        candidates = self._by_letter.get(word[0], ())
+        long_word = len(word) >= LONG_WORD
+        # Letters left out or added (one; two in a long word, where a wrong letter, two
+        # Indel edits, is allowed too); a longer candidate first: typing drops letters.
+        near = self._process.extract(
+            word, candidates, scorer=self._indel, score_cutoff=2 if long_word else 1, limit=None
+        )
+        if near:
+            best = min(near, key=lambda m: (m[1], -len(m[0]), m[0]))
+            return best[0]
+        # Two neighbouring letters swapped ("expried"): same letters, one OSA edit.
+        for candidate in candidates:
+            if (
+                len(candidate) == len(word)
+                and sorted(candidate) == sorted(word)
+                and self._osa(word, candidate) == 1
+            ):
+                return candidate
+        return word
 
 
 # ----------------------------------------------------------- what a sentence states
@@ -199,6 +274,7 @@ _RESOLVED = re.compile(
     r"|no more (?:prompts?|errors?|lockouts?|crashes|drops?)|(?:does ?n[o']?t|no longer)"
     r" \w+(?: \w+){0,3} any ?more|(?:he|she|they|user|users) (?:can|could) (?:log|sign) in"
     r"|(?:is|are) (?:all )?(?:good|fine) now|looks? (?:clean|good|fine) now|all good"
+    r"|(?:is|are|its|it's) (?:all )?back (?:up|online|to normal)|up and running|back online"
     r"|(?:gets?|got|has|have|is|are) (?:his |her |their |the |its )?(?:\w+ )?\w+ back\b"
     r"|no (?:more )?\w+ (?:for|since|in) (?:the last |an? |this )?(?:\d+ )?"
     r"(?:minutes?|hours?|days?|morning|afternoon|lunch|yesterday|then|reboot)(?: now)?"
@@ -280,9 +356,31 @@ _HOSTNAME = re.compile(r"\b[A-Za-z][A-Za-z0-9]*-?[A-Za-z]*\d+[A-Za-z0-9-]*\b")
 _USER_HINT = re.compile(r"(?:C:\\Users\\|/home/|user(?:name)?[ :=]+)([A-Za-z][\w.-]{1,30})", re.I)
 
 
+# A server named in the text: a UNC path, a URL, a host name that follows the usual
+# server naming (DC01, fs-02, TS02, build01, web02) or a fully qualified name.
+_SERVER_MENTION = re.compile(
+    r"\bssh\s+(?:-\S+\s+)*[\w.-]+@([A-Za-z0-9][\w.-]*[A-Za-z0-9])"
+    r"|\\\\([A-Za-z0-9][\w.-]*)"
+    r"|\b(?:smb|https?|ssh|rdp|afp)://(?:[\w.-]+@)?([A-Za-z0-9][\w.-]*[A-Za-z0-9])"
+    r"|(?<![\w.@-])((?:[a-z]+-?)?(?:dc|fs|ts|srv|web|app|sql|prn|file|print|build|nas|rds|iis"
+    r"|mail|exch|ex|db|vm|host)-?\d{1,3}[a-z]?)\b"
+    r"|(?<![\w.@-])([a-z0-9][a-z0-9-]*(?:\.[a-z0-9-]+)*\.(?:local|lan|corp|internal|intranet"
+    r"|com|net|org|io|uk|de|fr|nl|eu))\b",
+    re.IGNORECASE,
+)
+_SSH_LOGIN = re.compile(r"\bssh\s+(?:-\S+\s+)*([a-z_][\w.-]{0,30})@", re.I)
+_SERVER_DEVICE = re.compile(r"\b(?:server|srv|dc|iis|nas|host)\b", re.I)
+
+
 @lru_cache(maxsize=1024)
 def session_values(device: str, texts: tuple[str, ...]) -> dict[str, str]:
-    """Values for command placeholders found in the session: device name, user, addresses."""
+    """Values for command placeholders found in the session: device name, user, addresses.
+
+    The device field names the user's machine ({device}); it names the server only when
+    it says it is one ("Windows Server 2019 TS02"). Otherwise {server} is a server the
+    problem or the chat names (a UNC path, a URL, "DC01", "intranet.acme.local"). What
+    the session does not say stays a visible ``<server>`` for the technician to fill.
+    """
     values: dict[str, str] = {}
     for text in (device, *texts):
         if not text:
@@ -292,7 +390,7 @@ def session_values(device: str, texts: tuple[str, ...]) -> dict[str, str]:
         found = None if "ip" in values else _IPV4.search(text)
         if found and not found.group(0).startswith(("255.", "0.")):
             values["ip"] = found.group(0)
-        if "user" not in values and (found := _USER_HINT.search(text)):
+        if "user" not in values and (found := _USER_HINT.search(text) or _SSH_LOGIN.search(text)):
             values["user"] = found.group(1)
     if device:
         # A device field like "Windows Server 2019 ACC01" names the machine by its host name.
@@ -304,7 +402,14 @@ def session_values(device: str, texts: tuple[str, ...]) -> dict[str, str]:
         ]
         if names:
             values["device"] = names[-1]
-            values.setdefault("server", names[-1])
+            if _SERVER_DEVICE.search(device):
+                values["server"] = names[-1]
+    if "server" not in values:
+        for text in texts:
+            found = _SERVER_MENTION.search(text or "")
+            if found:
+                values["server"] = next(group for group in found.groups() if group)
+                break
     if "user" not in values and "upn" in values:
         values["user"] = values["upn"].split("@", 1)[0]
     return values

@@ -14,10 +14,14 @@ from flowpilot.assistants.base import (
     LikelyCause,
     ProposedStep,
     Reply,
+    StrongestFact,
     TriedStep,
+    Unclear,
+    tried_entries,
 )
 from flowpilot.assistants.offline.knowledge import Knowledge, Step, default_knowledge
 from flowpilot.assistants.offline.reasoning import (
+    _DISK_STRESS,
     SECURITY_FAMILY,
     Classification,
     Fact,
@@ -125,7 +129,14 @@ class OfflineAssistant:
         classification = the_plan.classification
         if not the_plan.matched:
             stage = "triage"
-            if not history:
+            if not history and classification.broad:
+                paragraphs.append(
+                    "Several things fail at once, so I won't guess one area. When mail, "
+                    "Teams and files all fail together, the cause is usually something they "
+                    "share: the network connection, the user's sign-in, or the device. "
+                    "Let's scope it first."
+                )
+            elif not history:
                 paragraphs.append(
                     "I can't match this to a known problem yet, so let's scope it first "
                     "and capture the basics."
@@ -156,6 +167,9 @@ class OfflineAssistant:
             paragraphs.append(_lead_paragraph(lead, the_plan))
 
         proposals = _proposals(the_plan, stage)
+        if stage == "ask":
+            # Which of the two fits: one check of each tells them apart.
+            proposals = _telling_apart(proposals, the_plan, knowledge)
         if not proposals:
             paragraphs += _nothing_new(conversation, the_plan)
             return self._reply(paragraphs, (), the_plan, stage)
@@ -271,7 +285,6 @@ class OfflineAssistant:
         """
         knowledge = self.knowledge
         the_plan = plan(conversation, knowledge)
-        tried = tuple(task for task in conversation.tasks if task.status != "todo")
         causes = tuple(
             LikelyCause(title=ranked.cause.title, why=_why(ranked))
             for ranked in the_plan.causes[:ASSESS_CAUSES]
@@ -290,28 +303,22 @@ class OfflineAssistant:
         steps = the_plan.worth_proposing(the_plan.untried)
         return Assessment(
             summary=_summary(conversation, the_plan),
-            tried=tried,
+            tried=tried_entries(conversation.tasks),
             causes=causes,
             next_steps=tuple(step.proposed(the_plan.values) for step in steps[:ASSESS_NEXT_STEPS]),
             confidence=confidence,
             engine=self.name,
-            extra={
-                "family": classification.family_id,
-                "family_title": the_plan.family.title if the_plan.matched else "",
-                "match": classification.strength,
-                "score": round(classification.score, 2),
-                "fact": (
-                    {
-                        "quote": fact.quote,
-                        "source": fact.source,
-                        "cause": lead.cause.title,
-                        **(fact.origin.as_dict() if fact.origin else {}),
-                    }
-                    if fact
-                    else None
-                ),
-                "unclear": None if clear else _unclear(conversation, knowledge, the_plan),
-            },
+            fact=(
+                StrongestFact.quoted(
+                    fact.quote,
+                    fact.source,
+                    lead.cause.title,
+                    **(fact.origin.as_dict() if fact.origin else {}),
+                )
+                if fact
+                else None
+            ),
+            unclear=None if clear else _unclear(conversation, knowledge, the_plan),
         )
 
 
@@ -320,7 +327,7 @@ GENERIC_ASK = (
 )
 
 
-def _unclear(conversation: Conversation, knowledge: Knowledge, the_plan: Plan) -> dict:
+def _unclear(conversation: Conversation, knowledge: Knowledge, the_plan: Plan) -> Unclear:
     """What the evidence leaves open, for "Not clear yet: X or Y — ask …".
 
     A weak match is unsure of the kind of problem: the two families (as the chat's "This
@@ -339,7 +346,7 @@ def _unclear(conversation: Conversation, knowledge: Knowledge, the_plan: Plan) -
         options = [ranked.cause.title for ranked in the_plan.causes[:2]]
     questions = open_questions(conversation, knowledge, the_plan.family)
     ask = questions[0].text if questions else GENERIC_ASK
-    return {"options": options, "ask": ask}
+    return Unclear(options=tuple(options), ask=ask)
 
 
 # ------------------------------------------------------------------ reply pieces
@@ -351,9 +358,39 @@ def _proposals(the_plan: Plan, stage: str, limit: int | None = STEPS_PER_REPLY) 
     if stage == "ask":
         # A weak match: one or two checks that tell the families apart, no fixes yet.
         steps = tuple(s for s in steps if s.kind == "check")[:2]
-    if the_plan.classification.family_id != SECURITY_FAMILY and the_plan.security:
-        steps = steps  # the security paragraph points at the incident; steps stay on topic
+    lead = the_plan.lead
+    if the_plan.matched and lead.support and not lead.against:
+        # The evidence points at a cause: a fix for a cause nobody has evidence for (a
+        # rescue boot while the report says "bad ownership of /home") is not proposed.
+        backed = {
+            i for r in the_plan.causes if r.support and not r.against for i in r.cause.fixed_by
+        }
+        fixes = {i for r in the_plan.causes for i in r.cause.fixed_by}
+        steps = tuple(s for s in steps if s.id not in fixes or s.id in backed)
     return steps if limit is None else steps[:limit]
+
+
+def _telling_apart(
+    proposals: tuple[Step, ...], the_plan: Plan, knowledge: Knowledge
+) -> tuple[Step, ...]:
+    """For a weak match with a runner-up: the first check of the likelier family, then the
+    first check of the other one that fits the device and is not in the lane yet."""
+    other = the_plan.classification.runner_up
+    if not other or other not in knowledge.by_id:
+        return proposals
+    lane = the_plan.lane
+    second = next(
+        (
+            step
+            for step in knowledge.by_id[other].steps
+            if step.kind == "check"
+            and step.runs_on(the_plan.device_os)
+            and not lane.statuses(knowledge, step)
+            and not (the_plan.failing_disk and _DISK_STRESS.search(step.command or step.title))
+        ),
+        None,
+    )
+    return (*proposals[:1], second) if second else proposals
 
 
 def _questions(
@@ -405,11 +442,18 @@ def _weak_match(the_plan: Plan, knowledge: Knowledge) -> str:
     classification = the_plan.classification
     title = the_plan.family.title
     other = classification.runner_up
+    if classification.request:
+        return (
+            f"This reads like a request rather than a fault (closest topic: **{title}**). "
+            "If it is a request, handle it through the usual request process; if something "
+            "is actually broken, tell me what the user sees and I'll troubleshoot it. "
+            "If it is about a fault, a first check:"
+        )
     if other and other in knowledge.by_id:
         return (
             f"This looks like **{title}** or **{knowledge.by_id[other].title}**: which fits "
             "better? Tell me the exact error or what the user sees, and I'll narrow it down. "
-            f"Meanwhile, a first check for {title}:"
+            "Meanwhile, a first check for each:"
         )
     return (
         f"This might be **{title}**, but the ticket says little that is specific. What exactly "
