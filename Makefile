@@ -37,8 +37,12 @@ run: $(STAMP)
 		--reload-include '*.html' --reload-include '*.toml' --reload-exclude '.venv/*' \
 		--reload-exclude 'var/*' --timeout-graceful-shutdown 1 --log-level warning
 
+# Two pytest-xdist workers (the suite waits on browsers, servers and paused services as much
+# as it computes); whole files per worker, in collected order, so that browser tests still run
+# after every other test of a worker (tests/conftest.py). TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	@$(PY) -m pytest $(PYTEST_ARGS)
+	@$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	@$(VENV)/bin/ruff check .

@@ -50,7 +50,9 @@ def pytest_collection_modifyitems(items) -> None:
     browser test to the end of the run, and Django refuses synchronous database calls
     under a running loop. Only browser tests lift that guard (tests/e2e/conftest.py);
     every other test keeps it, so a sync database call from async code still fails where
-    it would in production.
+    it would in production. Under pytest-xdist (``make test``) the order holds per worker:
+    files are handed out whole and in this collected order (``--dist loadfile
+    --no-loadscope-reorder``), and browser tests live in files of their own (tests/e2e).
     """
     items.sort(key=drives_a_browser)
 
