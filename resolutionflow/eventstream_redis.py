@@ -33,6 +33,7 @@ import json
 import logging
 import threading
 import time
+from collections import OrderedDict
 from typing import Any
 
 from django.conf import settings
@@ -117,6 +118,10 @@ class ResilientListenerManager(ListenerManager):
         self.redis_listener_started = False
         # The last event id relayed per channel that has listeners: detects gaps.
         self.last_seen: dict[str, int] = {}
+        # The highest id relayed per channel, listeners or not (the most recent channels):
+        # where a channel's position is not known (its first listener just came, or a
+        # resync forgot it), this is a safe guess, never above what any stream has read.
+        self.relayed: OrderedDict[str, int] = OrderedDict()
         self.relay = RedisRelay(self)
 
     def add_listener(self, listener) -> None:
@@ -151,13 +156,22 @@ class ResilientListenerManager(ListenerManager):
         committing transaction, in order). One at or below the position (a late or repeated
         announcement) is passed on: clients apply events idempotently. A listener already
         due to re-read gets nothing queued: its re-read includes the event.
+
+        Where the position is unknown, the highest id this process relayed before stands in
+        for it (``relayed``): that event was committed before, so every stream of the channel
+        has read it or was handed it, and the event right after it skips nothing. A
+        channel's first event (id 1) skips nothing either. Without these, every stream of a
+        busy channel re-read storage at once on the first event after it connected.
         """
         event_id = _int_or_none(event.id)
         with self.lock:
+            relayed_before = self._note_relayed(channel, event_id)
             listeners = self.listeners_by_channel.get(channel)
             if not listeners:
                 return
             last = self.last_seen.get(channel)
+            if last is None:
+                last = _known_position(relayed_before, event_id)
             if event_id is not None and (last is None or event_id > last):
                 self.last_seen[channel] = event_id
             if event_id is not None and (last is None or event_id > last + 1):
@@ -178,6 +192,16 @@ class ResilientListenerManager(ListenerManager):
                 else:
                     listener.overflow = True
 
+    def _note_relayed(self, channel: str, event_id: int | None) -> int | None:
+        """Remember ``event_id`` as relayed on ``channel``; the highest id before it."""
+        before = self.relayed.get(channel)
+        if event_id is not None and (before is None or event_id > before):
+            self.relayed[channel] = event_id
+            self.relayed.move_to_end(channel)
+            if len(self.relayed) > RELAYED_CHANNELS_KEPT:
+                self.relayed.popitem(last=False)
+        return before
+
     def resync(self) -> None:
         """Every connected client re-reads the storage from its own last id.
 
@@ -192,6 +216,18 @@ class ResilientListenerManager(ListenerManager):
                 _wake(listener)
         if listeners:
             logger.info("Resynced %d event-stream clients from storage", len(listeners))
+
+
+RELAYED_CHANNELS_KEPT = 10_000
+
+
+def _known_position(relayed_before: int | None, event_id: int | None) -> int | None:
+    """A channel position to check ``event_id`` against when none is known, or None."""
+    if relayed_before is not None:
+        return relayed_before
+    if event_id == 1:
+        return 0  # a channel's first event: nothing before it to skip
+    return None
 
 
 def _int_or_none(value) -> int | None:

@@ -419,3 +419,55 @@ def test_the_relay_notices_a_paused_redis(private_redis, streams, tess, sam, mon
     private_redis.resume()
 
     assert stream.wait_for("handoff-escalated", timeout=10).json["handoff"] == "paused"
+
+
+class _Listener:
+    """A stream as the listener manager sees it (django-eventstream's Listener's fields)."""
+
+    def __init__(self, *channels: str) -> None:
+        self.channels = set(channels)
+        self.channel_items: dict = {}
+        self.overflow = False
+        self.wakes = 0
+
+    def wake_threadsafe(self) -> None:
+        self.wakes += 1
+
+
+def _event(channel: str, event_id: int):
+    from django_eventstream.event import Event
+
+    return Event(channel, "handoff-escalated", {"handoff": str(event_id)}, id=event_id)
+
+
+@override_settings(EVENTSTREAM_REDIS=None)  # the manager alone, no relay to start
+def test_a_new_stream_on_a_channel_already_relayed_gets_the_next_event_without_a_reread():
+    # Issue 12's bench: with no position known, every stream of a busy channel re-read
+    # storage at once on its first event (300 seniors: the pool ran dry and streams died).
+    manager = eventstream_redis.ResilientListenerManager()
+    manager.add_to_queues("queue-7", _event("queue-7", 41))  # relayed, nobody listening yet
+    streams = [_Listener("queue-7") for _ in range(3)]
+    for stream in streams:
+        manager.add_listener(stream)
+
+    manager.add_to_queues("queue-7", _event("queue-7", 42))
+    assert [s.overflow for s in streams] == [False] * 3
+    assert [[e.id for e in s.channel_items["queue-7"]] for s in streams] == [[42]] * 3
+
+    # One beyond the next (43 never came here): they re-read storage instead.
+    manager.add_to_queues("queue-7", _event("queue-7", 44))
+    assert [s.overflow for s in streams] == [True] * 3
+
+
+@override_settings(EVENTSTREAM_REDIS=None)  # the manager alone, no relay to start
+def test_a_channels_first_event_is_passed_on_and_an_unknown_position_still_rereads():
+    manager = eventstream_redis.ResilientListenerManager()
+    fresh, older = _Listener("user-1"), _Listener("user-2")
+    manager.add_listener(fresh)
+    manager.add_listener(older)
+
+    manager.add_to_queues("user-1", _event("user-1", 1))  # nothing can come before id 1
+    assert not fresh.overflow and [e.id for e in fresh.channel_items["user-1"]] == [1]
+
+    manager.add_to_queues("user-2", _event("user-2", 9))  # 1-8 never relayed here
+    assert older.overflow and older.channel_items == {}
