@@ -311,9 +311,10 @@ def main() -> None:
             )
     page = {size: stats[size, "queue page"] for size in sizes}
     within = all(page[size]["p95"] <= BOUND * page[base]["p95"] for size in sizes)
-    # Bounded: beyond the first page only the count, the cursors and "Show more" differ.
+    # Bounded: 50 cards at every size. Their content differs with the data (a deep queue's
+    # first 50 are all high urgency and overdue, with a pill each), so allow 10 %.
     page_bytes = {size: sizes_seen[size, "queue page"] for size in sizes}
-    bounded = all(page_bytes[size] <= page_bytes[base] * 1.02 for size in sizes)
+    bounded = all(page_bytes[size] <= page_bytes[base] * 1.10 for size in sizes)
     print()
     print(f"queue page p95 within {BOUND}x of {base} waiting: {'yes' if within else 'NO'}")
     print(f"queue page size bounded: {'yes' if bounded else 'NO'}")
