@@ -381,6 +381,25 @@ class CeleryWorker:
 
 
 @contextmanager
+def pushpin_layout(directory: Path):
+    """Pushpin in front of two web processes (uvicorn, GRIP on): ``(pushpin, [web1, web2])``."""
+    webs = [UvicornProcess(subprocess_env(), log_path=directory / f"web{n}.log") for n in (1, 2)]
+    pushpin = PushpinServer(directory, [web.url.removeprefix("http://") for web in webs])
+    for web in webs:
+        web.env["GRIP_URL"] = pushpin.grip_url
+    try:
+        for web in webs:
+            web.start()
+        pushpin.start()
+        yield pushpin, webs
+    finally:
+        pushpin.stop()
+        for web in webs:
+            if web.process is not None:
+                web.stop()
+
+
+@contextmanager
 def celery_broker(url: str):
     """Make this process's Celery app publish to ``url`` (not inline) for a while."""
     from resolutionflow.celery import app

@@ -17,9 +17,8 @@ from django.test import Client
 from playwright.sync_api import expect
 
 from escalations.models import Handoff
-from tests.asgi import UvicornProcess, subprocess_env
 from tests.escalations.conftest import make_session
-from tests.services import PushpinServer
+from tests.services import pushpin_layout
 
 pytestmark = [pytest.mark.browser, pytest.mark.postgres]
 
@@ -27,23 +26,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.postgres]
 @pytest.fixture(scope="module")
 def layout(django_db_setup, django_db_blocker, tmp_path_factory):
     directory = tmp_path_factory.mktemp("pushpin-browser")
-    with django_db_blocker.unblock():
-        webs = [
-            UvicornProcess(subprocess_env(), log_path=directory / f"web{n}.log") for n in (1, 2)
-        ]
-        pushpin = PushpinServer(directory, [web.url.removeprefix("http://") for web in webs])
-        for web in webs:
-            web.env["GRIP_URL"] = pushpin.grip_url
-        try:
-            for web in webs:
-                web.start()
-            pushpin.start()
-            yield pushpin, webs
-        finally:
-            pushpin.stop()
-            for web in webs:
-                if web.process is not None:
-                    web.stop()
+    with django_db_blocker.unblock(), pushpin_layout(directory) as (pushpin, webs):
+        yield pushpin, webs
 
 
 @pytest.fixture

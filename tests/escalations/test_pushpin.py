@@ -21,7 +21,7 @@ from escalations.channels import queue_channel
 from flowpilot.models import Session
 from resolutionflow import grip
 from tests.asgi import SseStream, UvicornProcess, session_cookie, subprocess_env, wait_until
-from tests.services import PushpinServer
+from tests.services import pushpin_layout
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
 
@@ -30,23 +30,8 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
 def layout(django_db_setup, django_db_blocker, tmp_path_factory):
     """Pushpin in front of two web processes: ``(pushpin, [web1, web2])``."""
     directory = tmp_path_factory.mktemp("pushpin-layout")
-    with django_db_blocker.unblock():
-        webs = [
-            UvicornProcess(subprocess_env(), log_path=directory / f"web{n}.log") for n in (1, 2)
-        ]
-        pushpin = PushpinServer(directory, [web.url.removeprefix("http://") for web in webs])
-        for web in webs:
-            web.env["GRIP_URL"] = pushpin.grip_url
-        try:
-            for web in webs:
-                web.start()
-            pushpin.start()
-            yield pushpin, webs
-        finally:
-            pushpin.stop()
-            for web in webs:
-                if web.process is not None:
-                    web.stop()
+    with django_db_blocker.unblock(), pushpin_layout(directory) as (pushpin, webs):
+        yield pushpin, webs
 
 
 @pytest.fixture
