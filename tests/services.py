@@ -33,7 +33,7 @@ from tests.asgi import (
     wait_for_port,
     wait_until,
 )
-from tests.conftest import service_missing
+from tests.conftest import is_postgres, service_missing
 
 
 class RedisServer:
@@ -383,6 +383,8 @@ class CeleryWorker:
 @contextmanager
 def pushpin_layout(directory: Path):
     """Pushpin in front of two web processes (uvicorn, GRIP on): ``(pushpin, [web1, web2])``."""
+    if not is_postgres():
+        service_missing("the Pushpin layout's web processes share the test database: PostgreSQL")
     webs = [UvicornProcess(subprocess_env(), log_path=directory / f"web{n}.log") for n in (1, 2)]
     pushpin = PushpinServer(directory, [web.url.removeprefix("http://") for web in webs])
     for web in webs:
