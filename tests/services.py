@@ -88,6 +88,17 @@ class RedisServer:
         }
 
 
+def stop_process_group(process: subprocess.Popen) -> None:
+    """SIGTERM a process started in its own group, SIGKILL it after 10 s."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=5)
+
+
 class PushpinServer:
     """A private Pushpin (Debian's package) in front of some web processes: its own
     configuration, run directory and free ports (scripts/pushpin_config.py writes them)."""
@@ -143,13 +154,7 @@ class PushpinServer:
     def stop(self) -> None:
         if self.process is None:
             return
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=5)
+        stop_process_group(self.process)
         self.process = None
         self.log.close()
 
@@ -370,13 +375,7 @@ class CeleryWorker:
             self._supervisor.join(timeout=40)
         if self.process is None:
             return
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=5)
+        stop_process_group(self.process)
         self.log.close()
 
 
