@@ -29,6 +29,14 @@ def handoff_channel(handoff_id: uuid.UUID | str) -> str:
     return f"handoff-{handoff_id}"
 
 
+def notification_channels(user: User) -> list[str]:
+    """The bell's stream: the person's notifications; a senior's also carries the account's
+    queue, whose claims answer every senior's "pick this up" item."""
+    if user.is_senior:
+        return [user_channel(user.pk), queue_channel(user.account_id)]
+    return [user_channel(user.pk)]
+
+
 def can_read_channel(user: User | None, channel: str) -> bool:
     """Whether ``user`` may receive events of ``channel``. Unknown names: never."""
     if user is None or not user.is_authenticated or user.account_id is None:

@@ -17,19 +17,34 @@ on which the page fetches itself again.
 import math
 import re
 import time
+from urllib.parse import urlencode
 
 import jwt
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.core import signing
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseForbidden
+from django.urls import reverse
 from django.views.decorators.http import require_GET
 from django_eventstream.views import events
 
-from escalations.channels import can_read_channel, handoff_channel, queue_channel, user_channel
+from escalations.channels import (
+    can_read_channel,
+    handoff_channel,
+    notification_channels,
+    queue_channel,
+)
 from escalations.models import Handoff
+from resolutionflow import eventstore
 from resolutionflow import events as outbox
 from resolutionflow.models import OutboxEvent, User
+
+
+def resuming_url(viewname: str, channels: list[str], *args) -> str:
+    """A stream's URL for a page rendered now: the stream resumes where its channels stand
+    at the render, so nothing published before it connects is missed (one query)."""
+    position = urlencode({"lastEventId": eventstore.position(channels)})
+    return f"{reverse(viewname, args=args)}?{position}"
 
 
 def send_event_on_commit(channel: str, event_type: str, data: dict) -> OutboxEvent:
@@ -152,11 +167,9 @@ def notification_events(request: HttpRequest) -> HttpResponse:
     """The signed-in person's bell; a senior's also carries the account's queue, so that a
     claim (which answers every senior's "pick this up" item) recounts every bell."""
     user = request.user
-    if not user.is_authenticated:
+    if not user.is_authenticated or user.account_id is None:
         return _stream(request, None)
-    if user.is_senior:
-        return _stream(request, user_channel(user.pk), queue_channel(user.account_id))
-    return _stream(request, user_channel(user.pk))
+    return _stream(request, *notification_channels(user))
 
 
 @login_not_required

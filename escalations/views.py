@@ -19,16 +19,16 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.functional import SimpleLazyObject
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_eventstream import get_current_event_id
 
 from escalations import actions, queries, takeover
+from escalations.streams import resuming_url
 from escalations import presence as presence_store
 from escalations.actions import (
     AlreadyEscalated,
     HandoffError,
     HandoffForbidden,
 )
-from escalations.channels import queue_channel
+from escalations.channels import handoff_channel, queue_channel
 from escalations.forms import EscalateForm, QueueFilterForm, RealertPolicyForm, ResolveForm
 from escalations.models import Handoff
 from flowpilot.models import Session
@@ -126,9 +126,7 @@ def queue(request: HttpRequest) -> HttpResponse:
     form.fields["escalated_by"].widget.choices = [("", "Anyone")] + [
         (person.pk, person.name) for person in queries.queue_escalators(user)
     ]
-    # The live queue resumes from this event id: nothing published between this render
-    # and the stream's connection is missed.
-    context["stream_from"] = get_current_event_id([queue_channel(user.account_id)])
+    context["stream_url"] = resuming_url("escalations:queue_events", [queue_channel(user.account_id)])
     return render(request, "escalations/queue.html", context)
 
 
@@ -226,6 +224,10 @@ def _handoff_context(
     return {
         "handoff": handoff,
         "session": handoff.session,
+        # Read only by the full screen (a template calls it): not by the preview or a box.
+        "stream_url": lambda: resuming_url(
+            "escalations:handoff_events", [handoff_channel(handoff.pk)], handoff.pk
+        ),
         "lane": lane,
         "tried": tried,
         # Lazy like the assessment it reads: the queue's preview never orders it.

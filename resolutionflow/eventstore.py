@@ -188,6 +188,20 @@ def _append_to_model_storage(rows: list[OutboxEvent]) -> list:
     return stored
 
 
+def position(channels: list[str]) -> str:
+    """Where these channels stand now, as a ``Last-Event-ID`` (``queue-1:41,user-7:3``).
+
+    A page hands it to the stream it opens (``?lastEventId=``): whatever is published
+    between the render and the stream's connection is replayed, not missed. One query; a
+    channel with no events yet stands at 0.
+    """
+    from django_eventstream.models import EventCounter
+    from django_eventstream.utils import make_id
+
+    current = dict(EventCounter.objects.filter(name__in=channels).values_list("name", "value"))
+    return make_id({channel: current.get(channel, 0) for channel in channels})
+
+
 def trim_event_storage() -> int:
     """Delete stored events older than django-eventstream keeps them (a day), and outbox
     rows published before then; return how many stored events went.

@@ -159,8 +159,8 @@ class TestList:
             )
         client = client_for(ada)
         # Session, user, the median, account (top bar), the timer choices, the timings with
-        # their timers.
-        with django_assert_num_queries(6):
+        # their timers, the bell stream's position.
+        with django_assert_num_queries(7):
             client.get(LIST)
 
 

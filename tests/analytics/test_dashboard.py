@@ -144,6 +144,6 @@ def test_query_count_is_fixed(client_for, ada, march, make_handoff, record_timin
     assert len(first) == len(second)
     # Session, user and account; the card's 30 days (rollup rows, the first escalation, then
     # cached; its past weeks live, none being built here; this week live); the window shown
-    # (rollup rows, its weeks live), baseline, names; the card's baseline. The same on
-    # every database.
-    assert len(first) == 12
+    # (rollup rows, its weeks live), baseline, names; the card's baseline; the bell stream's
+    # position. The same on every database.
+    assert len(first) == 13

@@ -321,12 +321,21 @@ def test_tess_follows_her_escalated_session_live(page_for, tess, sam):
 
     handoff = escalate(make_session(tess, problem="Scanner to email stopped working"))
     page = page_for(tess)
+    # The stream connects late (a slow network): Sam claims between the render and then.
+    held = []
+    page.route(re.compile(r"/handoffs/sessions/\d+/events/"), lambda route: held.append(route))
     page.goto(f"/flowpilot/sessions/{handoff.session_id}/")
     expect(page.locator(".fp-banner-escalated")).to_contain_text("Waiting in the queue")
     draft = page.locator("#composer-body")
     draft.fill("Half-typed note")  # never replaced by a live update
 
     handoffs.claim_handoff(handoff_id=handoff.pk, user=sam)
+    for _ in range(60):  # Playwright hands us the held request while it waits
+        if held:
+            break
+        page.wait_for_timeout(50)
+    held[0].continue_()
+    page.unroute(re.compile(r"/handoffs/sessions/\d+/events/"))
     expect(page.locator(".fp-banner-escalated")).to_contain_text("Sam Okafor has it.", timeout=3000)
 
     actions.post_message(session=handoff.session, user=sam, body="Tess, which scanner model?")

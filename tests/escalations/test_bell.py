@@ -33,7 +33,9 @@ def test_every_page_loads_the_bell_after_itself(client_for, sam):
     html = page.content.decode()
     assert 'hx-get="/notifications/"' in html
     # The stream is the htmx SSE extension's, and the bell refetches itself on its events.
-    assert 'hx-ext="sse" sse-connect="/notifications/events/"' in html
+    # It resumes where the person's channels stood at the render: nothing is missed.
+    position = f"user-{sam.pk}%3A0%2Cqueue-{sam.account_id}%3A0"
+    assert f'hx-ext="sse" sse-connect="/notifications/events/?lastEventId={position}"' in html
     assert 'hx-trigger="load, sse:notification, sse:handoff-claimed' in html
     assert "js/bell.js" in html
     assert "new EventSource" not in (settings.BASE_DIR / "static/js/bell.js").read_text()

@@ -125,8 +125,9 @@ def test_the_queue_makes_a_fixed_number_of_queries(client_for, sam, sky, tess):
     many = count()
     assert few == many
     # session, user, the account (top bar), the first page of waiting, their total, the
-    # "Escalated by" choices, recently claimed, my handoffs, the stream's event id
-    assert many == 9
+    # "Escalated by" choices, recently claimed, my handoffs, the positions of the queue's
+    # stream and of the bell's
+    assert many == 10
 
 
 def test_the_queue_json_makes_a_fixed_number_of_queries(client_for, sam, tess):

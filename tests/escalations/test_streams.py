@@ -5,7 +5,9 @@ survives a restarted or paused Redis. The server runs in a thread of the test pr
 it shares the test database: every test here is transaction=True.
 """
 
+import html
 import json
+import re
 
 import httpx2
 import pytest
@@ -147,6 +149,33 @@ def test_a_reconnect_with_last_event_id_replays_what_was_missed(streams, tess, s
     by_query = streams(sam, f"/escalations/events/?lastEventId={seen.id}").wait_open()
     replayed = [by_query.wait_for("handoff-escalated", timeout=3) for _ in missed]
     assert [e.json["handoff"] for e in replayed] == [str(h.pk) for h in missed]
+
+
+def stream_of(page: str, element_id: str) -> str:
+    """The sse-connect URL of the element ``element_id`` in a rendered page."""
+    tag = re.search(rf'<div[^>]*id="{element_id}"[^>]*>', page).group(0)
+    return html.unescape(re.search(r'sse-connect="([^"]+)"', tag).group(1))
+
+
+def test_a_pages_streams_resume_from_its_render_so_nothing_before_the_connection_is_lost(
+    server, streams, tess, sam, sky
+):
+    handoff = escalate(tess)
+    page = get(server, sam, f"/handoffs/{handoff.pk}/").text
+    screen, bell = stream_of(page, "handoff"), stream_of(page, "bell-stream")
+    assert "lastEventId=" in screen and "lastEventId=" in bell
+
+    # Published after the render, before either stream connects (a slow network, a busy tab).
+    actions.claim_handoff(handoff_id=handoff.pk, user=sky)
+    late = escalate(tess, "Teams calls drop after a minute")
+
+    claimed = streams(sam, screen).wait_open().wait_for("handoff-claimed", timeout=3)
+    assert claimed.json["handoff"] == str(handoff.pk)
+    rang = streams(sam, bell).wait_open().wait_for("notification", timeout=3)
+    assert rang.json["handoff"] == str(late.pk)
+    # Without the render's position a stream starts at its connection: nothing is replayed.
+    fresh = streams(sam, "/notifications/events/").wait_open()
+    assert [event.event for event in fresh.drain(quiet=0.5)] == []
 
 
 def test_a_last_event_id_the_storage_no_longer_has_resets_the_stream(streams, tess, sam):

@@ -59,7 +59,8 @@ def test_an_unclaimed_handoff_offers_the_two_ways_to_take_it(client_for, sam, ha
     # The header and the assessment render together, the assessment live on the handoff stream.
     assert "Tess Tran" in page and "The whole floor is blocked" in page
     assert 'id="assessment-card"' in page
-    assert f'sse-connect="{reverse("escalations:handoff_events", args=[handoff.pk])}"' in page
+    stream = reverse("escalations:handoff_events", args=[handoff.pk])
+    assert f'sse-connect="{stream}?lastEventId=handoff-{handoff.pk}%3A' in page
     assert "Likely causes, most likely first" in page
     assert "Recommended next steps" in page
 
