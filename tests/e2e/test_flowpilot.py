@@ -334,6 +334,7 @@ def test_tess_follows_her_escalated_session_live(page_for, tess, sam):
         if held:
             break
         page.wait_for_timeout(50)
+    assert held, "the chat page never opened its stream"
     held[0].continue_()
     page.unroute(re.compile(r"/handoffs/sessions/\d+/events/"))
     expect(page.locator(".fp-banner-escalated")).to_contain_text("Sam Okafor has it.", timeout=3000)
