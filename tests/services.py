@@ -154,9 +154,26 @@ class PushpinServer:
     def stop(self) -> None:
         if self.process is None:
             return
+        self.resume()
         stop_process_group(self.process)
         self.process = None
         self.log.close()
+
+    paused = False
+
+    def pause(self) -> None:
+        """SIGSTOP to all of Pushpin's processes (each has its own process group): the
+        kernel still accepts connections on its ports, nothing is answered, held streams
+        stall."""
+        for pid in self.pids():
+            os.kill(pid, signal.SIGSTOP)
+        self.paused = True
+
+    def resume(self) -> None:
+        if self.paused and self.process is not None:
+            for pid in self.pids():
+                os.kill(pid, signal.SIGCONT)
+        self.paused = False
 
     def read_log(self, name: str) -> str:
         """One of Pushpin's logs in full: ``pushpin-proxy`` (requests and their targets),

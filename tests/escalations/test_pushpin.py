@@ -19,7 +19,7 @@ from django_eventstream.models import Event as StoredEvent
 from escalations import actions
 from escalations.channels import queue_channel
 from flowpilot.models import Session
-from resolutionflow import grip
+from resolutionflow import broker, grip
 from tests.asgi import SseStream, UvicornProcess, session_cookie, subprocess_env, wait_until
 from tests.services import pushpin_layout
 
@@ -105,6 +105,58 @@ def test_a_lost_publish_is_recovered_from_storage_at_the_next_event(
     # Pushpin sees a previous id it never had and re-reads storage through the next link.
     got = [stream.wait_for("handoff-escalated", timeout=8) for _ in range(2)]
     assert handoffs_of(got) == [str(lost.pk), str(after.pk)]
+
+
+def test_a_paused_pushpin_costs_a_publish_one_timeout_and_its_streams_miss_nothing(
+    pushpin, streams, tess, sam, monkeypatch
+):
+    monkeypatch.setattr(broker, "BREAKER_SECONDS", 1.0)
+    published = []
+    real_publish = grip.publish
+    monkeypatch.setattr(grip, "publish", lambda stored: published.append(real_publish(stored)))
+    stream = streams(sam).wait_open()
+    before = escalate(tess, "Before the pause")
+    assert stream.wait_for("handoff-escalated", timeout=5).json["handoff"] == str(before.pk)
+
+    pushpin.pause()
+    try:
+        # The publish after commit waits one short timeout, then the breaker skips Pushpin;
+        # the escalation itself is committed and stored as always.
+        during = escalate(tess, "During the pause")
+        assert published == [True, False]
+        assert StoredEvent.objects.filter(channel=queue_channel(tess.account_id), eid=2).exists()
+    finally:
+        pushpin.resume()
+
+    wait_until(lambda: not grip.breaker.is_open(), 5)
+    after = escalate(tess, "After the pause")
+    # Whether Pushpin still read the timed-out publish or re-read storage at the next event's
+    # previous id, the held stream gets each event once, in order.
+    got = [stream.wait_for("handoff-escalated", timeout=8) for _ in range(2)]
+    assert handoffs_of(got) == [str(during.pk), str(after.pk)]
+    assert handoffs_of(stream.drain(quiet=1)) == []
+
+
+def test_after_a_pushpin_restart_the_reconnect_gets_what_was_published_while_it_was_down(
+    pushpin, streams, tess, sam, monkeypatch
+):
+    monkeypatch.setattr(broker, "BREAKER_SECONDS", 1.0)
+    stream = streams(sam).wait_open()
+    escalate(tess, "Before the restart")
+    seen = stream.wait_for("handoff-escalated", timeout=5)
+
+    pushpin.stop()  # the held stream drops
+    try:
+        down = escalate(tess, "While Pushpin was down")  # stored; the publish is refused
+    finally:
+        pushpin.start()
+    wait_until(lambda: not grip.breaker.is_open(), 5)
+
+    # As a browser's EventSource does: reconnect with the last id it had.
+    resumed = streams(sam, headers={"Last-Event-ID": seen.id}).wait_open()
+    assert resumed.wait_for("handoff-escalated", timeout=5).json["handoff"] == str(down.pk)
+    live = escalate(tess, "After the restart")
+    assert resumed.wait_for("handoff-escalated", timeout=5).json["handoff"] == str(live.pk)
 
 
 def test_through_pushpin_the_channels_and_refusals_stay_the_servers(
