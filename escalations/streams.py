@@ -35,8 +35,8 @@ from escalations.channels import (
     queue_channel,
 )
 from escalations.models import Handoff
-from resolutionflow import eventstore
 from resolutionflow import events as outbox
+from resolutionflow import eventstore
 from resolutionflow.models import OutboxEvent, User
 
 

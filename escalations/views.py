@@ -21,7 +21,6 @@ from django.utils.functional import SimpleLazyObject
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from escalations import actions, queries, takeover
-from escalations.streams import resuming_url
 from escalations import presence as presence_store
 from escalations.actions import (
     AlreadyEscalated,
@@ -31,6 +30,7 @@ from escalations.actions import (
 from escalations.channels import handoff_channel, queue_channel
 from escalations.forms import EscalateForm, QueueFilterForm, RealertPolicyForm, ResolveForm
 from escalations.models import Handoff
+from escalations.streams import resuming_url
 from flowpilot.models import Session
 from flowpilot.steps import is_tried
 from resolutionflow.http import BadRequestBody, request_data, see_other
@@ -126,7 +126,9 @@ def queue(request: HttpRequest) -> HttpResponse:
     form.fields["escalated_by"].widget.choices = [("", "Anyone")] + [
         (person.pk, person.name) for person in queries.queue_escalators(user)
     ]
-    context["stream_url"] = resuming_url("escalations:queue_events", [queue_channel(user.account_id)])
+    context["stream_url"] = resuming_url(
+        "escalations:queue_events", [queue_channel(user.account_id)]
+    )
     return render(request, "escalations/queue.html", context)
 
 
