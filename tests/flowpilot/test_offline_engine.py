@@ -1563,3 +1563,19 @@ def test_will_not_and_does_not_describe_the_problem_not_negate_the_topic() -> No
     # A named topic that is not the problem still does not count.
     no_vpn = engine.classify(Conversation(problem="Not the VPN: the shared drive is slow"))
     assert no_vpn.family_id != "vpn"
+
+
+def test_an_unclear_assessment_asks_what_tells_its_two_causes_apart():
+    # "Access denied" supports a missing group and the folder's permissions alike. Whether it
+    # is one user or everyone tells them apart; whether the UNC path opens (the family's
+    # first question still open) does not.
+    assessment = OfflineAssistant().assess(
+        Conversation(problem="S: drive says Access denied when she opens the Finance folder")
+    )
+    assert assessment.unclear.options == (
+        "Missing group membership or a stale token",
+        "Share or NTFS permissions",
+    )
+    assert assessment.unclear.ask == (
+        "Is it one user or everyone, and are they in the office or on the VPN?"
+    )

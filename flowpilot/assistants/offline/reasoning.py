@@ -897,6 +897,43 @@ def open_questions(
     return found
 
 
+def telling_question(
+    questions: list[Question], knowledge: Knowledge, first: Cause, second: Cause
+) -> Question | None:
+    """Of ``questions``, the one whose answers best tell ``first`` and ``second`` apart.
+
+    Each answer a question expects (its ``answered_if``) reads for a cause, against it, or
+    neither (the cause's ``supported_if`` / ``ruled_out_if``). An answer tells the two apart
+    when it reads differently for them: for one and against the other counts 2, for or
+    against one alone 1, the same for both nothing ("Access denied" answers "what do you
+    see?" but supports both permission causes). Ties keep the family's order; None when no
+    question tells them apart.
+    """
+
+    def readings(cause: Cause) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        return tuple(  # type: ignore[return-value]
+            tuple(" " + " ".join(stemmed) + " " for _, stemmed in phrases)
+            for phrases in knowledge.cause_evidence[cause.id]
+        )
+
+    def direction(answer: str, for_it: tuple[str, ...], against_it: tuple[str, ...]) -> int:
+        def said(phrases: tuple[str, ...]) -> bool:
+            return any(answer in phrase or phrase in answer for phrase in phrases)
+
+        return int(said(for_it)) - int(said(against_it))
+
+    first_reads, second_reads = readings(first), readings(second)
+    best, best_score = None, 0
+    for question in questions:
+        score = sum(
+            abs(direction(answer, *first_reads) - direction(answer, *second_reads))
+            for answer in knowledge.answer_phrases[question.id]
+        )
+        if score > best_score:
+            best, best_score = question, score
+    return best
+
+
 @lru_cache(maxsize=4096)
 def _as_written(text: str) -> str:
     """``text`` as padded stemmed words, without typo correction: FlowPilot's own replies

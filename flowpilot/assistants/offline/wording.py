@@ -33,6 +33,7 @@ from flowpilot.assistants.offline.reasoning import (
     mentions,
     open_questions,
     plan,
+    telling_question,
 )
 from flowpilot.assistants.offline.text import OS_NAMES, _inline, _plain, words
 
@@ -332,9 +333,12 @@ def _unclear(conversation: Conversation, knowledge: Knowledge, the_plan: Plan) -
 
     A weak match is unsure of the kind of problem: the two families (as the chat's "This
     looks like X or Y" says). A known kind with no cause singled out: its first two causes.
-    The question is the family's first one the session has not answered yet.
+    The question is the one the session has not answered yet whose answer tells those two
+    causes apart, else the family's first one still open.
     """
     classification = the_plan.classification
+    questions = open_questions(conversation, knowledge, the_plan.family)
+    telling = None
     if not the_plan.matched:
         options: list[str] = []
     elif classification.strength != "strong":
@@ -343,9 +347,11 @@ def _unclear(conversation: Conversation, knowledge: Knowledge, the_plan: Plan) -
         if other and other in knowledge.by_id:
             options.append(knowledge.by_id[other].title)
     else:
-        options = [ranked.cause.title for ranked in the_plan.causes[:2]]
-    questions = open_questions(conversation, knowledge, the_plan.family)
-    ask = questions[0].text if questions else GENERIC_ASK
+        first_two = [ranked.cause for ranked in the_plan.causes[:2]]
+        options = [cause.title for cause in first_two]
+        if len(first_two) == 2:
+            telling = telling_question(questions, knowledge, *first_two)
+    ask = (telling or questions[0]).text if questions else GENERIC_ASK
     return Unclear(options=tuple(options), ask=ask)
 
 
