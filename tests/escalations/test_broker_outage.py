@@ -87,7 +87,12 @@ def test_escalations_survive_a_paused_and_a_dead_redis(rig, tess, sam, sky, ada)
         # Every email: one per senior per escalation, none twice.
         expected = sorted(["ada@acme.example", "sam@acme.example", "sky@acme.example"] * 3)
         assert rig.smtp.wait_for_count(9, timeout=40) == expected, rig.logs()
-        assert set(EmailDelivery.objects.values_list("state", flat=True)) == {EmailState.SENT}
+        # The server has a message a moment before the worker records it sent.
+        wait_until(
+            lambda: set(EmailDelivery.objects.values_list("state", flat=True)) == {EmailState.SENT},
+            10,
+            lambda: f"{list(EmailDelivery.objects.values_list('state', flat=True))}",
+        )
         wait_until(
             lambda: not OutboxEvent.objects.filter(published_at=None).exists(),
             15,
