@@ -39,7 +39,6 @@ import re
 import resource
 import secrets
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -54,15 +53,13 @@ os.environ.setdefault("DEBUG", "1")
 # The servers run with DEBUG off: the sessions this process signs must be theirs too.
 os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(40))
 
+from bench.harness import free_port, machine, percentile, stop_server  # noqa: E402
 from bench.sse_fanout import (  # noqa: E402 - after the path and settings above
     CSRF,
     delete_account,
     delete_sessions,
-    free_port,
-    machine,
     make_people,
     make_sessions,
-    percentile,
     wait_for_port,
 )
 
@@ -122,16 +119,6 @@ def uvicorn(port: int, env: dict, log: Path, workers: int = 1) -> subprocess.Pop
     )
 
 
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=5)
-
-
 def warm(port: int) -> None:
     import httpx2
 
@@ -155,7 +142,7 @@ class Layout:
 
     def stop(self) -> None:
         for process in reversed(self.processes):
-            stop(process)
+            stop_server(process)
 
 
 class Direct(Layout):
@@ -447,7 +434,7 @@ def main() -> None:
                 held = sorted(result["held"].values(), reverse=True)
                 print(
                     f"{layout_class.name:>8} {size:>7} {result['opened_in']:>8.1f}s "
-                    f"{statistics.median(latencies):>7.0f} {percentile(latencies, 0.95):>7.0f} "
+                    f"{statistics.median(latencies):>7.0f} {percentile(latencies, 95):>7.0f} "
                     f"{max(latencies):>7.0f} "
                     f"{idle['web'] / 1024:>8.0f}→{memory['web'] / 1024:>6.0f} MiB "
                     f"{idle['pushpin'] / 1024:>11.0f}→{memory['pushpin'] / 1024:>6.0f} MiB "

@@ -25,7 +25,6 @@ import asyncio
 import datetime
 import json
 import os
-import platform
 import shutil
 import socket
 import statistics
@@ -41,13 +40,9 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "resolutionflow.settings")
 os.environ.setdefault("DEBUG", "1")
 
+from bench.harness import free_port, machine, percentile  # noqa: E402 - after the path
+
 CSRF = "c" * 32
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 20) -> None:
@@ -68,11 +63,6 @@ def rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
 
 
 # -- data (synchronous ORM, outside the event loop) --------------------------------------------
@@ -265,19 +255,6 @@ def run_size(size: int, rounds: int, env: dict, workdir: Path) -> dict:
         delete_sessions([*cookies, tech_cookie])
 
 
-def machine() -> str:
-    cpu = "unknown cpu"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    memory = Path("/proc/meminfo").read_text().splitlines()[0].split()[1]
-    return (
-        f"{platform.platform()}; {cpu}; {os.cpu_count()} CPUs; "
-        f"{int(memory) // 1024 // 1024} GiB RAM; Python {platform.python_version()}"
-    )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sizes", nargs="*", type=int, default=[10, 100, 300])
@@ -336,8 +313,8 @@ def main() -> None:
             per_connection = (result["connected_rss_kib"] - result["idle_rss_kib"]) / size
             print(
                 f"{size:>7} {result['connect_seconds']:>9.2f} {post:>8.1f} "
-                f"{statistics.median(latencies):>7.1f} {percentile(latencies, 0.95):>7.1f} "
-                f"{max(latencies):>7.1f} {percentile(bell, 0.95):>8.1f} {max(bell):>8.1f} "
+                f"{statistics.median(latencies):>7.1f} {percentile(latencies, 95):>7.1f} "
+                f"{max(latencies):>7.1f} {percentile(bell, 95):>8.1f} {max(bell):>8.1f} "
                 f"{first:>9.1f} "
                 f"{result['idle_rss_kib'] / 1024:>7.1f}Mi "
                 f"{result['connected_rss_kib'] / 1024:>7.1f}Mi "
