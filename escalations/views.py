@@ -218,6 +218,9 @@ def _handoff_context(
     request: HttpRequest, handoff: Handoff, *, resolve_form: ResolveForm | None = None
 ) -> dict:
     user = request.user
+    if user.account_id == handoff.account_id:
+        # The top bar names the reader's account: the handoff's, loaded with it.
+        user.account = handoff.account
     is_escalator = handoff.escalated_by_id == user.pk
     lane = queries.lane_tasks(handoff)
     tried = [task for task in lane if is_tried(task.status)]

@@ -72,19 +72,31 @@ def _parser() -> MarkdownIt:
     return parser
 
 
+# Both renderings are pure functions of the text, and the same texts are shown again and
+# again: an assessment's steps on every view of its handoff and every refetch of its card,
+# a chat's replies on every load. Each process keeps the latest few hundred (a reply is at
+# most a few kilobytes), so a text is parsed and sanitized once, not on every view.
+RENDERED_KEPT = 512
+
+
 def render_markdown(text: str) -> SafeString:
     """Markdown → sanitized HTML, safe to put in a page as is."""
-    html = _parser().render(text or "", {})
-    cleaned = nh3.clean(
+    return mark_safe(_sanitized_html(text or ""))  # noqa: S308 - sanitized by nh3
+
+
+@lru_cache(maxsize=RENDERED_KEPT)
+def _sanitized_html(text: str) -> str:
+    html = _parser().render(text, {})
+    return nh3.clean(
         html,
         tags=set(ALLOWED_TAGS),
         attributes={tag: set(attrs) for tag, attrs in ALLOWED_ATTRIBUTES.items()},
         link_rel=None,
         strip_comments=True,
     )
-    return mark_safe(cleaned)  # noqa: S308 - sanitized by nh3 just above
 
 
+@lru_cache(maxsize=RENDERED_KEPT)
 def markdown_to_text(text: str) -> str:
     """Markdown → one line of plain text (for previews): no markup, no tags, spaces folded."""
     html = _parser().render(text or "")

@@ -299,6 +299,20 @@ def test_the_handoff_screen_makes_a_fixed_number_of_queries(client_for, sam, tes
     assert count(small) == count(large)
 
 
+def test_the_handoff_screen_reads_the_top_bars_account_with_the_handoff(client_for, sam, tess):
+    client = client_for(sam)
+    handoff = escalate(make_session(tess, tried=2))
+    url = reverse("escalations:handoff", args=[handoff.pk])
+    client.get(url)  # first view: inserts the HandoffView
+    with CaptureQueriesContext(connection) as queries:
+        page = client.get(url).content.decode()
+    # The session and the user (middleware), the handoff with its session, people and
+    # account, the HandoffView insert, the lane, the last messages, the history.
+    assert len(queries) == 7
+    assert not [q for q in queries if q["sql"].startswith('SELECT "resolutionflow_account"')]
+    assert f'title="Account">{sam.account.name}</span>' in page
+
+
 def _release_and_reclaim(handoff, *, releasers):
     """Claim and release ``handoff`` once per releaser; the last reopened one, claimed."""
     for releaser in releasers:

@@ -113,3 +113,29 @@ def test_markdown_to_text_gives_a_readable_one_line_preview():
         "Closest match: VPN connection. Does it work on a hotspot? "
         "Test Test-NetConnection & <b>x</b>"
     )
+
+
+def test_a_text_shown_again_is_not_parsed_again(monkeypatch):
+    """The handoff screen shows the same steps and replies on every view: rendered once."""
+    from flowpilot import markdown
+
+    parsed = []
+    parser = markdown._parser()
+
+    class CountingParser:
+        def render(self, text, env=None):
+            parsed.append(text)
+            return parser.render(text, env)
+
+    monkeypatch.setattr(markdown, "_parser", lambda: CountingParser())
+    text = "Restart the **print spooler** (a text no other test renders)"
+    first = render_markdown(text)
+    again = render_markdown(text)
+    assert (
+        again
+        == first
+        == "<p>Restart the <strong>print spooler</strong> (a text no other test renders)</p>\n"
+    )
+    assert isinstance(again, SafeString)
+    assert markdown.markdown_to_text(text) == markdown.markdown_to_text(text)
+    assert parsed == [text, text]  # once as HTML, once as text
