@@ -307,8 +307,9 @@ def test_the_handoff_screen_reads_the_top_bars_account_with_the_handoff(client_f
     with CaptureQueriesContext(connection) as queries:
         page = client.get(url).content.decode()
     # The session and the user (middleware), the handoff with its session, people and
-    # account, the HandoffView insert, the lane, the last messages, the history.
-    assert len(queries) == 7
+    # account, the HandoffView insert, the lane, the last messages, the history, and where
+    # the screen's stream and the bell's stand (they resume from the render).
+    assert len(queries) == 9
     assert not [q for q in queries if q["sql"].startswith('SELECT "resolutionflow_account"')]
     assert f'title="Account">{sam.account.name}</span>' in page
 
