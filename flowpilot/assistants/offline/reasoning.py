@@ -909,11 +909,23 @@ def telling_question(
     see?" but supports both permission causes). Ties keep the family's order; None when no
     question tells them apart.
     """
+    best, best_score = None, 0
+    for question in questions:
+        score = _telling_score(knowledge, question.id, first.id, second.id)
+        if score > best_score:
+            best, best_score = question, score
+    return best
 
-    def readings(cause: Cause) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        return tuple(  # type: ignore[return-value]
+
+@lru_cache(maxsize=4096)
+def _telling_score(knowledge: Knowledge, question_id: str, first_id: str, second_id: str) -> int:
+    """How well a question's answers tell two causes apart (see ``telling_question``); the
+    knowledge never changes once loaded, so each pair is scored once per process."""
+
+    def readings(cause_id: str) -> tuple[tuple[str, ...], ...]:
+        return tuple(
             tuple(" " + " ".join(stemmed) + " " for _, stemmed in phrases)
-            for phrases in knowledge.cause_evidence[cause.id]
+            for phrases in knowledge.cause_evidence[cause_id]
         )
 
     def direction(answer: str, for_it: tuple[str, ...], against_it: tuple[str, ...]) -> int:
@@ -922,16 +934,11 @@ def telling_question(
 
         return int(said(for_it)) - int(said(against_it))
 
-    first_reads, second_reads = readings(first), readings(second)
-    best, best_score = None, 0
-    for question in questions:
-        score = sum(
-            abs(direction(answer, *first_reads) - direction(answer, *second_reads))
-            for answer in knowledge.answer_phrases[question.id]
-        )
-        if score > best_score:
-            best, best_score = question, score
-    return best
+    first, second = readings(first_id), readings(second_id)
+    return sum(
+        abs(direction(answer, *first) - direction(answer, *second))
+        for answer in knowledge.answer_phrases[question_id]
+    )
 
 
 @lru_cache(maxsize=4096)
