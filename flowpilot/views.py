@@ -96,6 +96,7 @@ def session_page_context(
         "sidebar_claims": lambda: list(claimed_sessions(request.user)[:SIDEBAR_LIMIT]),
         "can_write": writable,
         "is_owner": is_owner,
+        "talks_to": talks_to(session, request.user),
         **extra,
     }
 
@@ -252,14 +253,27 @@ def _composer_refused(request: HttpRequest, session: Session, form: MessageForm)
     return render(request, "flowpilot/session.html", context, status=400)
 
 
+def talks_to(session: Session, user):
+    """Whom ``user``'s messages go to when not for FlowPilot, or None (FlowPilot answers).
+
+    Once a senior holds an escalated session, the two people in it talk to each other: the
+    senior to the technician, the technician to the senior. FlowPilot answers only when one
+    of them presses "Ask FlowPilot"; before the claim it answers as always.
+    """
+    if session.status != SessionStatus.ESCALATED or session.escalated_to_id is None:
+        return None
+    if user.pk == session.escalated_to_id:
+        return session.owner
+    if user.pk == session.owner_id:
+        return session.escalated_to
+    return None
+
+
 def _talks_to_people(request: HttpRequest, session: Session) -> bool:
-    """Whether the page's message is for the people, not FlowPilot: the senior who holds
-    an escalated session writes to the technician unless they press "Ask FlowPilot".
-    API clients (flowpilot/api.py) keep the assistant's answer."""
+    """Whether the page's message is for the people, not FlowPilot (``talks_to``), unless
+    "Ask FlowPilot" was pressed. API clients (flowpilot/api.py) keep the assistant's answer."""
     return (
-        session.escalated_to_id == request.user.pk
-        and session.status == SessionStatus.ESCALATED
-        and request.POST.get("ask") != "flowpilot"
+        talks_to(session, request.user) is not None and request.POST.get("ask") != "flowpilot"
     )
 
 

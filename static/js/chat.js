@@ -226,8 +226,20 @@
     });
   }
 
+  // A claim or a release changes whom the composer writes to: the live fetch brings the
+  // new buttons (#composer-buttons); the box keeps its text and takes their wording.
+  function syncComposer() {
+    var buttons = document.getElementById("composer-buttons");
+    var box = document.getElementById("composer-body");
+    var label = document.getElementById("composer-label");
+    if (!buttons || !box) return;
+    if (buttons.dataset.placeholder) box.placeholder = buttons.dataset.placeholder;
+    if (label && buttons.dataset.label) label.textContent = buttons.dataset.label;
+  }
+
   document.body.addEventListener("htmx:afterRequest", function (event) {
     if (!fromLive(event) || !event.detail.successful) return;
+    syncComposer();
     dedupeMessages();
     if (live.stickToEnd) scrollToEnd();
     var freshLane = document.getElementById("task-lane");

@@ -348,4 +348,15 @@ def test_tess_follows_her_escalated_session_live(page_for, tess, sam):
     )
     assert len(ids) == len(set(ids))
     expect(draft).to_have_value("Half-typed note")
+
+    # Sam has it: what Tess writes now goes to him, FlowPilot answers only when asked.
+    expect(page.locator("#composer-buttons")).to_contain_text("Send to Sam Okafor")
+    expect(draft).to_have_attribute("placeholder", re.compile(r"^Write to Sam Okafor"))
+    answers = log.locator(".msg-assistant").count()
+    draft.fill("HP ScanJet Pro 3500")
+    draft.press("Enter")
+    expect(log).to_contain_text("HP ScanJet Pro 3500")
+    expect(draft).to_have_value("")
+    page.wait_for_timeout(500)  # an answer would have come with the message
+    expect(log.locator(".msg-assistant")).to_have_count(answers)
     assert page.rf_errors == []

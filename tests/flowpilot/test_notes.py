@@ -43,10 +43,23 @@ def test_ask_flowpilot_gets_its_answer(client_for, sam, taken):
     assert replies(taken) == before + 1
 
 
-def test_the_technician_still_talks_to_flowpilot(client_for, tess, taken):
-    before = replies(taken)
-    post(client_for(tess), taken, "The printer is a HP 4250")
+def test_once_claimed_the_technician_writes_to_the_senior_and_asks_flowpilot_by_choice(
+    client_for, tess, taken
+):
+    before, lane = replies(taken), taken.tasks.count()
+    response = post(client_for(tess), taken, "Exported the key to the desktop. Waiting for you.")
+    assert response.status_code == 200
+    # Sam is on it: no FlowPilot answer, no new steps in the lane he works from.
+    assert (replies(taken), taken.tasks.count()) == (before, lane)
+    post(client_for(tess), taken, "What else could I check meanwhile?", ask="flowpilot")
     assert replies(taken) == before + 1
+
+
+def test_while_waiting_in_the_queue_flowpilot_still_answers_the_technician(client_for, tess):
+    waiting = escalate(make_session(tess)).session
+    before = replies(waiting)
+    post(client_for(tess), waiting, "The printer is a HP 4250")
+    assert replies(waiting) == before + 1
 
 
 def test_the_api_keeps_its_contract_for_the_claimer(client_for, sam, taken):
@@ -58,8 +71,21 @@ def test_the_api_keeps_its_contract_for_the_claimer(client_for, sam, taken):
     assert "reply" in response.json()
 
 
-def test_the_claimers_composer_offers_both(client_for, sam, tess, taken):
+def test_both_composers_offer_the_other_person_and_flowpilot(client_for, sam, tess, taken):
     page = client_for(sam).get(reverse("flowpilot:session", args=[taken.pk])).content.decode()
     assert "Send to Tess Tran" in page and 'value="flowpilot"' in page
     own = client_for(tess).get(reverse("flowpilot:session", args=[taken.pk])).content.decode()
-    assert "Ask FlowPilot" not in own
+    assert "Send to Sam Okafor" in own and 'value="flowpilot"' in own
+    assert "Write to Sam Okafor… (FlowPilot answers only when you ask it)" in own
+
+
+def test_the_live_update_brings_the_composers_new_buttons(client_for, tess, sam):
+    handoff = escalate(make_session(tess))
+    client = client_for(tess)
+    url = reverse("flowpilot:session", args=[handoff.session_id])
+    assert "Send to" not in client.get(url).content.decode()
+    handoffs.claim_handoff(handoff_id=handoff.pk, user=sam)
+    live = client.get(url + "?live=1&after=0", **HTMX).content.decode()
+    assert 'id="composer-buttons" hx-swap-oob="true"' in live
+    assert "Send to Sam Okafor" in live
+    assert 'data-placeholder="Write to Sam Okafor… (FlowPilot answers only when you ask it)"' in live
