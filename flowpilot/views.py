@@ -272,9 +272,7 @@ def talks_to(session: Session, user):
 def _talks_to_people(request: HttpRequest, session: Session) -> bool:
     """Whether the page's message is for the people, not FlowPilot (``talks_to``), unless
     "Ask FlowPilot" was pressed. API clients (flowpilot/api.py) keep the assistant's answer."""
-    return (
-        talks_to(session, request.user) is not None and request.POST.get("ask") != "flowpilot"
-    )
+    return talks_to(session, request.user) is not None and request.POST.get("ask") != "flowpilot"
 
 
 @require_POST
