@@ -63,7 +63,8 @@ def escalate(request: HttpRequest, session_id: int) -> HttpResponse:
 
     notified = escalation.notified
     messages.success(request, f"Escalated — {notified} senior{pluralize(notified)} notified")
-    return see_other(request, reverse("flowpilot:sessions"))
+    # Back to the chat: it follows the escalation live (who picks it up, what they write).
+    return see_other(request, reverse("flowpilot:session", args=[session.pk]))
 
 
 def _escalate_form_invalid(

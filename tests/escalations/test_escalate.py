@@ -271,19 +271,19 @@ def test_json_escalate_of_a_resolved_session_is_a_409(client_for, tess, claimed,
 # --- the view: pages and htmx ----------------------------------------------------------------
 
 
-def test_htmx_escalate_redirects_to_the_dashboard_with_a_toast(client_for, tess, session):
+def test_htmx_escalate_goes_back_to_the_chat_with_a_toast(client_for, tess, session):
     client = client_for(tess)
     response = client.post(escalate_url(session), {"reason": "Stuck", "urgency": "normal"}, **HTMX)
     assert response.status_code == 200
-    assert response["HX-Redirect"] == reverse("flowpilot:sessions")
+    assert response["HX-Redirect"] == reverse("flowpilot:session", args=[session.pk])
     toasts = [str(m) for m in get_messages(response.wsgi_request)]
     assert toasts == ["Escalated — 3 seniors notified"]
 
 
-def test_plain_form_escalate_redirects_to_the_dashboard(client_for, tess, session):
+def test_plain_form_escalate_goes_back_to_the_chat(client_for, tess, session):
     response = client_for(tess).post(escalate_url(session), {"reason": "Stuck"})
     assert response.status_code == 303
-    assert response["Location"] == reverse("flowpilot:sessions")
+    assert response["Location"] == reverse("flowpilot:session", args=[session.pk])
 
 
 def test_the_toast_counts_one_senior_in_the_singular(client_for, tess, session, sky, ada):
