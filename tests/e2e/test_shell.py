@@ -42,7 +42,7 @@ def test_wrong_password_says_so_in_the_form(page_for, tess):
 PHONE = {"width": 390, "height": 844}
 
 
-def test_on_a_phone_no_page_is_wider_than_the_screen(page_for, tess, sam):
+def test_on_a_phone_no_page_is_wider_than_the_screen(page_for, tess, sam, ada):
     from tests.escalations.conftest import escalate, make_session
 
     handoff = escalate(make_session(tess, problem="Outlook keeps asking for a password"))
@@ -51,6 +51,8 @@ def test_on_a_phone_no_page_is_wider_than_the_screen(page_for, tess, sam):
         (sam, f"/handoffs/{handoff.pk}/"),
         (tess, "/"),
         (tess, f"/flowpilot/sessions/{handoff.session_id}/"),
+        (ada, "/analytics/"),
+        (ada, "/analytics/baseline/"),
     ]:
         page = page_for(user, viewport=PHONE)
         page.goto(path)
