@@ -237,9 +237,22 @@
     if (label && buttons.dataset.label) label.textContent = buttons.dataset.label;
   }
 
+  // The sidebar lists this session too: its status pill follows the header's.
+  function syncSidebar() {
+    var fresh = document.querySelector("#fp-chat-top .fp-facts .pill");
+    var holder = document.querySelector("[data-session-id]");
+    if (!fresh || !holder) return;
+    var id = holder.getAttribute("data-session-id");
+    var old = document.querySelector(
+      '.fp-session-nav:not(.fp-claims-nav) [data-session-link="' + id + '"] .fp-session-meta .pill'
+    );
+    if (old) old.replaceWith(fresh.cloneNode(true));
+  }
+
   document.body.addEventListener("htmx:afterRequest", function (event) {
     if (!fromLive(event) || !event.detail.successful) return;
     syncComposer();
+    syncSidebar();
     dedupeMessages();
     if (live.stickToEnd) scrollToEnd();
     var freshLane = document.getElementById("task-lane");

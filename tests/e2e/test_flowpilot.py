@@ -338,6 +338,9 @@ def test_tess_follows_her_escalated_session_live(page_for, tess, sam):
     held[0].continue_()
     page.unroute(re.compile(r"/handoffs/sessions/\d+/events/"))
     expect(page.locator(".fp-banner-escalated")).to_contain_text("Sam Okafor has it.", timeout=3000)
+    # Her sessions list beside the chat says so too.
+    listed = page.locator(f'.fp-session-nav [data-session-link="{handoff.session_id}"]')
+    expect(listed).to_contain_text("Escalated · Sam Okafor")
 
     actions.post_message(session=handoff.session, user=sam, body="Tess, which scanner model?")
     log = page.locator("#chat-log")
