@@ -360,6 +360,9 @@ def test_tess_follows_her_escalated_session_live(page_for, tess, sam):
     draft.press("Enter")
     expect(log).to_contain_text("HP ScanJet Pro 3500")
     expect(draft).to_have_value("")
+    # Sam's message sits on the other side from hers.
+    expect(log.locator(".msg-other")).to_contain_text("Tess, which scanner model?")
+    expect(log.locator(".msg-user:not(.msg-other)").last).to_contain_text("HP ScanJet Pro 3500")
     page.wait_for_timeout(500)  # an answer would have come with the message
     expect(log.locator(".msg-assistant")).to_have_count(answers)
     assert page.rf_errors == []
