@@ -231,7 +231,8 @@ def waiting_page(
     by ``QUEUE_WINDOW_MAX``); a card that arrives beyond it changes the total only.
     ``size``: at most this many cards otherwise (``QUEUE_PAGE_SIZE`` by default).
     ``count``: also count all that match (the first page says how many wait; "Show more"
-    does not need it again).
+    does not need it again). When the window holds every match (no cursor and nothing
+    beyond it), the total is the number of cards, with no second query.
     """
     filters = filters or QueueFilters()
     matching = waiting_handoffs(user, filters)
@@ -247,7 +248,12 @@ def waiting_page(
     handoffs = handoffs[:limit]
     if through is not None and not has_more:
         has_more = matching.filter(_after(through)).exists()
-    total = matching.count() if count else None
+    if not count:
+        total = None
+    elif after is None and not has_more:
+        total = len(handoffs)
+    else:
+        total = matching.count()
     return QueuePage(handoffs=handoffs, has_more=has_more, total=total, filters=filters)
 
 
