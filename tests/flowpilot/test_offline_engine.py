@@ -1579,3 +1579,16 @@ def test_an_unclear_assessment_asks_what_tells_its_two_causes_apart():
     assert assessment.unclear.ask == (
         "Is it one user or everyone, and are they in the office or on the VPN?"
     )
+
+
+def test_a_setting_said_to_look_right_is_no_evidence_for_its_cause():
+    # "SMTP relay settings look right, still fails" was quoted as the strongest fact for the
+    # relay cause, with high confidence: the technician said the relay is fine.
+    scanner = "Scanner on floor 2 stopped sending scans to email since this morning"
+    assessment = OfflineAssistant().assess(
+        Conversation(
+            problem=scanner, escalation_reason="SMTP relay settings look right, still fails"
+        )
+    )
+    assert assessment.confidence != "high"
+    assert assessment.fact is None or "look right" not in assessment.fact.quote

@@ -245,11 +245,11 @@ class Speller:
 
 # ----------------------------------------------------------- what a sentence states
 
-# "Outlook and everything else OK", "MTU is fine", "OWA works": the phrase is named as
-# working, which is no evidence of a problem with it.
+# "Outlook and everything else OK", "MTU is fine", "OWA works", "relay settings look
+# right": the phrase is named as working, which is no evidence of a problem with it.
 POSITIVE_STATES = frozenset(
     {"ok", "okay", "fine", "work", "works", "working", "normal", "normally", "good", "healthy"}
-    | {"unaffected", "correct"}
+    | {"unaffected", "correct", "right", "alright"}
 )
 POSITIVE_REACH = 4  # words after a phrase that can say it is fine
 
