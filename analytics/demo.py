@@ -41,7 +41,8 @@ def seed(*, users: dict, stdout) -> None:
             note=note,
         )
         created += 1
+    kept = len(ACME_TIMINGS) - created
     stdout.write(
-        f"Analytics: {created} baseline timing(s) recorded for {ada.account.name} "
-        f"({len(ACME_TIMINGS)} in the demo; minutes recovered appear at 5)."
+        f"Analytics: {ada.account.name} has the demo's {len(ACME_TIMINGS)} baseline timings "
+        f"({created} recorded now, {kept} from an earlier run); minutes recovered appear at 5."
     )
