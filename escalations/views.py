@@ -233,9 +233,8 @@ def card(request: HttpRequest, handoff_id) -> HttpResponse:
     if handoff is None:
         return HttpResponse(status=204)
     presence_store.attach_viewers([handoff], request.user)
-    now = timezone.now()
-    _attach_card_text([handoff], now=now)
-    return render(request, "escalations/_card.html", {"handoff": handoff, "now": now})
+    _attach_card_text([handoff])
+    return render(request, "escalations/_card.html", {"handoff": handoff})
 
 
 # --- the handoff screen --------------------------------------------------------------------
