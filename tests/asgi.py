@@ -117,6 +117,10 @@ class UvicornProcess:
                 self.process.wait(timeout=5)
         self.log.close()
 
+    def output(self) -> str:
+        """The end of this process's log (its warnings, and the relay's resyncs)."""
+        return self.log_path.read_text(errors="replace")[-6000:]
+
     def rss_kib(self) -> int:
         status = Path(f"/proc/{self.process.pid}/status").read_text()
         line = next(line for line in status.splitlines() if line.startswith("VmRSS:"))

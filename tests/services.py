@@ -472,7 +472,9 @@ class Rig:
         self.redis.stop()
 
     def logs(self) -> str:
-        return "\n".join(worker.output() for worker in self.workers)
+        """The end of every worker's and web process's log, each under its name."""
+        processes = [*self.workers, *self.webs]
+        return "\n".join(f"--- {p.log_path.name}\n{p.output()}" for p in processes)
 
 
 CSRF = "b" * 32  # a well-formed CSRF secret, sent as cookie and header like a browser would

@@ -132,9 +132,11 @@ def test_a_redis_pause_under_continuous_escalations_leaves_no_stream_missing_an_
             )
             report[f"{name} {kind} on web {web_index}"] = (len(missing), round(late, 1))
         # No stream misses an event...
-        assert all(missing == 0 for missing, _ in report.values()), report
+        assert all(missing == 0 for missing, _ in report.values()), f"{report}\n{rig.logs()}"
         # ...and the events committed during the pause are everywhere soon after it ends.
-        assert all(late <= RECOVERY_SECONDS for _, late in report.values()), report
+        assert all(late <= RECOVERY_SECONDS for _, late in report.values()), (
+            f"{report}\n{rig.logs()}"
+        )
     finally:
         for stream in streams.values():
             stream.close()
