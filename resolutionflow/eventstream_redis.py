@@ -183,14 +183,18 @@ class ResilientListenerManager(ListenerManager):
                 if listener.overflow:
                     # It will re-read storage from its last id, which takes this event
                     # too. Handed over first, the event's id would become its last id and
-                    # the re-read would start past the events it has yet to read.
+                    # the re-read would start past the events it has yet to read. Woken
+                    # all the same: the library's stream loop can clear its wake-up while
+                    # the flag stays set (it tosses queued events after a read and waits
+                    # again), and a listener left so hears nothing until the next gap.
+                    _wake(listener)
                     continue
                 items = listener.channel_items.setdefault(channel, [])
                 if len(items) < MAX_PENDING:
                     items.append(event)
-                    _wake(listener)
                 else:
                     listener.overflow = True
+                _wake(listener)
 
     def _note_relayed(self, channel: str, event_id: int | None) -> int | None:
         """Remember ``event_id`` as relayed on ``channel``; the highest id before it."""
