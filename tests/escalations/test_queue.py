@@ -625,7 +625,9 @@ def test_the_bell_carries_the_count_of_my_handoffs_for_the_top_bar(client_for, s
         actions.claim_handoff(handoff_id=escalate(make_session(tess)).pk, user=sam)
     bell = client_for(sam).get(reverse("escalations:bell"), **HTMX).content.decode()
     assert '<span class="nav-count" id="nav-claims" hx-swap-oob="true"' in bell
-    assert "you hold </span>2</span>" in bell
+    # Labelled, so it does not read as the number waiting in the queue.
+    assert '2<span class="nav-count-label">yours</span>' in bell
+    assert 'title="2 handoffs you hold"' in bell
     # Technicians hold none: no count rides along.
     assert (
         "nav-claims"
