@@ -36,6 +36,8 @@ def test_admin_sees_the_window_numbers_and_three_plots(client_for, ada, march, r
     html = response.content.decode()
     assert "2 Mar 2026 – 15 Mar 2026" in html
     assert "2 min 30 s" in html  # median time to first action of 60 120 180 300
+    # The window's figure says it is the window's, beside the card's "this week".
+    assert "median over these 14 days" in html
     assert "12.5 min" in html  # 15 − 2.5, minutes recovered
     charts = svgs(html)
     assert set(charts) == {"chart-trend", "chart-distribution", "chart-queue-wait"}
