@@ -50,11 +50,14 @@ def pytest_collection_modifyitems(items) -> None:
     browser test to the end of the run, and Django refuses synchronous database calls
     under a running loop. Only browser tests lift that guard (tests/e2e/conftest.py);
     every other test keeps it, so a sync database call from async code still fails where
-    it would in production. Under pytest-xdist (``make test``) the order holds per worker:
-    files are handed out whole and in this collected order (``--dist loadfile
-    --no-loadscope-reorder``), and browser tests live in files of their own (tests/e2e).
+    it would in production. Under pytest-xdist (``make test``) files are handed out whole,
+    each where its first test stands in this order (``--dist loadfile
+    --no-loadscope-reorder``). So every test of a file with a browser test goes last: a
+    file's test without a browser, sorted earlier, would take the file's browser tests
+    with it, and the worker's later tests would run under Playwright's loop.
     """
-    items.sort(key=drives_a_browser)
+    with_a_browser = {item.path for item in items if drives_a_browser(item)}
+    items.sort(key=lambda item: (item.path in with_a_browser, drives_a_browser(item)))
 
 
 @pytest.fixture(autouse=True)
