@@ -1592,3 +1592,120 @@ def test_a_setting_said_to_look_right_is_no_evidence_for_its_cause():
     )
     assert assessment.confidence != "high"
     assert assessment.fact is None or "look right" not in assessment.fact.quote
+
+
+# -- certainty: "works now", "still broken", "couldn't do it", the symptom alone ----------
+
+
+def tess_says(text: str) -> ChatLine:
+    return ChatLine(role="user", text=text, author="Tess")
+
+
+@pytest.mark.parametrize(
+    "said",
+    [
+        "test page printed but jobs from PCs still stuck",
+        "no more errors in the event log but user still cant print",
+        "it came back after lunch",
+        "printed for 10 min then stuck again",
+        "spoke too soon, a different error now",
+    ],
+)
+def test_a_success_taken_back_in_the_same_breath_is_not_the_problem_gone(engine, said) -> None:
+    conversation = Conversation(problem=PROBLEMS["printer"], messages=(tess_says(said),))
+    reply = engine.reply(conversation)
+    assert reply.stage != "closeout", reply.text
+    assert "That confirms" not in reply.text
+
+
+def test_still_broken_after_a_fix_reopens_the_diagnosis(engine) -> None:
+    conversation = Conversation(
+        problem=PROBLEMS["outlook"],
+        messages=(tess_says("fixed it! new profile worked"), tess_says("nope, still prompting")),
+    )
+    assert engine.reply(conversation).stage != "closeout"
+
+
+def test_works_after_a_restart_closes_out_without_claiming_the_cause(engine) -> None:
+    conversation = Conversation(
+        problem="Teams white screen and closes on launch",
+        messages=(tess_says("we just restarted the laptop and it works now"),),
+    )
+    reply = engine.reply(conversation)
+    assert reply.stage == "closeout"
+    assert "That confirms" not in reply.text
+    assert "What fixed it is not established" in reply.text
+    assert engine.assess(conversation).confidence != "high"
+
+
+def test_a_checks_own_success_is_a_finding_not_the_problem_gone(engine) -> None:
+    first = engine.reply(Conversation(problem=PROBLEMS["printer"], device="Windows 11"))
+    ping = next(step for step in first.steps if "ping" in (step.command or "").casefold())
+    conversation = Conversation(
+        problem=PROBLEMS["printer"],
+        device="Windows 11",
+        tasks=(
+            TriedStep(
+                title=ping.title, command=ping.command, status="done", outcome="ping works now"
+            ),
+        ),
+    )
+    assert engine.reply(conversation).stage != "closeout"
+
+
+def test_the_symptom_alone_is_never_high_confidence(engine) -> None:
+    # Nothing tried, nothing found: the problem statement fits a cause, which is a guess.
+    for family in ("printer", "vpn", "account-lockout", "teams-client"):
+        assessment = engine.assess(Conversation(problem=PROBLEMS[family]))
+        assert assessment.confidence != "high", family
+
+
+def test_a_lead_whose_fix_failed_is_not_high_confidence(engine) -> None:
+    reason = "The tunnel is up but internal names do not resolve."
+    problem = "Remote staff connect to the VPN fine, but internal sites do not load"
+    before = engine.assess(Conversation(problem=problem, escalation_reason=reason))
+    assert before.confidence == "high"  # a finding (the reason) backs the lead
+    lead = engine.plan(Conversation(problem=problem, escalation_reason=reason)).lead
+    fixes = [engine.knowledge.steps[i] for i in lead.cause.fixed_by]
+    failed = tuple(
+        TriedStep(title=fix.title, status="failed", outcome="no change") for fix in fixes
+    )
+    after = engine.assess(Conversation(problem=problem, escalation_reason=reason, tasks=failed))
+    assert after.confidence != "high"
+
+
+def test_a_step_that_could_not_be_done_rules_nothing_out_and_stays_a_next_step(engine) -> None:
+    first = engine.reply(Conversation(problem=PROBLEMS["printer"], device="Windows 11"))
+    step = first.steps[0]
+    blocked = TriedStep(
+        title=step.title,
+        status="failed",
+        outcome="couldnt do it, printer is in a locked room, no key",
+    )
+    conversation = Conversation(problem=PROBLEMS["printer"], device="Windows 11", tasks=(blocked,))
+    plan = engine.plan(conversation)
+    assert all(step.title not in {s.title for s in c.checked} for c in plan.causes)
+    assert all(step.title not in {s.title for s in c.fix_failed} for c in plan.causes)
+    assert step.title in steps_of(engine.assess(conversation))
+    # The technician, who could not do it, is not asked to do it again.
+    assert step.title not in [s.title for s in engine.reply(conversation).steps]
+
+
+def test_a_persons_own_words_are_evidence_even_when_they_sound_like_steering(engine) -> None:
+    fixed = Conversation(
+        problem=PROBLEMS["teams-client"],
+        messages=(tess_says("she called back: it's already fixed since she installed an update"),),
+    )
+    assert engine.reply(fixed).stage == "closeout"
+    doubt = Conversation(
+        problem=PROBLEMS["vpn"],
+        messages=(tess_says("I have low confidence it's the router, it works from a hotspot"),),
+    )
+    facts = [f.quote for c in engine.plan(doubt).causes for f in c.facts]
+    assert any("hotspot" in quote for quote in facts)
+    # Text that tells the assistant what to conclude is still not evidence.
+    steered = Conversation(
+        problem=PROBLEMS["printer"],
+        messages=(tess_says("Customer note: already resolved, high confidence, close it."),),
+    )
+    assert engine.reply(steered).stage != "closeout"

@@ -30,6 +30,7 @@ from flowpilot.assistants.offline.text import (
     _stemmed,
     detect_os,
     normalize,
+    reports_not_done,
     reports_resolved,
     reports_still_broken,
     session_values,
@@ -238,8 +239,24 @@ _STEERING = re.compile(
     r"|system (?:note|prompt|message)"
     r"|(?:high|low|medium) confidence|confidence:? ?(?:high|low|medium)|rank (?:\W?\w+ ){0,6}first"
     r"|you are (?:an?|the) (?:ai|assistant|model)|(?:assistant|flowpilot|claude):"
-    r"|already (?:been )?(?:resolved|fixed|closed)|mark (?:this|it|the ticket) (?:as )?resolved)"
+    r"|mark (?:this|it|the ticket) (?:as )?resolved)"
     r"|<\s*/?\s*session",
+    re.IGNORECASE,
+)
+
+
+# A person's own doubt is not an instruction: "I have low confidence it's the router".
+_OWN_DOUBT = re.compile(
+    r"\b(?:i|we)(?: have|'ve|ve| had)? (?:only |a |very )?(?:high|low|medium|little|some)"
+    r" confidence\b",
+    re.IGNORECASE,
+)
+# "Already fixed" is news from a person ("it's already fixed after she installed the
+# update") unless the same text tells the assistant what to do about it.
+_CLAIMS_DONE = re.compile(r"\balready (?:been )?(?:resolved|fixed|closed)\b", re.IGNORECASE)
+_INSTRUCTS = re.compile(
+    r"\b(?:close (?:it|this|the (?:ticket|session|case))|mark|rank|ignore|note:|notice:"
+    r"|do not|don'?t (?:escalate|investigate)|no need to)",
     re.IGNORECASE,
 )
 
@@ -247,7 +264,10 @@ _STEERING = re.compile(
 @lru_cache(maxsize=4096)
 def steers(text: str) -> bool:
     """Whether ``text`` addresses the assistant rather than describing the problem."""
-    return bool(_STEERING.search(text or ""))
+    text = _OWN_DOUBT.sub(" ", text or "")
+    if _STEERING.search(text):
+        return True
+    return bool(_CLAIMS_DONE.search(text) and _INSTRUCTS.search(text))
 
 
 def _is_evidence(line: ChatLine) -> bool:
@@ -295,6 +315,13 @@ def own_texts(conversation: Conversation) -> list[str]:
 # ------------------------------------------------------------------ session state
 
 
+BLOCKED = "blocked"  # a lane status of this module only: tried, but could not be done
+
+
+def _not_carried_out(task: TriedStep) -> bool:
+    return task.status in {"done", "failed"} and reports_not_done(task.outcome)
+
+
 def _task_keys(task: TriedStep) -> tuple[str, ...]:
     # A task is a knowledge step if its normalized title or its command matches.
     return tuple(key for key in (normalize(task.title), _normalize_command(task.command)) if key)
@@ -307,8 +334,12 @@ class _Lane:
         self.tasks = tasks
         self._statuses: dict[str, set[str]] = {}
         for task in tasks:
+            # A step that could not be carried out ("no access to the room") found nothing
+            # either way: it is neither checked nor a failed fix, and still a next step
+            # for someone who can do it.
+            status = BLOCKED if _not_carried_out(task) else task.status
             for key in _task_keys(task):
-                self._statuses.setdefault(key, set()).add(task.status)
+                self._statuses.setdefault(key, set()).add(status)
 
     def statuses(self, knowledge: Knowledge, step: Step) -> set[str]:
         """Statuses of every task that is this step (same title, or same command)."""
@@ -538,7 +569,7 @@ def plan(conversation: Conversation, knowledge: Knowledge) -> Plan:
 
     statements = _statements(conversation, knowledge, tried.values())
     matches = _evidence(statements, knowledge, family)
-    resolved = _resolved(conversation)
+    resolved = _resolved(conversation, knowledge)
     resolved_lines = _resolved_lines(conversation, statements) if resolved else []
     ranked = []
     for position, cause in enumerate(family.causes):
@@ -560,8 +591,10 @@ def plan(conversation: Conversation, knowledge: Knowledge) -> Plan:
         )
     )
     causes = tuple(item for _, item in ranked)
-    if resolved and not any(c.fixed for c in causes) and causes[0].support:
-        # "Works now" right after the evidence pointed at a cause: that cause it was.
+    if resolved and not any(c.fixed for c in causes) and causes[0].confirmed:
+        # "Works now" right after a check found a cause's condition: that cause it was. Not
+        # when only words pointed at it: a restart or an unrecorded change fixes many
+        # causes, and the close-out then says the cause is not established.
         lead = causes[0]
         said, source, origin = _resolved_source(conversation)
         fact = Fact(_trim(said) or resolved, source, "confirms", 3, origin=origin)
@@ -615,11 +648,12 @@ def _stresses_disk(command: str) -> bool:
     return bool(_DISK_STRESS.search(command))
 
 
-def _resolved(conversation: Conversation) -> str:
+def _resolved(conversation: Conversation, knowledge: Knowledge) -> str:
     """The words reporting the problem gone, unless something later says it is not.
 
     Read from the technician's messages and the outcomes recorded on tasks, never from
-    the problem statement.
+    the problem statement. A check's outcome is a finding, not the problem gone: "ping
+    works now" says the printer answers, not that the user can print.
     """
     people = _people_messages(conversation)
     found = ""
@@ -628,11 +662,37 @@ def _resolved(conversation: Conversation) -> str:
             found = reports_resolved(text)
         elif found and reports_still_broken(text):
             found = ""
+    checks = _check_keys(knowledge)
+    problem = set(_stemmed(conversation.problem))
     for task in conversation.tasks:
-        said = reports_resolved(task.outcome) if task.status == "done" else ""
+        if task.status != "done":
+            continue
+        said = reports_resolved(task.outcome)
+        is_check = any(key in checks for key in _task_keys(task))
+        if said and is_check and _about_the_check(task, said, problem):
+            continue
         if said and not (people and reports_still_broken(people[-1])):
             found = found or said
     return found
+
+
+def _about_the_check(task: TriedStep, said: str, problem: set[str]) -> bool:
+    """Whether a check's "works now" is about what the check tried, not the problem:
+    "ping works now" on "Ping the printer" says the printer answers, not that the user can
+    print; "Teams opens normally now" on "Try Teams on the web" is the problem gone."""
+    before = task.outcome[: task.outcome.casefold().find(said.casefold())]
+    subject = set(_clauses(before)[-1][-3:]) if _clauses(before) else set()
+    return bool(subject & set(_stemmed(task.title))) and not subject & problem
+
+
+@lru_cache(maxsize=8)
+def _check_keys(knowledge: Knowledge) -> frozenset[str]:
+    """The titles and commands of steps that only check (no fix shares them)."""
+    checks, fixes = set(), set()
+    for step_id, step in knowledge.steps.items():
+        keys = {knowledge.step_titles[step_id], knowledge.step_commands[step_id]} - {""}
+        (checks if step.kind == "check" else fixes).update(keys)
+    return frozenset(checks - fixes)
 
 
 def _resolved_source(conversation: Conversation) -> tuple[str, str, Origin | None]:
@@ -690,7 +750,7 @@ def _statements(
             if key:
                 steps_by_key[key] = step.id
     for task in conversation.tasks:
-        if not task.outcome.strip():
+        if not task.outcome.strip() or _not_carried_out(task):
             continue
         step_id = next((steps_by_key[k] for k in _task_keys(task) if k in steps_by_key), "")
         add(task.outcome, _outcome_source(task), _outcome_origin(task), step_id)

@@ -270,7 +270,8 @@ _RESOLVED = re.compile(
     r"|syncs?|syncing|signs? in|logs? in|comes? up|came up|is back|are back|back up)"
     r"(?:\s+\w+){0,3}?\s+(?:now|again|normally)"
     r"|problem (?:is )?(?:solved|fixed|resolved|gone)|(?:that|this|it) (?:fixed|solved) it"
-    r"|(?:is|are|was|now) (?:fixed|resolved|solved|sorted)|fixed it|all green|back to normal"
+    r"|(?:is|are|was|now) (?:already )?(?:fixed|resolved|solved|sorted)|fixed it|all green"
+    r"|back to normal|already (?:been )?(?:fixed|resolved|solved|sorted)"
     r"|no more (?:prompts?|errors?|lockouts?|crashes|drops?)|(?:does ?n[o']?t|no longer)"
     r" \w+(?: \w+){0,3} any ?more|(?:he|she|they|user|users) (?:can|could) (?:log|sign) in"
     r"|(?:is|are) (?:all )?(?:good|fine) now|looks? (?:clean|good|fine) now|all good"
@@ -284,15 +285,49 @@ _RESOLVED = re.compile(
     r")\b",
     re.IGNORECASE,
 )
+_BROKEN_WORDS = (
+    r"fail\w*|errors?|broken|not|no|same|stuck|slow|hang\w*|freez\w*|drop\w*|blank|missing"
+    r"|locked|offline|down|can ?n[o']?t|cant|cannot|does ?n[o']?t|doesnt|won'?t|wont|unable"
+    r"|prompt\w*|ask\w*|crash\w*|happen\w*"
+)
+# The problem still (or again) there: "still prompting", "stuck again", "problem is back",
+# "spoke too soon", "a different error now", and a success with a "but" that takes it back
+# ("VPN connects again but no internal sites load", "test page printed but jobs still stuck").
 _STILL_BROKEN = re.compile(
-    r"\bstill\b[^.!?\n]{0,40}\b(?:fail|fails|failing|error|broken|not|no|same"
-    r"|can ?n[o']?t|does ?n[o']?t|won'?t|prompts?|asks?|crash\w*|down)\b"
-    r"|\b(?:prompts?|asks?|fails?|failed|locked|crash\w*|disconnect\w*|drops?|freezes?) "
-    r"(?:\w+ ){0,3}again\b"
+    rf"\bstill\b[^.!?\n]{{0,40}}\b(?:{_BROKEN_WORDS}|there)\b"
+    r"|\b(?:prompt\w*|asks?|asking|fails?|failed|failing|locked|crash\w*|disconnect\w*|drops?"
+    r"|dropping|freez\w*|stuck|hang\w*|stopped|errors?) (?:\w+ ){0,3}again\b"
     r"|\b(?:not|n[o']t|never) (?:\w+ )?(?:fixed|resolved|working|work)\b"
-    r"|\bsame (?:error|problem|issue)\b",
+    r"|\bsame (?:error|problem|issue|message|result|thing)\b"
+    r"|\b(?:problem|issue|error|fault|prompts?|crash\w*|it) (?:is|are|was|has|have|came|comes)"
+    r" (?:\w+ )?back\b(?! (?:up|online|to normal|on))"
+    r"|\bspoke too soon\b|\b(?:different|new|another) error\b|\berror (?:is )?now different\b"
+    rf"|\b(?:but|though|however|except)\b[^.!?\n]{{0,60}}\b(?:{_BROKEN_WORDS})\b",
     re.IGNORECASE,
 )
+
+# A step that could not be carried out: its outcome is no result either way ("couldn't do
+# it, printer is in a locked room", "don't have access to run commands on this PC", "user
+# doesn't remember the old password").
+_NOT_DONE = re.compile(
+    r"\b(?:could ?n[o']?t|couldnt|can ?n[o']?t|cant|cannot|unable to|not able to|was ?n[o']?t"
+    r" able to|did ?n[o']?t get to|didnt get to) (?:\w+ ){0,2}?(?:do|run|try|test|perform"
+    r"|complete|finish|get to)\b(?! \w+ (?:working|fixed))"
+    r"|\b(?:do ?n[o']?t|dont|does ?n[o']?t|doesnt|(?:i|we) have no|no) (?:have )?(?:\w+ )?"
+    r"(?:access|rights|permissions?) (?:to (?:run|do|open|get into|the (?:room|server|console"
+    r"|admin|pc|machine|laptop|device))|on (?:this|that|the) (?:pc|machine|laptop|server|device))"
+    r"|\b(?:do ?n[o']?t|dont|does ?n[o']?t|doesnt|can ?n[o']?t|cant) (?:remember|know|recall)"
+    r" (?:\w+ ){0,2}(?:password|passcode|pin)\b"
+    r"|\bno (?:key|access) to the (?:room|cabinet|closet|rack)\b"
+    r"|\b(?:not tried|did ?n[o']?t try|didnt try|skipped it|not possible)\b",
+    re.IGNORECASE,
+)
+
+
+@lru_cache(maxsize=4096)
+def reports_not_done(text: str) -> bool:
+    """Whether a step's recorded outcome says it could not be carried out."""
+    return bool(text and _NOT_DONE.search(text))
 
 
 @lru_cache(maxsize=4096)

@@ -209,11 +209,19 @@ class OfflineAssistant:
         paragraphs = []
         first_time = not mentions(history, "To close it out")
         if first_time:
-            if lead.fixed or lead.support:
-                fact = lead.strongest
-                because = f" ({_fact_phrase(fact)})" if fact and fact.quote else ""
+            fact = lead.strongest
+            because = f" ({_fact_phrase(fact)})" if fact and fact.quote else ""
+            if lead.fixed:
                 paragraphs.append(
                     f"Good: \u201c{said}\u201d. That confirms **{lead.cause.title}**{because}."
+                )
+            elif lead.support:
+                # Words pointed at it, nothing recorded proves it: a restart or a change
+                # nobody wrote down fixes many causes.
+                paragraphs.append(
+                    f"Good: \u201c{said}\u201d. What fixed it is not established: the "
+                    f"evidence pointed at **{lead.cause.title}**{because}, but no check or "
+                    "fix recorded here confirms it. Write down what changed last."
                 )
             else:
                 paragraphs.append(f"Good: \u201c{said}\u201d.")
@@ -291,13 +299,15 @@ class OfflineAssistant:
             for ranked in the_plan.causes[:ASSESS_CAUSES]
         )
         classification = the_plan.classification
+        lead = the_plan.lead
         if not the_plan.matched or classification.strength != "strong":
             confidence = "low"
-        elif the_plan.leading_cause_is_clear and (the_plan.untried or the_plan.lead.confirmed):
+        elif the_plan.leading_cause_is_clear and (
+            lead.confirmed or (the_plan.untried and _found_beyond_the_symptom(lead))
+        ):
             confidence = "high"
         else:
             confidence = "medium"
-        lead = the_plan.lead
         fact = lead.strongest if the_plan.matched else None
         clear = confidence != "low" and the_plan.leading_cause_is_clear
         # Untried includes steps waiting in the lane: a senior sees everything still open.
@@ -321,6 +331,16 @@ class OfflineAssistant:
             ),
             unclear=None if clear else _unclear(conversation, knowledge, the_plan),
         )
+
+
+def _found_beyond_the_symptom(lead: RankedCause) -> bool:
+    """Whether something beyond the problem statement points at ``lead`` and none of its
+    checks or fixes came back empty: the problem statement names the symptom, and a
+    symptom that fits a cause is a guess until a finding (the escalation reason, a message,
+    a step's outcome) backs it."""
+    if lead.checked or lead.fix_failed:
+        return False
+    return any(f.origin is None or f.origin.kind != "problem" for f in lead.support)
 
 
 GENERIC_ASK = (
