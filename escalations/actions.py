@@ -390,8 +390,11 @@ def release_handoff(*, handoff_id: uuid.UUID | str, user: User) -> Handoff:
         reason=handoff.reason,
         urgency=handoff.urgency,
         reopened_from=handoff,
-        # Waits count from the first escalation: the problem has waited since then.
+        # Waits count from the first escalation: the problem has waited since then. Its
+        # re-alerts count from now: it was claimed until now, and the seniors were just
+        # told it is back (``notifications.handoff_released``).
         created_at=handoff.created_at,
+        queued_at=now,
     )
     reopened.escalation_package = build_escalation_package(reopened)
     _insert_live_handoff(reopened)
@@ -819,7 +822,8 @@ def set_realert_policy(*, user: User, high: int, normal: int, low: int) -> Reale
 
 
 def _overdue_condition(now: datetime, factor: int) -> Q:
-    """Open handoffs that have waited ``factor`` times their account's threshold by ``now``."""
+    """Open handoffs that have waited ``factor`` times their account's threshold by ``now``,
+    counted from when they entered the queue (a queryset aliased with ``queue_since``)."""
     policies = list(RealertPolicy.objects.all())
     condition = Q(pk__in=[])
     for policy in policies:
@@ -827,11 +831,11 @@ def _overdue_condition(now: datetime, factor: int) -> Q:
             condition |= Q(
                 account_id=policy.account_id,
                 urgency=urgency,
-                created_at__lte=now - timedelta(minutes=factor * minutes),
+                queue_since__lte=now - timedelta(minutes=factor * minutes),
             )
     defaults = Q(pk__in=[])
     for urgency, minutes in REALERT_DEFAULT_MINUTES.items():
-        defaults |= Q(urgency=urgency, created_at__lte=now - timedelta(minutes=factor * minutes))
+        defaults |= Q(urgency=urgency, queue_since__lte=now - timedelta(minutes=factor * minutes))
     custom = [policy.account_id for policy in policies]
     return condition | (defaults & ~Q(account_id__in=custom))
 
@@ -851,19 +855,27 @@ def realert_overdue_handoffs(*, now: datetime | None = None) -> Realerts:
     for level, field, factor in (("seniors", "overdue_at", 1), ("admins", "admins_alerted_at", 2)):
         due = (
             Handoff.objects.open()
+            .alias(queue_since=Handoff.QUEUE_SINCE)
             .filter(**{f"{field}__isnull": True})
             .filter(_overdue_condition(now, factor))
             .order_by("created_at")
             .values_list("pk", flat=True)[:REALERT_BATCH]
         )
         for handoff_id in list(due):
-            if _realert(handoff_id, field=field, admins=level == "admins", now=now):
+            # Past both thresholds at once (the worker was down, say): the admins are among
+            # the seniors just told, so their level is recorded without telling them twice.
+            quietly = level == "admins" and handoff_id in told["seniors"]
+            if _realert(
+                handoff_id, field=field, admins=level == "admins", now=now, quietly=quietly
+            ):
                 told[level].append(handoff_id)
     return Realerts(seniors=told["seniors"], admins=told["admins"])
 
 
 @transaction.atomic
-def _realert(handoff_id: uuid.UUID, *, field: str, admins: bool, now: datetime) -> bool:
+def _realert(
+    handoff_id: uuid.UUID, *, field: str, admins: bool, now: datetime, quietly: bool = False
+) -> bool:
     won = Handoff.objects.filter(
         pk=handoff_id, state=HandoffState.OPEN, **{f"{field}__isnull": True}
     ).update(**{field: now})
@@ -872,9 +884,13 @@ def _realert(handoff_id: uuid.UUID, *, field: str, admins: bool, now: datetime) 
     handoff = Handoff.objects.select_related("session", "escalated_by", "account").get(
         pk=handoff_id
     )
+    if quietly:
+        return True
     from resolutionflow.templatetags.rf import waited
 
-    notifications.handoff_overdue(handoff, admins=admins, waited=waited(handoff.created_at, now))
+    notifications.handoff_overdue(
+        handoff, admins=admins, waited=waited(handoff.in_queue_since, now)
+    )
     # The queue's cards say "Overdue" (its live refresh hears this).
     data = _queue_event_data(handoff) | {"level": "admins" if admins else "seniors"}
     send_event_on_commit(queue_channel(handoff.account_id), "handoff-overdue", data)

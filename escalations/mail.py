@@ -114,7 +114,7 @@ def _waited(handoff, kind: str) -> str:
     from resolutionflow.templatetags.rf import waited
 
     told_at = handoff.admins_alerted_at if kind == EmailKind.ADMINS else handoff.overdue_at
-    return waited(handoff.created_at, told_at or timezone.now())
+    return waited(handoff.in_queue_since, told_at or timezone.now())
 
 
 def build_message(delivery: EmailDelivery) -> mail.EmailMultiAlternatives:
@@ -131,6 +131,8 @@ def build_message(delivery: EmailDelivery) -> mail.EmailMultiAlternatives:
         "url": handoff_url(handoff.pk),
         # A re-alert: how long it had waited when the seniors (or admins) were told again.
         "overdue": _waited(handoff, delivery.kind) if delivery.kind != EmailKind.ARRIVED else "",
+        # Back in the queue after a release: the re-alert counts from then.
+        "requeued": handoff.queued_at is not None,
     }
     subject = render_to_string("emails/escalation_arrived_subject.txt", context)
     subject = " ".join(subject.split())[:200]

@@ -8,6 +8,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.db.models import Case, F, Q, Value, When
+from django.db.models.functions import Coalesce
 
 from flowpilot.models import Session
 from resolutionflow.models import Account
@@ -113,6 +114,12 @@ class Handoff(models.Model):
     # conditional UPDATE: exactly one re-alert per level, however many workers check.
     overdue_at = models.DateTimeField(null=True, blank=True)
     admins_alerted_at = models.DateTimeField(null=True, blank=True)
+    # When a released handoff came back to the queue (None: when it was escalated,
+    # ``created_at``). Re-alerts count from here: the wait shown counts from the first
+    # escalation, but nobody has left it unclaimed for that long.
+    queued_at = models.DateTimeField(null=True, blank=True)
+    # ``queued_at``, else ``created_at``: annotate a queryset with it as ``queue_since``.
+    QUEUE_SINCE = Coalesce("queued_at", "created_at")
 
     # The compatibility payload: a JSON snapshot of the session at escalation time.
     escalation_package = models.JSONField(default=dict)
@@ -175,6 +182,11 @@ class Handoff(models.Model):
 
     def __str__(self) -> str:
         return f"Handoff {self.id} ({self.state})"
+
+    @property
+    def in_queue_since(self):
+        """When it entered the queue: its release back to it, else its escalation."""
+        return self.queued_at or self.created_at
 
     @property
     def is_live(self) -> bool:

@@ -135,7 +135,10 @@ def handoff_overdue(handoff: Handoff, *, admins: bool, waited: str) -> int:
     live event, one email each), or, past twice the threshold, the admins. Returns how many
     were told."""
     people = list(admins_to_notify(handoff) if admins else seniors_to_notify(handoff))
-    text = f"Still unclaimed after {waited}: {handoff.session.title}"
+    if handoff.queued_at:
+        text = f"Unclaimed {waited} after a release: {handoff.session.title}"
+    else:
+        text = f"Still unclaimed after {waited}: {handoff.session.title}"
     _notify(people, handoff, NotificationKind.HANDOFF_OVERDUE, text)
     _record_emails(handoff, people, kind=EmailKind.ADMINS if admins else EmailKind.OVERDUE)
     return len(people)

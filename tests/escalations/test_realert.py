@@ -84,10 +84,40 @@ def test_past_twice_the_threshold_the_admins_are_told_once(tess, ada):
     assert actions.realert_overdue_handoffs(now=at(handoff, 90)).admins == []
 
 
-def test_a_check_that_ran_late_tells_both_levels_in_one_run(tess):
+def test_a_check_that_ran_late_tells_both_levels_in_one_run_and_each_person_once(tess, ada):
     handoff = escalate(make_session(tess), urgency="low")
     told = actions.realert_overdue_handoffs(now=at(handoff, 200))
     assert told.seniors == [handoff.pk] and told.admins == [handoff.pk]
+    # The admins were among the seniors told: one bell item and one email, not two.
+    assert overdue_items(handoff=handoff, recipient=ada).count() == 1
+    emails = EmailDelivery.objects.filter(handoff=handoff, recipient=ada).exclude(
+        kind=EmailKind.ARRIVED
+    )
+    assert list(emails.values_list("kind", flat=True)) == [EmailKind.OVERDUE]
+    handoff.refresh_from_db()
+    assert handoff.admins_alerted_at == at(handoff, 200)  # the level is done all the same
+
+
+def test_a_released_handoff_is_realerted_from_its_release_not_its_first_escalation(tess, sam, sky):
+    first = escalate(make_session(tess, problem="Payroll share unreachable"), urgency="high")
+    actions.claim_handoff(handoff_id=first.pk, user=sam)
+    back = actions.release_handoff(handoff_id=first.pk, user=sam)
+    released_at = back.queued_at
+    assert back.created_at == first.created_at  # its wait still counts from the start
+    # An hour after the first escalation, a minute after the release: nobody is told.
+    later = released_at + timedelta(minutes=1)
+    told = actions.realert_overdue_handoffs(now=later)
+    assert told.seniors == [] and told.admins == []
+    # Past the threshold after the release, the seniors are told, in words that are true.
+    told = actions.realert_overdue_handoffs(now=released_at + timedelta(minutes=5))
+    assert told.seniors == [back.pk]
+    item = overdue_items(handoff=back, recipient=sky).get()
+    assert item.text == "Unclaimed 5\xa0minutes after a release: Payroll share unreachable"
+    delivery = EmailDelivery.objects.get(handoff=back, recipient=sky, kind=EmailKind.OVERDUE)
+    message = mail.build_message(delivery)
+    assert message.subject.startswith("[Acme IT] Unclaimed 5 minutes after a release:")
+    assert "released back to the queue and nobody has claimed it since" in message.body
+    assert "Nobody has claimed it yet" not in message.body
 
 
 def test_claimed_resolved_and_own_handoffs_are_never_realerted(tess, sam, sky, ada):
