@@ -235,6 +235,11 @@
     if (!buttons || !box) return;
     if (buttons.dataset.placeholder) box.placeholder = buttons.dataset.placeholder;
     if (label && buttons.dataset.label) label.textContent = buttons.dataset.label;
+    if (buttons.dataset.closed) {
+      // Resolved while open: nothing can be sent, and Enter must not try.
+      box.readOnly = true;
+      box.removeAttribute("data-enter-submits");
+    }
   }
 
   // The sidebar lists this session too: its status pill follows the header's.
@@ -260,6 +265,14 @@
   });
   document.body.addEventListener("htmx:afterSettle", function (event) {
     if (event.detail.target && event.detail.target.id === "chat-log") dedupeMessages();
+  });
+  // A live update that ends the stream (a resolve) swaps #session-live itself: its request
+  // events then fire on a detached element and never reach the body. The swapped parts
+  // say what changed.
+  document.body.addEventListener("htmx:oobAfterSwap", function (event) {
+    var id = event.target && event.target.id;
+    if (id === "composer-buttons") syncComposer();
+    if (id === "fp-chat-top") syncSidebar();
   });
 
   // --------------------------------------------------------------- the start form

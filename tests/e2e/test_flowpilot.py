@@ -365,4 +365,17 @@ def test_tess_follows_her_escalated_session_live(page_for, tess, sam):
     expect(log.locator(".msg-user:not(.msg-other)").last).to_contain_text("HP ScanJet Pro 3500")
     page.wait_for_timeout(500)  # an answer would have come with the message
     expect(log.locator(".msg-assistant")).to_have_count(answers)
+
+    # Sam resolves it while she types: nothing more can be sent, what she typed stays.
+    draft.fill("One more thing about the scanner")
+    handoffs.resolve_handoff(handoff_id=handoff.pk, user=sam, note="New SMTP password set")
+    expect(page.locator(".fp-banner-resolved")).to_be_visible(timeout=3000)
+    expect(page.locator("#composer-buttons button")).to_have_count(0)
+    expect(page.locator("#composer-hint")).to_contain_text("Resolved: this session is read-only")
+    expect(draft).to_have_value("One more thing about the scanner")
+    expect(draft).not_to_be_editable()
+    draft.press("Enter")
+    page.wait_for_timeout(300)
+    expect(draft).to_have_value("One more thing about the scanner")
+    expect(listed).to_contain_text("Resolved")
     assert page.rf_errors == []
