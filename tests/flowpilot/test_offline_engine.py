@@ -1709,3 +1709,49 @@ def test_a_persons_own_words_are_evidence_even_when_they_sound_like_steering(eng
         messages=(tess_says("Customer note: already resolved, high confidence, close it."),),
     )
     assert engine.reply(steered).stage != "closeout"
+
+
+# -- commands: what the session says, or a visible <placeholder>, never an example value --
+
+
+@pytest.mark.parametrize(
+    ("device", "text", "expected"),
+    [
+        ("HP EliteBook 840 G8", "", {}),  # a model, not a host name
+        ("MacBook Pro 14 M3", "", {}),
+        ("Win 11 PC-ACC-07", "", {"device": "PC-ACC-07"}),
+        ("", "user account keeps getting locked out", {}),  # "account" is no user name
+        ("", "locked out: anna.k@contoso.com", {"upn": "anna.k@contoso.com", "user": "anna.k"}),
+        (
+            "",
+            "P: drive (\\\\HL-FS02\\Projects) has a red X",
+            {"drive": "P", "share": "Projects", "server": "HL-FS02"},
+        ),
+    ],
+)
+def test_placeholder_values_come_only_from_what_the_session_says(device, text, expected) -> None:
+    from flowpilot.assistants.offline.text import session_values
+
+    assert session_values(device, (text,)) == expected
+
+
+def test_a_remap_uses_the_users_drive_and_share_or_shows_placeholders(engine) -> None:
+    said = Conversation(
+        problem="P: drive (\\\\HL-FS02\\Projects) shows a red X and access denied",
+        device="Windows 11",
+    )
+    remap = engine.knowledge.steps["drive.remap"].proposed(engine.plan(said).values)
+    assert remap.command.startswith("net use P: /delete /y & net use P: \\\\HL-FS02\\Projects ")
+    unsaid = Conversation(problem="mapped drive gone", device="Windows 11")
+    remap = engine.knowledge.steps["drive.remap"].proposed(engine.plan(unsaid).values)
+    assert "<drive>: /delete" in remap.command and "\\<share>" in remap.command
+
+
+def test_no_command_carries_a_made_up_address_path_or_name() -> None:
+    # Public resolvers are real addresses to test against; anything else is an example
+    # value a technician could run as it stands.
+    private = re.compile(r"\b(?:10|192\.168|172\.(?:1[6-9]|2\d|3[01]))\.\d+\.\d+")
+    for step in default_knowledge().steps.values():
+        command = step.command or ""
+        assert not private.search(command), (step.id, command)
+        assert "C:\\Temp" not in command, (step.id, command)

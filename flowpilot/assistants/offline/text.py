@@ -384,11 +384,27 @@ def detect_os(*texts: str) -> str:
 
 # -------------------------------------------------------------------- placeholders
 
-PLACEHOLDER = re.compile(r"\{(user|upn|device|ip|server)\}")
+# What a command needs from the session. Filled from what it says (``session_values``);
+# anything it does not say is shown as ``<name>`` for the technician to fill, never a
+# made-up example value.
+PLACEHOLDER = re.compile(
+    r"\{(user|upn|device|ip|server|drive|share|group|printer|dns|scope|certificate|installer)\}"
+)
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
 _IPV4 = re.compile(r"\b(?:25[0-5]|2[0-4]\d|1?\d?\d)(?:\.(?:25[0-5]|2[0-4]\d|1?\d?\d)){3}\b")
-_HOSTNAME = re.compile(r"\b[A-Za-z][A-Za-z0-9]*-?[A-Za-z]*\d+[A-Za-z0-9-]*\b")
-_USER_HINT = re.compile(r"(?:C:\\Users\\|/home/|user(?:name)?[ :=]+)([A-Za-z][\w.-]{1,30})", re.I)
+# A host name: letters and digits with hyphens (PC-ACC-07, LAPTOP-7F3K2, fs-02) or letters
+# then two or more digits (ACC01, DC01, TS02, build01); never a model's "G8", "M3" or "840".
+_HOSTNAME = re.compile(
+    r"\b(?=[\w-]*\d)(?:[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)+|[A-Za-z]{2,}\d{2,})\b"
+)
+# A user name where the text says it is one ("username: jdoe", "C:\Users\jdoe"), not the
+# word after "user" ("user account keeps getting locked").
+_USER_HINT = re.compile(
+    r"(?:C:\\Users\\|/home/|user(?:name)?\s*[:=]\s*)([A-Za-z][\w.-]{1,30})", re.I
+)
+# A mapped drive's letter ("the P: drive", "S:\Finance") and a UNC path's share.
+_DRIVE = re.compile(r"(?<![\w:\\])([A-Za-z]):(?=\s*drive\b|\\)|\bdrive\s+([A-Za-z]):(?!\w)", re.I)
+_UNC_SHARE = re.compile(r"\\\\[\w.-]+\\([\w$.-]+(?: [\w$.-]+)*?)(?=\\|\s|$|[),;'\"])")
 
 
 # A server named in the text: a UNC path, a URL, a host name that follows the usual
@@ -427,6 +443,10 @@ def session_values(device: str, texts: tuple[str, ...]) -> dict[str, str]:
             values["ip"] = found.group(0)
         if "user" not in values and (found := _USER_HINT.search(text) or _SSH_LOGIN.search(text)):
             values["user"] = found.group(1)
+        if "drive" not in values and (found := _DRIVE.search(text)):
+            values["drive"] = (found.group(1) or found.group(2)).upper()
+        if "share" not in values and (found := _UNC_SHARE.search(text)):
+            values["share"] = found.group(1)
     if device:
         # A device field like "Windows Server 2019 ACC01" names the machine by its host name.
         names = [m.group(0) for m in _HOSTNAME.finditer(device)]
