@@ -68,8 +68,11 @@ def engine() -> OfflineAssistant:
 
 
 def first_step_titles(engine: OfflineAssistant, family_id: str, count: int) -> list[str]:
-    """With no evidence: the family's checks in file order, its fixes after them."""
+    """With no evidence: the family's checks in file order, its fixes after them; a Mac's
+    own commands left out while the OS is unknown (the commands assume Windows)."""
     steps = default_knowledge().by_id[family_id].steps
+    if any(step.os == "windows" for step in steps):
+        steps = [step for step in steps if not (step.command and step.os == "macos")]
     fix_ids = {s for c in default_knowledge().by_id[family_id].causes for s in c.fixed_by}
     ordered = sorted(steps, key=lambda step: step.id in fix_ids)
     return [step.title for step in ordered[:count]]
@@ -1755,3 +1758,15 @@ def test_no_command_carries_a_made_up_address_path_or_name() -> None:
         command = step.command or ""
         assert not private.search(command), (step.id, command)
         assert "C:\\Temp" not in command, (step.id, command)
+
+
+def test_a_macs_commands_wait_until_the_device_is_known_to_be_a_mac(engine) -> None:
+    # "The commands assume Windows until you say": no Mac command beside the Windows ones.
+    unknown = engine.reply(Conversation(problem=PROBLEMS["display-dock"]))
+    assert "The commands assume Windows" in unknown.text
+    macos = {s.title for s in default_knowledge().steps.values() if s.os == "macos"}
+    assert not {step.title for step in unknown.steps} & macos
+    on_a_mac = engine.reply(
+        Conversation(problem=PROBLEMS["display-dock"], device="MacBook Pro 14 M3")
+    )
+    assert {step.title for step in on_a_mac.steps} & macos

@@ -549,13 +549,18 @@ def plan(conversation: Conversation, knowledge: Knowledge) -> Plan:
     failing_disk = next((found for text in everything if (found := _disk_sign(text))), "")
     security = next((found for text in everything if (found := _security_sign(text))), "")
 
+    # Until the technician names the OS, commands assume Windows (the reply says so), so a
+    # Mac's own commands are not proposed beside Windows ones; a family with no Windows
+    # step assumes nothing, and Unix tools for a server (openssl, ssh) stay.
+    assumed_os = "windows" if any(step.os == "windows" for step in family.steps) else ""
     lane = _Lane(conversation.tasks)
     untouched, untried, in_lane, tried = [], [], [], {}
     held_back = []
     for step in family.steps:
         statuses = lane.statuses(knowledge, step)
         unsafe = failing_disk and _stresses_disk(step.command or step.title)
-        if (not step.runs_on(device_os) or unsafe) and not statuses:
+        mac_only = not device_os and assumed_os and step.command and step.os == "macos"
+        if (not step.runs_on(device_os) or mac_only or unsafe) and not statuses:
             held_back.append(step)  # wrong OS for this device, or it would stress the disk
             continue
         if not statuses:
