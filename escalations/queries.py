@@ -31,7 +31,7 @@ from escalations.models import (
     HandoffState,
     HandoffView,
 )
-from flowpilot.models import Message, MessageRole, Task, tried_condition
+from flowpilot.models import Message, MessageRole, Task, TaskStatus, tried_condition
 from resolutionflow.models import User
 
 RECENTLY_CLAIMED_LIMIT = 6
@@ -78,8 +78,11 @@ def _with_card_annotations(handoffs, user: User):
     """
     # Cards never show the JSON snapshots; decoding them costs more than the rest of a row.
     handoffs = handoffs.defer("escalation_package", "assessment")
+    # A skipped step was not tried: the card counts doing, done and failed ones (the
+    # handoff screen lists the skipped ones too, marked so).
     tried = (
         Task.objects.filter(tried_condition(""), session_id=OuterRef("session_id"))
+        .exclude(status=TaskStatus.SKIPPED)
         .order_by()
         .values("session_id")
         .annotate(n=Count("pk"))

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from escalations import actions, queries
 from escalations.models import Handoff, HandoffView
+from flowpilot.models import Task
 from tests.conftest import api_body
 from tests.escalations.conftest import HTMX, JSON, escalate, make_session
 
@@ -52,6 +53,7 @@ def test_the_queue_puts_high_urgency_first_then_the_oldest(client_for, sam, thre
 
 def test_the_queue_card_shows_problem_escalator_steps_and_waiting_time(client_for, sam, handoff):
     age(handoff, 12)
+    Task.objects.create(session=handoff.session, title="Not for this PC", status="skipped")
     card = client_for(sam).get(QUEUE, **JSON).json()["waiting"][0]
     assert card["id"] == str(handoff.pk)
     assert card["problem"] == handoff.session.title
@@ -60,7 +62,7 @@ def test_the_queue_card_shows_problem_escalator_steps_and_waiting_time(client_fo
         "username": "tess",
         "name": "Tess Tran",
     }
-    assert card["steps_tried"] == 2  # the untried task does not count
+    assert card["steps_tried"] == 2  # neither the untried nor the skipped task counts
     assert 12 * 60 <= card["waiting_seconds"] < 13 * 60
     assert card["unread"] is True
 
