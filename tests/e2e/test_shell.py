@@ -43,9 +43,8 @@ PHONE = {"width": 390, "height": 844}
 
 
 def test_on_a_phone_no_page_is_wider_than_the_screen(page_for, tess, sam, ada):
-    from tests.escalations.conftest import escalate, make_session
-
     from tests.analytics.factories import record_timings
+    from tests.escalations.conftest import escalate, make_session
 
     handoff = escalate(make_session(tess, problem="Outlook keeps asking for a password"))
     for timing in record_timings(ada, ["17.25", "21"]):  # a table with notes to squeeze

@@ -1770,3 +1770,13 @@ def test_a_macs_commands_wait_until_the_device_is_known_to_be_a_mac(engine) -> N
         Conversation(problem=PROBLEMS["display-dock"], device="MacBook Pro 14 M3")
     )
     assert {step.title for step in on_a_mac.steps} & macos
+
+
+def test_a_finding_in_the_escalation_reason_outranks_a_symptom_match(engine) -> None:
+    # "Offline for everyone" fits a printer fault; the technician found the IP changed.
+    conversation = Conversation(
+        problem="Printer HP M507 on 2nd floor shows 'Offline' for everyone since the weekend",
+        escalation_reason="Printer gets a new IP from the new DHCP server; I need someone "
+        "with access to the print server to update the port.",
+    )
+    assert engine.plan(conversation).lead.cause.id == "printer.address"

@@ -456,8 +456,13 @@ class RankedCause:
 
     @cached_property
     def score(self) -> int:
-        # What the technician just reported counts extra: the reply acts on the news.
-        strength = sum(f.strength + 2 * f.recent for f in self.support[:3])
+        # What the technician just reported counts extra: the reply acts on the news. A
+        # finding (the escalation reason, a message, an outcome) counts a little more than
+        # the problem statement: the symptom fits several causes, a finding explains it.
+        strength = sum(
+            f.strength + 2 * f.recent + (f.origin is not None and f.origin.kind != "problem")
+            for f in self.support[:3]
+        )
         return 2 * strength - 3 * len(self.against[:2]) - len(self.checked) - len(self.fix_failed)
 
     @cached_property
