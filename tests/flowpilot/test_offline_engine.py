@@ -1780,3 +1780,25 @@ def test_a_finding_in_the_escalation_reason_outranks_a_symptom_match(engine) -> 
         "with access to the print server to update the port.",
     )
     assert engine.plan(conversation).lead.cause.id == "printer.address"
+
+
+def test_ransomware_is_an_incident_to_contain_not_a_drive_to_remap(engine) -> None:
+    conversation = Conversation(
+        problem="files on shared drive renamed to .locked and there's a readme.txt asking "
+        "for bitcoin"
+    )
+    reply = engine.reply(conversation)
+    assert "this looks like ransomware" in reply.text
+    assert [step.title for step in reply.steps] == [
+        "Take the affected computers off the network",
+        "Stop access to the affected share",
+        "Call the security incident contact",
+    ]
+    assert not any(step.command for step in reply.steps)  # nothing to run on it
+    assessment = engine.assess(conversation)
+    assert assessment.summary.startswith("Looks like ransomware")
+    assert assessment.next_steps[0].title == "Take the affected computers off the network"
+    assert assessment.confidence == "low"
+    # A readme or a renamed document is no ransom note.
+    for text in ("I followed the readme.txt to install it", "renamed the file to .docx"):
+        assert engine.plan(Conversation(problem=text)).security == ""

@@ -100,12 +100,29 @@ _DISK_STRESS = re.compile(
     r"\b(?:chkdsk|dism|sfc|defrag|optimize-volume|repair-volume|fsck)\b", re.I
 )
 SECURITY_FAMILY = "phishing"
+# Files held to ransom: a ransom note, a payment in crypto, files renamed to a new extension.
+_RANSOMWARE_SIGNS = (
+    r"ransom\w*|bitcoins?|\bbtc\b|monero|crypto ?wallet|pay (?:\w+ )?to (?:decrypt|unlock|get)"
+    r"|decrypt(?:ion|or)? (?:key|tool|your|the|our|my)"
+    r"|files (?:\w+ ){0,4}(?:renamed|changed) (?:\w+ ){0,2}to \.\w{2,10}\b"
+    r"|files (?:\w+ ){0,2}(?:end|ending) (?:in|with) \.\w{2,10}\b|\.(?:locked|encrypted|crypted)\b"
+    r"|(?:how_to_decrypt|how_to_recover|restore_files|decrypt)[\w-]*\.(?:txt|html?)"
+)
+_RANSOMWARE = re.compile(_RANSOMWARE_SIGNS, re.IGNORECASE)
+
+
+def is_ransomware(sign: str) -> bool:
+    """Whether a security sign is one of files held to ransom."""
+    return bool(sign and _RANSOMWARE.search(sign))
+
+
 _SECURITY = re.compile(
     r"phish\w*|hacked|compromis\w*|ransom\w*|fake (?:login |sign[- ]in )?(?:page|site|website)"
     r"|entered (?:her|his|their|my) (?:password|credentials)|clicked (?:a|the|on) (?:\w+ )?link"
     r"|sign[- ]?ins? from (?:another|a different|an unknown) country|impossible travel"
     r"|emails? (?:she|he|they|i) didn'?t (?:write|send)|malware|virus"
-    r"|encrypted (?:our |my |the )?files",
+    r"|encrypted (?:our |my |the )?files"
+    rf"|{_RANSOMWARE_SIGNS}",
     re.IGNORECASE,
 )
 

@@ -30,6 +30,7 @@ from flowpilot.assistants.offline.reasoning import (
     _task_keys,
     assistant_history,
     classify,
+    is_ransomware,
     mentions,
     open_questions,
     plan,
@@ -53,6 +54,33 @@ OS_QUESTION = (
 )
 
 # ------------------------------------------------------------------ close-out steps
+
+
+# Ransomware: containment, not troubleshooting (re-mapping a drive or restarting services
+# on an infected machine spreads it or destroys evidence).
+CONTAINMENT_STEPS = (
+    ProposedStep(
+        title="Take the affected computers off the network",
+        detail=(
+            "Unplug the network cable or turn off Wi-Fi on every computer that can write to "
+            "the renamed files. Do not shut them down: memory holds evidence and sometimes keys."
+        ),
+    ),
+    ProposedStep(
+        title="Stop access to the affected share",
+        detail=(
+            "Disable the share or remove write access on the file server so nothing more is "
+            "encrypted; note the time and who had a session open on it."
+        ),
+    ),
+    ProposedStep(
+        title="Call the security incident contact",
+        detail=(
+            "Report it now with what you saw (the note's name, the new file extension, "
+            "the first user who noticed). Do not pay, delete the note or restore yet."
+        ),
+    ),
+)
 
 
 def _closeout_steps(plan: Plan, conversation: Conversation) -> tuple[ProposedStep, ...]:
@@ -125,6 +153,16 @@ class OfflineAssistant:
 
         paragraphs: list[str] = []
         paragraphs += _safety(the_plan)
+        if is_ransomware(the_plan.security):
+            steps = tuple(s for s in CONTAINMENT_STEPS if not the_plan.lane.has_title(s.title))
+            return Reply(
+                text="\n\n".join(paragraphs),
+                steps=steps,
+                engine=self.name,
+                stage="security",
+                family=the_plan.classification.family_id or "",
+                cause="",
+            )
         paragraphs += _codes(the_plan)
         stage = "diagnose"
         classification = the_plan.classification
@@ -312,11 +350,19 @@ class OfflineAssistant:
         clear = confidence != "low" and the_plan.leading_cause_is_clear
         # Untried includes steps waiting in the lane: a senior sees everything still open.
         steps = the_plan.worth_proposing(the_plan.untried)
+        next_steps = tuple(step.proposed(the_plan.values) for step in steps[:ASSESS_NEXT_STEPS])
+        summary = _summary(conversation, the_plan)
+        if is_ransomware(the_plan.security):
+            # An incident before a fault: containment first, and no cause is "likely" yet.
+            sign = _plain(the_plan.security, 80)
+            summary = f"Looks like ransomware (\u201c{sign}\u201d): contain it first. {summary}"
+            next_steps = CONTAINMENT_STEPS
+            confidence = "low"
         return Assessment(
-            summary=_summary(conversation, the_plan),
+            summary=summary,
             tried=tried_entries(conversation.tasks),
             causes=causes,
-            next_steps=tuple(step.proposed(the_plan.values) for step in steps[:ASSESS_NEXT_STEPS]),
+            next_steps=next_steps,
             confidence=confidence,
             engine=self.name,
             fact=(
@@ -447,7 +493,17 @@ def _safety(the_plan: Plan) -> list[str]:
             + (" and are held back" if held else "")
             + ". Plan a replacement."
         )
-    if the_plan.security and the_plan.classification.family_id != SECURITY_FAMILY:
+    if is_ransomware(the_plan.security):
+        paragraphs.append(
+            "**Security first: this looks like ransomware** "
+            f"(\u201c{_inline(the_plan.security, 60)}\u201d). Contain it before any "
+            "troubleshooting: take the computers that can write "
+            "to the affected files off the network (unplug the cable or turn off Wi-Fi; do not "
+            "shut them down), stop access to the share, and call whoever handles security "
+            "incidents now. Leave the note and the renamed files as they are: they are "
+            "evidence, and restoring from backup comes after it is contained."
+        )
+    elif the_plan.security and the_plan.classification.family_id != SECURITY_FAMILY:
         paragraphs.append(
             f"**Security first**: \u201c{_inline(the_plan.security, 60)}\u201d. If credentials "
             "may have been given away or a device infected, treat it as an incident: reset "
