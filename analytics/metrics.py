@@ -40,6 +40,9 @@ from escalations.models import TakeoverMode
 from resolutionflow.models import User
 
 BASELINE_MIN_MEASUREMENTS = 5
+# The card compares this week's median with last week's only when each week has this many
+# handoffs with a first action: "50% faster" from 4 against 7 is noise, not a trend.
+WEEK_COMPARE_MIN = 5
 DEFAULT_WINDOW_DAYS = 30
 MAX_WINDOW_DAYS = 731  # two years, a leap day included
 PILOT_TARGET_HOURS_PER_WEEK = 1.0
@@ -353,6 +356,20 @@ class MetricCard:
     recovered_window: Window
     change_percent: float | None = None
 
+    @property
+    def compare_min(self) -> int:
+        return WEEK_COMPARE_MIN
+
+    @property
+    def too_few_to_compare(self) -> bool:
+        """Both weeks have medians, but one has too few handoffs for a change to mean much."""
+        this, last = self.this_week_first_action, self.last_week_first_action
+        return (
+            this.median is not None
+            and last.median is not None
+            and min(this.n, last.n) < WEEK_COMPARE_MIN
+        )
+
 
 # --- Computations --------------------------------------------------------------------------
 
@@ -660,7 +677,7 @@ def metric_card(
         # Not enough baseline: nothing to compare, so no query for it either.
         recent, weeks_covered = Distribution(0, None, None, None), 1.0
     change = None
-    if this.median is not None and last.median:
+    if this.median is not None and last.median and min(this.n, last.n) >= WEEK_COMPARE_MIN:
         change = round((this.median - last.median) / last.median * 100)
     return MetricCard(
         this_week=this_week,

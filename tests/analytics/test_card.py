@@ -27,7 +27,18 @@ def test_card_is_a_fragment_with_this_week_against_last_week(client_for, sam, ma
     assert 'data-metric="this-week-median">3 min<' in html  # median of 2 min and 4 min
     assert 'data-metric="this-week-n">2<' in html
     assert "last week 10 min · n = 1" in html
-    assert "70% faster" in html
+    # 2 handoffs against 1: no "faster" or "slower" from that.
+    assert "faster" not in html and "slower" not in html
+    assert "too few handoffs to compare weeks yet (needs 5 in each)" in html
+
+    for second in range(3, 6):
+        make_handoff(monday + timedelta(seconds=second), claim=10, first_action=180)
+    for day in range(4):
+        make_handoff(monday - timedelta(days=2 + day / 10), claim=10, first_action=600)
+    html = client_for(sam).get(URL, headers={"HX-Request": "true"}).content.decode()
+    assert "last week 10 min · n = 5" in html
+    assert "70% faster" in html  # 3 min against 10, five handoffs each
+    assert "too few" not in html
 
 
 def test_minutes_recovered_only_with_five_timings(client_for, ada, make_handoff, record_timings):
