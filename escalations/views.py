@@ -297,6 +297,13 @@ def _handoff_context(
         "tried_telling_first": SimpleLazyObject(lambda: _telling_first(tried, assessment.fact)),
         "last_messages": queries.last_messages(handoff),
         "history": queries.history(handoff),
+        # A released handoff's successor in the queue (read only where the page says so).
+        "successor": lambda: (
+            Handoff.objects.filter(reopened_from=handoff)
+            .select_related("claimed_by")
+            .defer("escalation_package", "assessment")
+            .first()
+        ),
         "is_escalator": is_escalator,
         "can_claim": user.is_senior and not is_escalator and handoff.is_open,
         "can_close": handoff.is_live and actions.can_close(handoff, user),

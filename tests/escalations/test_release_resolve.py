@@ -95,6 +95,17 @@ def test_the_releaser_can_claim_the_reopened_handoff_again(claimed, sam):
     assert actions.claim_handoff(handoff_id=reopened.pk, user=sam).claimed_by == sam
 
 
+def test_a_released_handoffs_page_links_to_the_one_in_the_queue_now(client_for, claimed, sam, sky):
+    reopened = actions.release_handoff(handoff_id=claimed.pk, user=sam)
+    old_page = reverse("escalations:handoff", args=[claimed.pk])
+    current = reverse("escalations:handoff", args=[reopened.pk])
+    html = client_for(sky).get(old_page).content.decode()
+    assert f'<a href="{current}">Open the current handoff</a> (waiting)' in html
+    actions.claim_handoff(handoff_id=reopened.pk, user=sky)
+    html = client_for(sam).get(old_page).content.decode()
+    assert f'<a href="{current}">Open the current handoff</a> (Sky Lindqvist has it)' in html
+
+
 def test_an_admin_may_release_someone_elses_claim(claimed, ada):
     actions.release_handoff(handoff_id=claimed.pk, user=ada)
     claimed.refresh_from_db()
