@@ -106,6 +106,7 @@ def _seed_waiting(tess, now: datetime) -> int:
             continue
         handoff = actions.escalate(session=session, user=tess, reason=reason, urgency=urgency)
         _move_back(handoff.handoff, escalated_at=now - age)
+        _realerted_already(handoff.handoff, now)
         Session.objects.filter(pk=session.pk).update(updated_at=now - age)
         count += 1
     return count
@@ -236,6 +237,21 @@ def _add_tried(session: Session, user, title: str, outcome: str) -> None:
     flowpilot_actions.update_task(task=task, user=user, status="failed", outcome=outcome)
 
 
+def _realerted_already(handoff: Handoff, now: datetime) -> None:
+    """Record the re-alerts a demo handoff waiting this long would have had, as sent then:
+    the first ``make run`` then prints no burst of "still unclaimed" emails at start-up,
+    and the card still says "Overdue"."""
+    handoff.refresh_from_db(fields=["created_at", "urgency"])
+    minutes = timedelta(minutes=actions.realert_minutes(handoff.account_id)[handoff.urgency])
+    fields = {}
+    if handoff.created_at + minutes <= now:
+        fields["overdue_at"] = handoff.created_at + minutes
+    if handoff.created_at + 2 * minutes <= now:
+        fields["admins_alerted_at"] = handoff.created_at + 2 * minutes
+    if fields:
+        Handoff.objects.filter(pk=handoff.pk).update(**fields)
+
+
 def _move_back(
     handoff: Handoff,
     *,
@@ -256,6 +272,8 @@ def _move_back(
     if release_by is not None:
         actions.release_handoff(handoff_id=handoff.pk, user=release_by)
     fields = {"created_at": escalated_at}
+    if requeued_at:
+        fields["queued_at"] = requeued_at
     if claimed_at:
         fields["claimed_at"] = claimed_at
     if first_action_at:

@@ -5,6 +5,7 @@ import io
 import pytest
 from django.core.management import call_command
 
+from escalations import actions
 from escalations.models import Handoff, HandoffEvent
 from escalations.queries import recently_claimed, waiting_queue
 
@@ -33,6 +34,13 @@ def test_the_demo_fills_acmes_queue_and_history_once(settings, personas):
         claimed = HandoffEvent.objects.get(handoff=handoff, kind="claimed")
         assert claimed.created_at == handoff.claimed_at
     assert Handoff.objects.filter(state="released").exists()
+    reopened = Handoff.objects.filter(reopened_from__isnull=False)
+    assert all(h.queued_at and h.created_at < h.queued_at <= h.claimed_at for h in reopened)
+    # The waiting ones were re-alerted back then: starting the app sends no burst of
+    # "still unclaimed" emails, and the card still says "Overdue".
+    assert waiting[0].overdue_at is not None
+    told = actions.realert_overdue_handoffs()
+    assert told.seniors == [] and told.admins == []
 
     count = Handoff.objects.count()
     call_command("seed_demo", stdout=io.StringIO())
