@@ -1802,3 +1802,29 @@ def test_ransomware_is_an_incident_to_contain_not_a_drive_to_remap(engine) -> No
     # A readme or a renamed document is no ransom note.
     for text in ("I followed the readme.txt to install it", "renamed the file to .docx"):
         assert engine.plan(Conversation(problem=text)).security == ""
+
+
+def test_a_fix_for_a_cause_the_reply_calls_unlikely_is_never_proposed(engine) -> None:
+    # Only the group cause's steps are left, and the report rules it out ("already in the
+    # group"): its check may be the last resort, its fix ("add the user to the group") not.
+    knowledge = engine.knowledge
+    family = knowledge.by_id["mapped-drive"]
+    left = {"drive.groups", "drive.add-group"}
+    done = tuple(
+        TriedStep(title=step.title, status="done", outcome="no change")
+        for step in family.steps
+        if step.id not in left
+    )
+    conversation = Conversation(
+        problem="The S: mapped drive shows a red X since this morning",
+        device="Windows 11",
+        messages=(tess_says("she is already in the group, I checked in AD"),),
+        tasks=done,
+    )
+    plan = engine.plan(conversation)
+    groups = next(c for c in plan.causes if c.cause.id == "drive.groups")
+    assert groups.against and not groups.support
+    proposed = {step.title for step in engine.reply(conversation).steps}
+    assert knowledge.steps["drive.add-group"].title not in proposed
+    assessed = {step.title for step in engine.assess(conversation).next_steps}
+    assert knowledge.steps["drive.add-group"].title not in assessed

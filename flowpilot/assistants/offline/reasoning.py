@@ -524,10 +524,11 @@ class Plan:
     unlikely_steps: frozenset[str] = frozenset()  # check only causes the report contradicts
 
     def worth_proposing(self, steps: tuple[Step, ...]) -> tuple[Step, ...]:
-        """``steps`` without those that only check contradicted causes, unless that is all
-        there is (then they are the last resort, and still offered)."""
+        """``steps`` without those that only check or fix contradicted causes, unless that
+        is all there is: then their checks are the last resort, never their fixes (a fix
+        right after "unlikely given the evidence" contradicts the reply)."""
         plausible = tuple(step for step in steps if step.id not in self.unlikely_steps)
-        return plausible or steps
+        return plausible or tuple(step for step in steps if step.kind == "check")
 
     @property
     def matched(self) -> bool:
