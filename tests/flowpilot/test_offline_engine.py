@@ -1828,3 +1828,19 @@ def test_a_fix_for_a_cause_the_reply_calls_unlikely_is_never_proposed(engine) ->
     assert knowledge.steps["drive.add-group"].title not in proposed
     assessed = {step.title for step in engine.assess(conversation).next_steps}
     assert knowledge.steps["drive.add-group"].title not in assessed
+
+
+def test_an_error_codes_meaning_is_said_once_per_conversation(engine) -> None:
+    problem = PROBLEMS["software"]  # 0x80070643
+    first = engine.reply(Conversation(problem=problem))
+    assert first.text.startswith("Error code `0x80070643`:")
+    later = engine.reply(
+        Conversation(
+            problem=problem,
+            messages=(
+                ChatLine(role="assistant", text=first.text),
+                tess_says("ran the first step, nothing obvious"),
+            ),
+        )
+    )
+    assert "Error code `0x80070643`" not in later.text

@@ -163,7 +163,7 @@ class OfflineAssistant:
                 family=the_plan.classification.family_id or "",
                 cause="",
             )
-        paragraphs += _codes(the_plan)
+        paragraphs += _codes(the_plan, history)
         stage = "diagnose"
         classification = the_plan.classification
         if not the_plan.matched:
@@ -513,11 +513,14 @@ def _safety(the_plan: Plan) -> list[str]:
     return paragraphs
 
 
-def _codes(the_plan: Plan) -> list[str]:
-    lines = []
-    for code in the_plan.classification.codes[:2]:
-        lines.append(f"`{code.code}`: {code.meaning}")
-    return ["Error code " + "\n\n".join(lines)] if lines else []
+def _codes(the_plan: Plan, history: list[str]) -> list[str]:
+    """What the quoted error codes mean, each once in a conversation (not at the head of
+    every reply)."""
+    return [
+        f"Error code `{code.code}`: {code.meaning}"
+        for code in the_plan.classification.codes[:2]
+        if not mentions(history, code.meaning)
+    ]
 
 
 def _weak_match(the_plan: Plan, knowledge: Knowledge) -> str:
