@@ -1844,3 +1844,15 @@ def test_an_error_codes_meaning_is_said_once_per_conversation(engine) -> None:
         )
     )
     assert "Error code `0x80070643`" not in later.text
+
+
+def test_an_unmatched_follow_up_does_not_name_the_engines_fallback(engine) -> None:
+    problem = "badge reader at the door beeps red"
+    first = engine.reply(Conversation(problem=problem))
+    later = engine.reply(
+        Conversation(
+            problem=problem,
+            messages=(ChatLine(role="assistant", text=first.text), tess_says("ok")),
+        )
+    )
+    assert "General triage" not in first.text + later.text

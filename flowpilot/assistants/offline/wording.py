@@ -213,7 +213,12 @@ class OfflineAssistant:
             paragraphs += _nothing_new(conversation, the_plan)
             return self._reply(paragraphs, (), the_plan, stage)
         if not paragraphs:
-            paragraphs.append(f"Continuing with **{the_plan.family.title}**.")
+            paragraphs.append(
+                f"Continuing with **{the_plan.family.title}**."
+                if the_plan.matched
+                # No family: "General triage" is this engine's name for it, not the user's.
+                else "No specific match yet, so the general checks continue."
+            )
 
         questions = _questions(conversation, knowledge, the_plan, history, stage)
         if questions:
