@@ -196,6 +196,11 @@ class Handoff(models.Model):
     def is_open(self) -> bool:
         return self.state == HandoffState.OPEN
 
+    @property
+    def is_closed(self) -> bool:
+        """Resolved or released: nobody works this handoff any more."""
+        return not self.is_live
+
     def is_claimed_by(self, user) -> bool:
         """Whether ``user`` holds this handoff now: working its session (briefing FlowPilot,
         adding suggested steps) is the claimer's alone, an admin's override covers only

@@ -137,6 +137,13 @@ def test_weak_evidence_says_it_is_not_clear_and_what_to_ask(tess, sam, client_fo
     assert "Most likely" not in box
     assert 'class="stands stands-unclear"' in page
 
+    # Once resolved it says where it stood, and asks nobody anything.
+    actions.claim_handoff(handoff_id=handoff.pk, user=sam)
+    actions.resolve_handoff(handoff_id=handoff.pk, user=sam, note="VPN profile re-pushed")
+    page = client_for(sam).get(reverse("escalations:handoff", args=[handoff.pk])).content.decode()
+    box = stands_of(page)
+    assert box == f"Where it stood Not clear: {' or '.join(options)}"
+
 
 def test_the_claimers_chat_panel_is_headed_by_the_box_and_it_refetches_alone(
     tess, sam, gwen, client_for
