@@ -92,10 +92,24 @@
       if (event.target === composer && !box.value.trim()) event.preventDefault();
     });
 
+    // The draft survives a reload of the page (this tab only), until it is sent.
+    var draftKey = "rf-draft-" + (composer.getAttribute("data-session-id") || "");
+    function keepDraft() {
+      try {
+        if (box.value.trim()) window.sessionStorage.setItem(draftKey, box.value);
+        else window.sessionStorage.removeItem(draftKey);
+      } catch (error) { /* storage off or full: the draft just is not kept */ }
+    }
+    try {
+      var kept = window.sessionStorage.getItem(draftKey);
+      if (kept && !box.value) box.value = kept;
+    } catch (error) { /* storage off */ }
+
     // An error about the text goes away once the text changes.
     box.addEventListener("input", function () {
       var errors = document.getElementById("composer-errors");
       if (errors && errors.textContent) errors.textContent = "";
+      keepDraft();
     });
 
     composer.addEventListener("htmx:beforeRequest", function (event) {
@@ -139,6 +153,7 @@
         box.value = pendingText; // nothing is lost when sending fails
       }
       pendingText = null;
+      keepDraft(); // sent: forgotten; refused: kept
       window.setTimeout(function () {
         box.focus();
         scrollToEnd();

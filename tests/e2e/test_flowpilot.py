@@ -159,6 +159,15 @@ def test_a_message_that_cannot_be_sent_stays_in_the_box(page_for, tess):
     assert not [url for url in requests if url.endswith("/messages")]
     assert session.messages.count() == 0
 
+    # A reload keeps the draft (this tab); once sent, it is gone.
+    box.fill("Half a thought about the profile")
+    page.reload()
+    expect(box).to_have_value("Half a thought about the profile")
+    box.press("Enter")
+    expect(page.locator(".chat-log .msg-user")).to_contain_text("Half a thought")
+    page.reload()
+    expect(box).to_have_value("")
+
 
 LANE_RECORDER = """
 (() => {
