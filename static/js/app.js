@@ -3,6 +3,15 @@
 (function () {
   "use strict";
 
+  // A form that undoes someone's work asks first (data-confirm holds the question).
+  document.addEventListener("submit", function (event) {
+    var form = event.target.closest("form[data-confirm]");
+    if (form && !window.confirm(form.getAttribute("data-confirm"))) {
+      event.preventDefault();
+      event.stopImmediatePropagation();
+    }
+  }, true);
+
   function showToast(text, tags) {
     var region = document.getElementById("toasts");
     if (!region) return;

@@ -282,3 +282,28 @@ def test_an_open_screen_learns_live_that_someone_else_claimed_it(page_for, sam, 
     expect(claim_box).to_contain_text("Cleared the corrupt job")
     expect(claim_box).to_contain_text("Claimed by Sam Okafor")
     assert page.rf_errors == []
+
+
+def test_releasing_asks_first_and_a_no_changes_nothing(page_for, sam, handoff):
+    handoffs.claim_handoff(handoff_id=handoff.pk, user=sam)
+    page = page_for(sam)
+    page.goto(f"/handoffs/{handoff.pk}/")
+    asked = []
+
+    def answer(dialog, accept):
+        asked.append(dialog.message)
+        dialog.accept() if accept else dialog.dismiss()
+
+    page.once("dialog", lambda dialog: answer(dialog, accept=False))
+    page.get_by_role("button", name="Release back to the queue").click()
+    page.wait_for_timeout(300)
+    assert asked and asked[0].startswith("Release this handoff back to the queue?")
+    handoff.refresh_from_db()
+    assert handoff.state == "claimed"
+
+    page.once("dialog", lambda dialog: answer(dialog, accept=True))
+    page.get_by_role("button", name="Release back to the queue").click()
+    expect(page).to_have_url(re.compile(r"/escalations/"))
+    handoff.refresh_from_db()
+    assert handoff.state == "released"
+    assert page.rf_errors == []
