@@ -154,15 +154,8 @@ class OfflineAssistant:
         paragraphs: list[str] = []
         paragraphs += _safety(the_plan)
         if is_ransomware(the_plan.security):
-            steps = tuple(s for s in CONTAINMENT_STEPS if not the_plan.lane.has_title(s.title))
-            return Reply(
-                text="\n\n".join(paragraphs),
-                steps=steps,
-                engine=self.name,
-                stage="security",
-                family=the_plan.classification.family_id or "",
-                cause="",
-            )
+            steps = [s for s in CONTAINMENT_STEPS if not the_plan.lane.has_title(s.title)]
+            return self._answer(paragraphs, steps, the_plan, "security", cause="")
         paragraphs += _codes(the_plan, history)
         stage = "diagnose"
         classification = the_plan.classification
@@ -236,13 +229,27 @@ class OfflineAssistant:
     def _reply(
         self, paragraphs: list[str], steps: Iterable[Step], the_plan: Plan, stage: str
     ) -> Reply:
+        """A reply proposing knowledge steps, their placeholders filled from the session."""
+        proposed = [step.proposed(the_plan.values) for step in steps]
+        cause = the_plan.lead.cause.id if the_plan.matched else ""
+        return self._answer(paragraphs, proposed, the_plan, stage, cause=cause)
+
+    def _answer(
+        self,
+        paragraphs: list[str],
+        steps: Iterable[ProposedStep],
+        the_plan: Plan,
+        stage: str,
+        *,
+        cause: str,
+    ) -> Reply:
         return Reply(
             text="\n\n".join(paragraphs),
-            steps=tuple(step.proposed(the_plan.values) for step in steps),
+            steps=tuple(steps),
             engine=self.name,
             stage=stage,
             family=the_plan.classification.family_id or "",
-            cause=the_plan.lead.cause.id if the_plan.matched else "",
+            cause=cause,
         )
 
     def _closeout(self, conversation: Conversation, the_plan: Plan, history: list[str]) -> Reply:
@@ -289,14 +296,7 @@ class OfflineAssistant:
                 + (f"finish {left}, then " if left else "")
                 + "resolve the session with the cause and the fix in the note."
             )
-        return Reply(
-            text="\n\n".join(paragraphs),
-            steps=steps,
-            engine=self.name,
-            stage="closeout",
-            family=the_plan.classification.family_id or "",
-            cause=lead.cause.id,
-        )
+        return self._answer(paragraphs, steps, the_plan, "closeout", cause=lead.cause.id)
 
     def _where_it_stands(self, conversation: Conversation, the_plan: Plan) -> Reply:
         """The whole picture for someone new to the session (a senior who took it over):
