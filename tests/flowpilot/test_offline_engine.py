@@ -1724,6 +1724,9 @@ def test_a_persons_own_words_are_evidence_even_when_they_sound_like_steering(eng
         ("MacBook Pro 14 M3", "", {}),
         ("Win 11 PC-ACC-07", "", {"device": "PC-ACC-07"}),
         ("", "user account keeps getting locked out", {}),  # "account" is no user name
+        ("", "user jsmith locked out again", {"user": "jsmith"}),
+        ("", "ACME\\mkeller cannot sign in", {"user": "mkeller"}),
+        ("", "C:\\Users\\anna\\Desktop is empty", {"user": "anna"}),  # C: is no mapped drive
         ("", "locked out: anna.k@contoso.com", {"upn": "anna.k@contoso.com", "user": "anna.k"}),
         (
             "",
@@ -1856,3 +1859,26 @@ def test_an_unmatched_follow_up_does_not_name_the_engines_fallback(engine) -> No
         )
     )
     assert "General triage" not in first.text + later.text
+
+
+def test_works_now_after_the_leads_own_fix_confirms_that_cause(engine) -> None:
+    problem = PROBLEMS["teams-client"]
+    fix = engine.knowledge.steps["teams.clear-cache"]
+    # The fix's own outcome says it works.
+    said = Conversation(
+        problem=problem,
+        tasks=(
+            TriedStep(title=fix.title, status="done", outcome="cleared the cache, Teams opens now"),
+        ),
+    )
+    reply = engine.reply(said)
+    assert reply.stage == "closeout"
+    assert "That confirms **Teams' local cache is corrupt**" in reply.text
+    assert engine.assess(said).confidence == "high"
+    # The fix done, then a message that it works.
+    then = Conversation(
+        problem=problem,
+        tasks=(TriedStep(title=fix.title, status="done"),),
+        messages=(tess_says("did that, works now"),),
+    )
+    assert "That confirms **Teams' local cache is corrupt**" in engine.reply(then).text

@@ -578,7 +578,7 @@ def plan(conversation: Conversation, knowledge: Knowledge) -> Plan:
     assumed_os = "windows" if any(step.os == "windows" for step in family.steps) else ""
     lane = _Lane(conversation.tasks)
     untouched, untried, in_lane, tried = [], [], [], {}
-    held_back = []
+    held_back, done = [], set()
     for step in family.steps:
         statuses = lane.statuses(knowledge, step)
         unsafe = failing_disk and _stresses_disk(step.command or step.title)
@@ -594,6 +594,8 @@ def plan(conversation: Conversation, knowledge: Knowledge) -> Plan:
             in_lane.append(step)
         if statuses & {"done", "failed"}:
             tried[step.id] = step
+        if "done" in statuses:
+            done.add(step.id)
 
     statements = _statements(conversation, knowledge, tried.values())
     matches = _evidence(statements, knowledge, family)
@@ -619,14 +621,21 @@ def plan(conversation: Conversation, knowledge: Knowledge) -> Plan:
         )
     )
     causes = tuple(item for _, item in ranked)
-    if resolved and not any(c.fixed for c in causes) and causes[0].confirmed:
-        # "Works now" right after a check found a cause's condition: that cause it was. Not
-        # when only words pointed at it: a restart or an unrecorded change fixes many
-        # causes, and the close-out then says the cause is not established.
-        lead = causes[0]
-        said, source, origin = _resolved_source(conversation)
-        fact = Fact(_trim(said) or resolved, source, "confirms", 3, origin=origin)
-        causes = (RankedCause(lead.cause, (fact, *lead.facts), lead.checked), *causes[1:])
+    if resolved and not any(c.fixed for c in causes):
+        # "Works now": the cause whose fix was done is the one it was (the one whose fix's
+        # own outcome says so, else the only one with a fix done); failing that, the lead
+        # when a check found its condition. Not when only words pointed at a cause: a
+        # restart or an unrecorded change fixes many, and the close-out then says the
+        # cause is not established.
+        credited = _credited_fix(causes, done, statements) or (
+            causes[0] if causes[0].confirmed else None
+        )
+        if credited is not None:
+            said, source, origin = _resolved_source(conversation)
+            fact = Fact(_trim(said) or resolved, source, "confirms", 3, origin=origin)
+            # Once a fix worked, the checks on the way there say nothing against it.
+            fixed = RankedCause(credited.cause, (fact, *credited.facts), other_os=credited.other_os)
+            causes = (fixed, *(c for c in causes if c is not credited))
     return Plan(
         classification=classification,
         family=family,
@@ -643,6 +652,19 @@ def plan(conversation: Conversation, knowledge: Knowledge) -> Plan:
         held_back=tuple(held_back),
         unlikely_steps=_unlikely_steps(causes),
     )
+
+
+def _credited_fix(
+    causes: tuple[RankedCause, ...], done: set[str], statements: list[Statement]
+) -> RankedCause | None:
+    """The cause whose fix made it work: its fix's own outcome says it works now, else it
+    is the only cause with a fix done. None when that is not known."""
+    said_so = {s.from_outcome_of for s in statements if reports_resolved(s.text)}
+    for ranked in causes:
+        if said_so & set(ranked.cause.fixed_by) & done:
+            return ranked
+    with_a_fix_done = [r for r in causes if done & set(r.cause.fixed_by)]
+    return with_a_fix_done[0] if len(with_a_fix_done) == 1 else None
 
 
 def _for_another_os(cause: Cause, knowledge: Knowledge, device_os: str) -> bool:

@@ -397,12 +397,25 @@ _IPV4 = re.compile(r"\b(?:25[0-5]|2[0-4]\d|1?\d?\d)(?:\.(?:25[0-5]|2[0-4]\d|1?\d
 _HOSTNAME = re.compile(
     r"\b(?=[\w-]*\d)(?:[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)+|[A-Za-z]{2,}\d{2,})\b"
 )
-# A user name where the text says it is one ("username: jdoe", "C:\Users\jdoe"), not the
-# word after "user" ("user account keeps getting locked").
+# A user name where the text gives one: "username: jdoe", "user jsmith", "C:\Users\jdoe",
+# "ACME\mkeller"; never an ordinary word after "user" ("user account keeps getting locked").
 _USER_HINT = re.compile(
-    r"(?:C:\\Users\\|/home/|user(?:name)?\s*[:=]\s*)([A-Za-z][\w.-]{1,30})", re.I
+    r"(?:C:\\Users\\|/home/|\buser(?:name)?\s*[:=]?\s*|(?<![\\\w.-])[A-Z][A-Z0-9-]{1,14}\\(?!\\))"
+    r"([A-Za-z][\w.-]{1,30})",
+    re.I,
 )
-# A mapped drive's letter ("the P: drive", "S:\Finance") and a UNC path's share.
+_NOT_A_USER_NAME = frozenset(
+    {"account", "accounts", "profile", "profiles", "name", "names", "is", "was", "has", "had"}
+    | {"can", "cant", "cannot", "could", "says", "said", "gets", "got", "keeps", "kept"}
+    | {"reports", "reported", "called", "calls", "tried", "tries", "sees", "saw", "wants"}
+    | {"needs", "and", "or", "with", "on", "in", "at", "of", "for", "to", "from", "the", "a"}
+    | {"an", "who", "that", "which", "its", "it", "does", "doesnt", "did", "didnt", "will"}
+    | {"wont", "still", "now", "again", "also", "just", "only", "here", "there", "mailbox"}
+    | {"password", "passwords", "data", "folder", "folders", "desktop", "session", "sessions"}
+    | {"logs", "log", "signs", "sign", "experience", "settings", "rights", "group", "groups"}
+)
+# A mapped drive's letter ("the P: drive", "S:\Finance"; never C:, the system drive) and a
+# UNC path's share.
 _DRIVE = re.compile(r"(?<![\w:\\])([A-Za-z]):(?=\s*drive\b|\\)|\bdrive\s+([A-Za-z]):(?!\w)", re.I)
 _UNC_SHARE = re.compile(r"\\\\[\w.-]+\\([\w$.-]+(?: [\w$.-]+)*?)(?=\\|\s|$|[),;'\"])")
 
@@ -423,6 +436,15 @@ _SSH_LOGIN = re.compile(r"\bssh\s+(?:-\S+\s+)*([a-z_][\w.-]{0,30})@", re.I)
 _SERVER_DEVICE = re.compile(r"\b(?:server|srv|dc|iis|nas|host)\b", re.I)
 
 
+def _user_name(text: str) -> str:
+    """A user name the text gives ("user jsmith", "ssh raj@build01", "ACME\\mkeller"), or ""."""
+    for found in _USER_HINT.finditer(text):
+        if found.group(1).casefold() not in _NOT_A_USER_NAME:
+            return found.group(1)
+    found = _SSH_LOGIN.search(text)
+    return found.group(1) if found else ""
+
+
 @lru_cache(maxsize=1024)
 def session_values(device: str, texts: tuple[str, ...]) -> dict[str, str]:
     """Values for command placeholders found in the session: device name, user, addresses.
@@ -441,10 +463,12 @@ def session_values(device: str, texts: tuple[str, ...]) -> dict[str, str]:
         found = None if "ip" in values else _IPV4.search(text)
         if found and not found.group(0).startswith(("255.", "0.")):
             values["ip"] = found.group(0)
-        if "user" not in values and (found := _USER_HINT.search(text) or _SSH_LOGIN.search(text)):
-            values["user"] = found.group(1)
-        if "drive" not in values and (found := _DRIVE.search(text)):
-            values["drive"] = (found.group(1) or found.group(2)).upper()
+        if "user" not in values and (name := _user_name(text)):
+            values["user"] = name
+        if "drive" not in values:
+            letters = ((m.group(1) or m.group(2)).upper() for m in _DRIVE.finditer(text))
+            if letter := next((x for x in letters if x != "C"), ""):
+                values["drive"] = letter
         if "share" not in values and (found := _UNC_SHARE.search(text)):
             values["share"] = found.group(1)
     if device:
