@@ -1882,3 +1882,16 @@ def test_works_now_after_the_leads_own_fix_confirms_that_cause(engine) -> None:
         messages=(tess_says("did that, works now"),),
     )
     assert "That confirms **Teams' local cache is corrupt**" in engine.reply(then).text
+
+
+@pytest.mark.parametrize(
+    "said", ["its fine now", "that did it", "sorted, thanks", "user confirms printing works"]
+)
+def test_everyday_ways_of_saying_it_works_after_a_fix_close_out(engine, said) -> None:
+    fix = engine.knowledge.steps["printer.clear-fault"]
+    conversation = Conversation(
+        problem=PROBLEMS["printer"],
+        tasks=(TriedStep(title=fix.title, status="done", outcome="cleared a paper jam"),),
+        messages=(tess_says(said),),
+    )
+    assert engine.reply(conversation).stage == "closeout"
