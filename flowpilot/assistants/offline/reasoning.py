@@ -706,33 +706,36 @@ def _resolved(conversation: Conversation, knowledge: Knowledge) -> str:
     works now" says the printer answers, not that the user can print.
     """
     people = _people_messages(conversation)
+    checks = _check_keys(knowledge)
+    problem = set(_stemmed(conversation.problem))
     found = ""
     for text in people:
         if reports_resolved(text):
             found = reports_resolved(text)
         elif found and reports_still_broken(text):
             found = ""
-    checks = _check_keys(knowledge)
-    problem = set(_stemmed(conversation.problem))
     for task in conversation.tasks:
         if task.status != "done":
             continue
         said = reports_resolved(task.outcome)
         is_check = any(key in checks for key in _task_keys(task))
-        if said and is_check and _about_the_check(task, said, problem):
+        title = set(_stemmed(task.title))
+        if said and is_check and _about_the_check(task.outcome, said, title, problem):
             continue
         if said and not (people and reports_still_broken(people[-1])):
             found = found or said
     return found
 
 
-def _about_the_check(task: TriedStep, said: str, problem: set[str]) -> bool:
-    """Whether a check's "works now" is about what the check tried, not the problem:
-    "ping works now" on "Ping the printer" says the printer answers, not that the user can
-    print; "Teams opens normally now" on "Try Teams on the web" is the problem gone."""
-    before = task.outcome[: task.outcome.casefold().find(said.casefold())]
+def _about_the_check(text: str, said: str, title: set[str], problem: set[str]) -> bool:
+    """Whether "works now" in a check's outcome ``text`` is about what the check titled
+    ``title`` tried, not the problem: "ping works now" on "Ping the printer" says the
+    printer answers, not that the user can print; "Teams opens normally now" on "Try Teams
+    on the web" is the problem gone. (Not applied to messages: "site is back up" after an
+    app pool check is the problem gone.)"""
+    before = text[: text.casefold().find(said.casefold())]
     subject = set(_clauses(before)[-1][-3:]) if _clauses(before) else set()
-    return bool(subject & set(_stemmed(task.title))) and not subject & problem
+    return bool(subject & title) and not subject & problem
 
 
 @lru_cache(maxsize=8)
