@@ -81,6 +81,16 @@ class AsgiServer:
                 raise RuntimeError("uvicorn did not start within 10 s")
             time.sleep(0.02)
 
+    def wait_idle(self, timeout: float = 5.0) -> bool:
+        """Wait until no request is being served (a closed page's last requests may still
+        be writing: flushing the database under them can deadlock). True if idle."""
+        deadline = time.monotonic() + timeout
+        while self.server.server_state.tasks:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        return True
+
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=5)

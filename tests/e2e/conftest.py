@@ -95,3 +95,6 @@ def page_for(browser, asgi_server, transactional_db):
     yield make
     for context in contexts:
         context.close()
+    # The server may still be answering the closed pages (a card refetch, a presence
+    # beat): the database is flushed after this, and must not be under their writes.
+    asgi_server.wait_idle()
