@@ -1895,3 +1895,10 @@ def test_everyday_ways_of_saying_it_works_after_a_fix_close_out(engine, said) ->
         messages=(tess_says(said),),
     )
     assert engine.reply(conversation).stage == "closeout"
+
+
+def test_zero_width_and_bidi_characters_neither_hide_words_nor_reorder_quotes(engine) -> None:
+    pasted = Conversation(problem="out\u200blook keeps asking for pass\u200bword")
+    assert engine.match(pasted) == "outlook"
+    flipped = Conversation(problem="Printer \u202eenilffo\u202c on floor 2")
+    assert "\u202e" not in engine.assess(flipped).summary

@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterable
 from functools import lru_cache
 
-from flowpilot.text import strip_control_characters
+from flowpilot.text import INVISIBLE_FORMATTING, strip_control_characters
 
 # --------------------------------------------------------------------------- text
 
@@ -21,7 +21,9 @@ _DRIVE_LETTER = re.compile(r"(?<![\w:])[a-z]:(?=\s|\\|/|$)")
 def words(text: str) -> tuple[str, ...]:
     """Casefolded words of ``text`` with punctuation and drive letters removed ("can't" ->
     "cant")."""
-    folded = _DRIVE_LETTER.sub(" ", text.casefold().translate(_APOSTROPHES))
+    # Zero-width and bidi characters pasted from chat apps ("out\u200blook") are not there.
+    visible = INVISIBLE_FORMATTING.sub("", text)
+    folded = _DRIVE_LETTER.sub(" ", visible.casefold().translate(_APOSTROPHES))
     return tuple(_SEPARATORS.sub(" ", folded).split())
 
 
@@ -121,7 +123,8 @@ _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]#|~])")
 
 def _plain(text: str, limit: int = 160) -> str:
     """Untrusted text as one short line that can never be read as an HTML tag."""
-    line = " ".join(strip_control_characters(text).split())
+    # No control, bidi or zero-width characters: a quote must read as it was written.
+    line = " ".join(INVISIBLE_FORMATTING.sub("", strip_control_characters(text)).split())
     if len(line) > limit:
         line = line[: limit - 1].rstrip() + "\u2026"
     return line.replace("<", "\u2039").replace(">", "\u203a")
