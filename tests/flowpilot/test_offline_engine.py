@@ -1902,3 +1902,13 @@ def test_zero_width_and_bidi_characters_neither_hide_words_nor_reorder_quotes(en
     assert engine.match(pasted) == "outlook"
     flipped = Conversation(problem="Printer \u202eenilffo\u202c on floor 2")
     assert "\u202e" not in engine.assess(flipped).summary
+
+
+def test_with_every_step_tried_the_reply_names_no_next_cause(engine) -> None:
+    family = engine.knowledge.by_id["dns"]
+    failed = tuple(
+        TriedStep(title=step.title, status="failed", outcome="no change") for step in family.steps
+    )
+    reply = engine.reply(Conversation(problem=PROBLEMS["dns"], device="Windows 11", tasks=failed))
+    assert "has been tried and the problem is still open" in reply.text
+    assert "Next most likely" not in reply.text

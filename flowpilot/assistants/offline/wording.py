@@ -646,10 +646,20 @@ def _acknowledge_failures(
         for step in the_plan.family.steps
         if {knowledge.step_titles[step.id], knowledge.step_commands[step.id]} & failed_keys
     }
+    # The next cause is one with a step still to try: with none left, naming one would
+    # contradict the "every step has been tried" that follows.
+    untried = {step.id for step in the_plan.untried}
     cause = next(
-        (r.cause for r in the_plan.causes if not failed_ids & set(r.cause.checked_by)),
-        lead.cause,
+        (
+            r.cause
+            for r in the_plan.causes
+            if not failed_ids & set(r.cause.checked_by)
+            and untried & {*r.cause.checked_by, *r.cause.fixed_by}
+        ),
+        None,
     )
+    if cause is None:
+        return f"{clause}."
     return f"{clause}, let's move on. Next most likely: **{cause.title}**. {cause.why}"
 
 
