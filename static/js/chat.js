@@ -127,6 +127,7 @@
       bubble.appendChild(body);
       log.appendChild(bubble);
       box.value = "";
+      keepDraft(); // on its way: a reload now must not bring it back to send twice
       // FlowPilot thinks only when asked: a senior's note to the technician has no answer.
       var form = event.detail.requestConfig && event.detail.requestConfig.formData;
       var toPeople = composer.querySelector(".composer-ask") && !(form && form.get && form.get("ask") === "flowpilot");
@@ -153,7 +154,7 @@
         box.value = pendingText; // nothing is lost when sending fails
       }
       pendingText = null;
-      keepDraft(); // sent: forgotten; refused: kept
+      keepDraft(); // refused: kept again
       window.setTimeout(function () {
         box.focus();
         scrollToEnd();
