@@ -881,11 +881,11 @@ def _realert(
     ).update(**{field: now})
     if not won:
         return False  # claimed meanwhile, or another run told them
+    if quietly:
+        return True  # the level is recorded; nobody needs telling (nothing more to read)
     handoff = Handoff.objects.select_related("session", "escalated_by", "account").get(
         pk=handoff_id
     )
-    if quietly:
-        return True
     from resolutionflow.templatetags.rf import waited
 
     notifications.handoff_overdue(
