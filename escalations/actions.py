@@ -846,14 +846,16 @@ def realert_overdue_handoffs(*, now: datetime | None = None) -> Realerts:
 
     Run by the worker's beat with the outbox drain (and by the embedded beat without a
     worker). Exactly once per level per handoff, however many run it at once: each re-alert
-    is one conditional UPDATE (``overdue_at IS NULL`` → now) in its own transaction, and only
-    the run whose UPDATE changed the row writes the notifications. Idempotent: a second run
-    finds nothing to do. ``now`` is the clock (tests pass their own).
+    is one conditional UPDATE (the level's field ``IS NULL`` → now) in its own transaction,
+    and only the run whose UPDATE changed the row writes the notifications. A handoff past
+    both thresholds at once (the worker was down, say) records both levels in that one
+    UPDATE and tells the seniors, admins among them, once. Idempotent: a second run finds
+    nothing to do. ``now`` is the clock (tests pass their own).
     """
     now = now or timezone.now()
-    told = {"seniors": [], "admins": []}
-    for level, field, factor in (("seniors", "overdue_at", 1), ("admins", "admins_alerted_at", 2)):
-        due = (
+    due = {}
+    for field, factor in (("overdue_at", 1), ("admins_alerted_at", 2)):
+        due[field] = list(
             Handoff.objects.open()
             .alias(queue_since=Handoff.QUEUE_SINCE)
             .filter(**{f"{field}__isnull": True})
@@ -861,28 +863,33 @@ def realert_overdue_handoffs(*, now: datetime | None = None) -> Realerts:
             .order_by("created_at")
             .values_list("pk", flat=True)[:REALERT_BATCH]
         )
-        for handoff_id in list(due):
-            # Past both thresholds at once (the worker was down, say): the admins are among
-            # the seniors just told, so their level is recorded without telling them twice.
-            quietly = level == "admins" and handoff_id in told["seniors"]
-            if _realert(
-                handoff_id, field=field, admins=level == "admins", now=now, quietly=quietly
-            ):
-                told[level].append(handoff_id)
-    return Realerts(seniors=told["seniors"], admins=told["admins"])
+    told = Realerts(seniors=[], admins=[])
+    both = set(due["overdue_at"]) & set(due["admins_alerted_at"])
+    for handoff_id in due["overdue_at"]:
+        fields = ["overdue_at", "admins_alerted_at"] if handoff_id in both else ["overdue_at"]
+        if _realert(handoff_id, fields=fields, admins=False, now=now):
+            told.seniors.append(handoff_id)
+            if handoff_id in both:
+                told.admins.append(handoff_id)  # told with the seniors
+    for handoff_id in due["admins_alerted_at"]:
+        if handoff_id in told.admins:
+            continue
+        # Its seniors were told before (or just now by another run that saw only their
+        # level due): the admins' level is its own alert.
+        if _realert(handoff_id, fields=["admins_alerted_at"], admins=True, now=now):
+            told.admins.append(handoff_id)
+    return told
 
 
 @transaction.atomic
-def _realert(
-    handoff_id: uuid.UUID, *, field: str, admins: bool, now: datetime, quietly: bool = False
-) -> bool:
+def _realert(handoff_id: uuid.UUID, *, fields: list[str], admins: bool, now: datetime) -> bool:
     won = Handoff.objects.filter(
-        pk=handoff_id, state=HandoffState.OPEN, **{f"{field}__isnull": True}
-    ).update(**{field: now})
+        pk=handoff_id,
+        state=HandoffState.OPEN,
+        **{f"{field}__isnull": True for field in fields},
+    ).update(**dict.fromkeys(fields, now))
     if not won:
         return False  # claimed meanwhile, or another run told them
-    if quietly:
-        return True  # the level is recorded; nobody needs telling (nothing more to read)
     handoff = Handoff.objects.select_related("session", "escalated_by", "account").get(
         pk=handoff_id
     )

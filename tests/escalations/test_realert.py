@@ -199,10 +199,23 @@ def test_two_workers_running_the_check_at_once_tell_each_level_once(
     assert seniors == sorted(str(h.pk) for h in handoffs)  # each once, whoever told it
     assert admins == sorted(str(h.pk) for h in handoffs)
     for handoff in handoffs:
-        # sam, sky, ada as seniors; ada again as an admin
-        assert overdue_items(handoff=handoff).count() == 4
+        # Past both levels at once: sam, sky and ada told once as seniors, whichever run won.
+        assert overdue_items(handoff=handoff).count() == 3
         assert EmailDelivery.objects.filter(handoff=handoff, kind=EmailKind.OVERDUE).count() == 3
-        assert EmailDelivery.objects.filter(handoff=handoff, kind=EmailKind.ADMINS).count() == 1
+        assert not EmailDelivery.objects.filter(handoff=handoff, kind=EmailKind.ADMINS).exists()
+
+
+def test_a_run_that_saw_only_the_seniors_level_leaves_the_admins_level_to_a_later_one(
+    tess, sam, sky, ada
+):
+    handoff = escalate(make_session(tess), urgency="normal")
+    # One run's clock was at 29 minutes (seniors due), another's at 31 (both due); the
+    # first wins the seniors' level, so the second tells the admins as their own level.
+    assert actions.realert_overdue_handoffs(now=at(handoff, 29)).seniors == [handoff.pk]
+    told = actions.realert_overdue_handoffs(now=at(handoff, 31))
+    assert told.seniors == [] and told.admins == [handoff.pk]
+    assert overdue_items(handoff=handoff, recipient=ada).count() == 2
+    assert EmailDelivery.objects.filter(handoff=handoff, kind=EmailKind.ADMINS).count() == 1
 
 
 # --- the admins' settings page ------------------------------------------------------------------
