@@ -88,8 +88,17 @@
   // ---------------------------------------------------------------------- composer
   if (composer && box && log) {
     composer.addEventListener("htmx:confirm", function (event) {
-      // An empty message does nothing: no request at all.
-      if (event.target === composer && !box.value.trim()) event.preventDefault();
+      // An empty message is not sent; the box says why (the server's words for it).
+      if (event.target !== composer || box.value.trim()) return;
+      event.preventDefault();
+      var errors = document.getElementById("composer-errors");
+      if (errors) {
+        var line = document.createElement("p");
+        line.className = "field-error";
+        line.textContent = "Type a message first.";
+        errors.replaceChildren(line);
+      }
+      box.focus();
     });
 
     // The draft survives a reload of the page (this tab only), until it is sent.

@@ -10,6 +10,7 @@ from playwright.sync_api import expect
 
 import flowpilot.actions
 import flowpilot.views
+from escalations.models import Handoff
 from flowpilot import actions
 from flowpilot.assistants import ProposedStep, Reply
 
@@ -148,16 +149,20 @@ def test_a_message_that_cannot_be_sent_stays_in_the_box(page_for, tess):
     expect(box).to_have_value("Tried a new profile")
     expect(page.locator(".chat-log .msg-pending")).to_have_count(0)
 
-    # An empty message does nothing at all.
+    # An empty message is not sent: Enter does nothing, Send says why.
     page.unroute("**/messages")
     requests = []
     page.on("request", lambda request: requests.append(request.url))
     box.fill("   ")
     box.press("Enter")
+    expect(page.locator("#composer-errors")).to_be_empty()
     page.get_by_role("button", name="Send").click()
-    page.wait_for_timeout(300)
+    expect(page.locator("#composer-errors")).to_have_text("Type a message first.")
+    expect(box).to_be_focused()
     assert not [url for url in requests if url.endswith("/messages")]
     assert session.messages.count() == 0
+    box.fill("Half")  # typing clears the error
+    expect(page.locator("#composer-errors")).to_be_empty()
 
     # A reload keeps the draft (this tab); once sent, it is gone.
     box.fill("Half a thought about the profile")
@@ -322,6 +327,20 @@ def test_escape_closes_the_escalate_popover_and_keeps_what_was_typed(page_for, t
     expect(page.locator("details.fp-escalate")).not_to_have_attribute("open", "")
     page.get_by_text("Escalate…").click()
     expect(reason).to_have_value("Tried remapping, still red X")
+
+
+def test_an_escalation_without_a_reason_says_so_in_the_panel(page_for, tess):
+    session = actions.start_session(user=tess, problem="Mapped S: drive missing after reboot")
+    page = page_for(tess)
+    page.goto(f"/flowpilot/sessions/{session.pk}/")
+
+    page.get_by_text("Escalate…").click()
+    page.locator("#escalate-reason").fill("  ")
+    page.get_by_role("button", name="Escalate", exact=True).click()
+    panel = page.locator("#escalate-form")
+    expect(panel).to_contain_text("Say why you are stuck: the senior reads this first.")
+    expect(page.locator("details.fp-escalate")).to_have_attribute("open", "")
+    assert not Handoff.objects.filter(session=session).exists()
 
 
 def test_tess_follows_her_escalated_session_live(page_for, tess, sam):
