@@ -59,6 +59,8 @@ PROBLEMS = {
     "time-sync": "Sign-in fails with 'the time difference between client and server is too great'",
     "server-down": "The intranet shows HTTP Error 503. The service is unavailable",
     "new-starter": "New starter in sales on Monday: needs an account, licence and laptop",
+    "office-apps": "Excel crashes every time she opens a workbook since yesterday's update",
+    "desk-phone": "The Yealink desk phone at reception has no dial tone, says Registration failed",
 }
 
 
@@ -1029,6 +1031,38 @@ def test_one_generic_word_does_not_claim_a_family(engine) -> None:
     assert "Most likely cause" not in reply.text
     assert "?" in reply.text
     assert engine.assess(Conversation(problem="The share is weird")).confidence == "low"
+
+
+def test_a_desk_phone_is_a_phone_system_problem_not_mobile_email(engine) -> None:
+    reply = reply_to(engine, "Desk phone at reception has no dial tone since this morning")
+    assert reply.family == "desk-phone"
+    assert "Mobile email" not in reply.text
+    assert "not registered" in reply.text
+    # The mobile family still has its own phones.
+    assert engine.match(Conversation(problem="Work email stopped syncing on her iPhone")) == (
+        "mobile-mail"
+    )
+    # Every phone at once points past the handsets.
+    everyone = reply_to(engine, "No dial tone on any desk phone, the whole office is affected")
+    assert "phone system, the SIP trunk or the provider is down" in everyone.text
+
+
+def test_an_office_app_crash_follows_what_safe_mode_showed(engine) -> None:
+    problem = "Excel keeps crashing when she opens her budget workbook"
+    assert engine.match(Conversation(problem=problem)) == "office-apps"
+    addin = reply_to(engine, problem, "It stays up fine in safe mode")
+    assert "**An add-in crashes the app**" in addin.text
+    assert addin.steps[0].title in {
+        "Read the crash in the Application event log",
+        "List the add-ins the app loads",
+        "Turn off the add-in that crashes it",
+    }
+    damaged = reply_to(engine, problem, "Only this file, other files open fine")
+    assert "**The file itself is damaged**" in damaged.text
+    # The app's name is a topic, not a fault: a question about formulas is not claimed.
+    formulas = reply_to(engine, "Excel formulas show as text instead of the result")
+    assert formulas.stage == "ask"
+    assert "Most likely cause" not in formulas.text
 
 
 def test_a_weak_match_between_two_families_asks_which_fits(engine) -> None:

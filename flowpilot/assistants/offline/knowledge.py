@@ -19,6 +19,7 @@ from flowpilot.assistants.offline.text import (
     FOREIGN_WORDS,
     NEGATION_REACH,
     NEGATIONS,
+    POSITIVE_STATES,
     Speller,
     _clauses,
     _normalize_command,
@@ -119,6 +120,9 @@ class Step(StepShape):
     os: Literal["windows", "macos", "linux", "unix", "any"] = "any"  # where the command runs
     warning: str = ""
     urgent: bool = False  # a fix done as soon as its cause is plausible (incident steps)
+    # A check whose result people can report in their own words ("fine in safe mode"):
+    # said (not negated), the check counts as carried out and is not proposed again.
+    done_if: tuple[str, ...] = ()
 
     def proposed(self, values: dict[str, str] | None = None) -> StepShape:
         """This step in the shape the interface hands out, placeholders filled from
@@ -256,6 +260,13 @@ class Knowledge:
         }
         self.step_titles: dict[str, str] = {
             step.id: normalize(step.title) for family in self.families for step in family.steps
+        }
+        # Step id -> the stemmed phrases that report it carried out (``done_if``).
+        self.done_phrases: dict[str, tuple[tuple[str, ...], ...]] = {
+            step.id: tuple(_stemmed(phrase) for phrase in step.done_if)
+            for family in self.families
+            for step in family.steps
+            if step.done_if
         }
         self.step_commands: dict[str, str] = {
             step.id: _normalize_command(step.command)
@@ -402,6 +413,8 @@ def _reading(clause: tuple[str, ...], start: int, size: int) -> str:
     if NEGATIONS.intersection(clause[max(0, start - NEGATION_REACH) : start]):
         return "no"
     end = start + size
+    if POSITIVE_STATES.intersection(clause[start:end]):
+        return "yes"  # the fact is itself that something works: "fine" after it agrees
     if states_fine(clause, end) and "but" not in clause[end:]:
         return "no"
     return "yes"
@@ -412,7 +425,18 @@ _CORRECTION_CUES_STEMMED = tuple(" ".join(_stemmed(cue)) for cue in CORRECTION_C
 _FAMILY_KEYS = {"id", "title", "fallback", "requests", "match", "questions", "steps", "causes"}
 _MATCH_KEYS = {"keywords", "negative"}
 _QUESTION_KEYS = {"id", "text", "answered_if"}
-_STEP_KEYS = {"id", "title", "detail", "command", "shell", "kind", "os", "warning", "urgent"}
+_STEP_KEYS = {
+    "id",
+    "title",
+    "detail",
+    "command",
+    "shell",
+    "kind",
+    "os",
+    "warning",
+    "urgent",
+    "done_if",
+}
 _CAUSE_KEYS = {"id", "title", "why", "checked_by", "fixed_by", "supported_if", "ruled_out_if"}
 _CODE_KEYS = {"code", "family", "meaning", "cause"}
 ERROR_CODE_WEIGHT = 8.0  # a quoted error code is a specific signal for its family
@@ -605,6 +629,9 @@ def _parse_step(item: dict[str, Any], where: str) -> Step:
     urgent = item.get("urgent", False)
     if not isinstance(urgent, bool) or (urgent and kind != "fix"):
         raise KnowledgeError(f"{where}: 'urgent' must be true or false, and only on a fix")
+    done_if = _phrases(item.get("done_if", []), f"{where}: done_if")
+    if done_if and kind != "check":
+        raise KnowledgeError(f"{where}: 'done_if' is only for checks")
     warning = item.get("warning", "")
     if not isinstance(warning, str) or _HTML_LIKE.search(warning):
         raise KnowledgeError(f"{where}: 'warning' must be text without HTML")
@@ -626,6 +653,7 @@ def _parse_step(item: dict[str, Any], where: str) -> Step:
             "os": os_name or _guess_os(command, shell),
             "warning": warning.strip(),
             "urgent": urgent,
+            "done_if": done_if,
         },
         where,
     )

@@ -427,6 +427,11 @@ class Statement:
     origin: Origin | None = None
 
 
+def _findings(facts: tuple[Fact, ...]) -> tuple[Fact, ...]:
+    """The facts found after the problem was stated (not the problem statement itself)."""
+    return tuple(f for f in facts if f.origin is not None and f.origin.kind != "problem")
+
+
 @dataclass(frozen=True)
 class RankedCause:
     cause: Cause
@@ -467,6 +472,18 @@ class RankedCause:
             return 4
         if self.support and not self.against:
             return 3
+        if self.support and self.against and not self.fix_failed:
+            # Mixed: what was found since (a message, an outcome) outweighs how the problem
+            # was first described, either way.
+            if _findings(self.support) and not _findings(self.against):
+                return 3
+            if _findings(self.against) and not _findings(self.support):
+                return 0
+            # Both found since: the latest report corrects the earlier one.
+            if any(f.recent for f in self.support) and not any(f.recent for f in self.against):
+                return 3
+            if any(f.recent for f in self.against) and not any(f.recent for f in self.support):
+                return 0
         if self.fully_checked or self.fix_failed or self.against:
             return 1
         return 2
@@ -577,6 +594,12 @@ def plan(conversation: Conversation, knowledge: Knowledge) -> Plan:
     # step assumes nothing, and Unix tools for a server (openssl, ssh) stay.
     assumed_os = "windows" if any(step.os == "windows" for step in family.steps) else ""
     lane = _Lane(conversation.tasks)
+    reported = _reported_checks(
+        [conversation.problem, conversation.escalation_reason, *people]
+        + [task.outcome for task in conversation.tasks],
+        knowledge,
+        family,
+    )
     untouched, untried, in_lane, tried = [], [], [], {}
     held_back, done = [], set()
     for step in family.steps:
@@ -586,6 +609,8 @@ def plan(conversation: Conversation, knowledge: Knowledge) -> Plan:
         if (not step.runs_on(device_os) or mac_only or unsafe) and not statuses:
             held_back.append(step)  # wrong OS for this device, or it would stress the disk
             continue
+        if step.id in reported and not statuses:
+            continue  # its result is already in the chat: not proposed again
         if not statuses:
             untouched.append(step)
         if not statuses & (FINISHED_STATUSES | {"doing"}):
@@ -652,6 +677,45 @@ def plan(conversation: Conversation, knowledge: Knowledge) -> Plan:
         held_back=tuple(held_back),
         unlikely_steps=_unlikely_steps(causes),
     )
+
+
+# Words that make a sentence about a check a plan or a wish, not its result ("I'll try safe
+# mode", "haven't tried it yet", "should we restart it").
+_NOT_YET = frozenset(
+    {"havent", "hasnt", "hadnt", "yet", "ill", "will", "going", "gonna", "should", "shall"}
+    | {"can", "could", "might", "may", "try", "trying", "lets", "plan", "wont", "need"}
+)
+_SENTENCES = re.compile(r"(?<=[.!?])\s+|\n+")
+
+
+def _reported_checks(texts: list[str], knowledge: Knowledge, family: Family) -> frozenset[str]:
+    """The family's checks whose result people already gave in their own words (a step's
+    ``done_if``: "it stays up in safe mode"), which are not proposed again. A question, a
+    plan ("I'll try safe mode") or a report that it could not be done says nothing."""
+    wanted = [
+        (step.id, knowledge.done_phrases[step.id])
+        for step in family.steps
+        if step.id in knowledge.done_phrases
+    ]
+    if not wanted:
+        return frozenset()
+    found: set[str] = set()
+    for text in texts:
+        if not text or reports_not_done(text):
+            continue
+        for sentence in _SENTENCES.split(text):
+            if sentence.rstrip().endswith("?"):
+                continue
+            for clause in knowledge.clauses(sentence):
+                if _NOT_YET.intersection(clause):
+                    continue
+                padded = " " + " ".join(clause) + " "
+                found.update(
+                    step_id
+                    for step_id, phrases in wanted
+                    if any(" " + " ".join(phrase) + " " in padded for phrase in phrases)
+                )
+    return frozenset(found)
 
 
 def _credited_fix(
