@@ -983,6 +983,16 @@ def test_a_weak_family_match_is_low_confidence(gadgets) -> None:
             VALID_FAMILY.replace('checked_by = ["widgets.restart"]', 'ruled_out_if = ["", "x"]'),
             "ruled_out_if: must be a list of non-empty phrases",
         ),
+        (
+            VALID_FAMILY.replace('shell = "powershell"', 'shell = "powershell"\ndone_if = "ok"'),
+            "done_if: must be a list of non-empty phrases",
+        ),
+        (
+            VALID_FAMILY.replace(
+                'shell = "powershell"', 'shell = "powershell"\nkind = "fix"\ndone_if = ["x"]'
+            ),
+            "'done_if' is only for checks",
+        ),
     ],
 )
 def test_knowledge_validation_rejects_broken_files(
@@ -1063,6 +1073,49 @@ def test_an_office_app_crash_follows_what_safe_mode_showed(engine) -> None:
     formulas = reply_to(engine, "Excel formulas show as text instead of the result")
     assert formulas.stage == "ask"
     assert "Most likely cause" not in formulas.text
+
+
+SAFE_MODE = "Start the app in safe mode"
+
+
+@pytest.mark.parametrize(
+    ("said", "proposed"),
+    [
+        ("Tried safe mode: it stays up fine there", False),
+        ("It crashes in safe mode too", False),
+        ("Should I try safe mode?", True),
+        ("I'll try safe mode next", True),
+        ("Haven't tried safe mode yet", True),
+        ("Couldn't run it in safe mode, no admin rights on that PC", True),
+    ],
+)
+def test_a_check_whose_result_was_given_in_the_chat_is_not_proposed_again(
+    engine, said: str, proposed: bool
+) -> None:
+    problem = "Excel keeps crashing when she opens her budget workbook"
+    assert SAFE_MODE in [step.title for step in reply_to(engine, problem).steps]
+    titles = [step.title for step in reply_to(engine, problem, said).steps]
+    assert (SAFE_MODE in titles) is proposed
+
+
+def test_what_was_found_outweighs_how_the_problem_was_first_described(engine) -> None:
+    problem = "Users can't resolve intranet.corp.local, internet sites work"
+    # The problem reads against the server being down; what the check found reads for it.
+    found = engine.plan(
+        Conversation(
+            problem=problem,
+            messages=(ChatLine("user", "nslookup intranet.corp.local times out against the DC"),),
+        )
+    )
+    assert found.lead.cause.id == "dns.server-down"
+    # The latest report corrects an earlier one.
+    said = ("ipconfig shows DNS is 8.8.8.8", "Sorry, misread it: DNS points at the DC")
+    corrected = engine.plan(
+        Conversation(problem=problem, messages=tuple(ChatLine("user", t) for t in said))
+    )
+    wrong_server = next(c for c in corrected.causes if c.cause.id == "dns.wrong-server")
+    assert wrong_server.tier == 0
+    assert corrected.lead.cause.id != "dns.wrong-server"
 
 
 def test_a_weak_match_between_two_families_asks_which_fits(engine) -> None:
