@@ -39,6 +39,8 @@ A family file looks like this (``load_knowledge`` names the file and field of a 
     os = "windows"                   # where the command runs: windows | macos | linux |
                                      #   unix | any (admin side); guessed from the shell
     warning = ""                     # required for destructive commands
+    done_if = ["dns servers are"]    # checks only: people reporting its result in these
+                                     #   words means it was done (not proposed again)
 
     [[causes]]                       # most likely first, before any evidence
     id = "dns.server-down"
