@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -765,13 +766,40 @@ def test_evidence_and_checks_weigh_together(gadgets) -> None:
     # itself with no lights: the facts keep it ahead of causes nothing points at.
     conversation = Conversation(
         problem="The gadget turns off by itself and then shows no lights",
-        tasks=(TriedStep(title="Check the gadget's power supply", status="done", outcome="12 V"),),
+        tasks=(
+            TriedStep(
+                title="Check the gadget's power supply", status="done", outcome="12 V, steady"
+            ),
+        ),
     )
     assessment = gadgets.assess(conversation)
 
     assert causes_of(assessment)[0] == "Power supply failing"
     assert "Checked without finding it" in assessment.causes[0].why
     assert "Check the gadget's power supply" not in steps_of(assessment)
+
+
+def test_a_finding_the_knowledge_cannot_read_counts_neither_way_and_is_said(engine) -> None:
+    problem = "User account keeps getting locked out every morning"
+    source = "Find the lockout source (event 4740 on the PDC emulator)"
+
+    def after(outcome: str):
+        tasks = (TriedStep(title=source, status="done", outcome=outcome),)
+        return Conversation(problem=problem, tasks=tasks)
+
+    unread = after("4740 shows source PC-OLD-22")
+    reply = engine.reply(unread)
+    assert "Noted: *Find the lockout source" in reply.text
+    assert "\u201c4740 shows source PC-OLD-22\u201d" in reply.text
+    assert "counts neither for nor against any" in reply.text
+    assert not any(cause.checked for cause in engine.plan(unread).causes)
+    # Said once: the next reply does not repeat it.
+    again = replace(unread, messages=(ChatLine("assistant", reply.text),))
+    assert "Noted:" not in engine.reply(again).text
+    # "Nothing found" is a check that found nothing, not a finding.
+    nothing = engine.plan(after("Nothing in the log for her account"))
+    assert nothing.unread == ()
+    assert any(cause.checked for cause in nothing.causes)
 
 
 def test_only_what_people_reported_is_evidence(gadgets) -> None:
@@ -848,7 +876,7 @@ def test_a_check_whose_outcome_points_at_its_cause_confirms_it(gadgets) -> None:
             )
         )
 
-    ruled_out = after_power_check("Measured 12 V, steady.")
+    ruled_out = after_power_check("Measured 12 V, steady.")  # nothing found
     assert causes_of(ruled_out)[-1] == "Power supply failing"
     assert "Checked without finding it" in ruled_out.causes[-1].why
 

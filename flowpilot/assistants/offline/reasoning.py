@@ -25,6 +25,7 @@ from flowpilot.assistants.offline.knowledge import (
     default_knowledge,
 )
 from flowpilot.assistants.offline.text import (
+    POSITIVE_STATES,
     _clauses,
     _normalize_command,
     _stemmed,
@@ -539,6 +540,9 @@ class Plan:
     security: str = ""  # the words that make it a security matter
     held_back: tuple[Step, ...] = ()  # left out for safety (disk stress) or the wrong OS
     unlikely_steps: frozenset[str] = frozenset()  # check only causes the report contradicts
+    # Checks whose recorded outcome found something the knowledge cannot read ("4740 shows
+    # source PC-OLD-22"): counted neither for nor against a cause, and said so.
+    unread: tuple[TriedStep, ...] = ()
 
     def worth_proposing(self, steps: tuple[Step, ...]) -> tuple[Step, ...]:
         """``steps`` without those that only check or fix contradicted causes, unless that
@@ -626,9 +630,17 @@ def plan(conversation: Conversation, knowledge: Knowledge) -> Plan:
     matches = _evidence(statements, knowledge, family)
     resolved = _resolved(conversation, knowledge)
     resolved_lines = _resolved_lines(conversation, statements) if resolved else []
+    unread = _unread_findings(conversation, knowledge, family, tried, matches)
+    # A check that found something unreadable did not find "nothing": it is not counted
+    # as checked without finding for its causes.
+    checked_tried = {
+        step_id: step
+        for step_id, step in tried.items()
+        if step.kind != "check" or step_id not in {sid for sid, _ in unread}
+    }
     ranked = []
     for position, cause in enumerate(family.causes):
-        weighed = _weigh(cause, matches, tried, resolved_lines)
+        weighed = _weigh(cause, matches, checked_tried, resolved_lines)
         if device_os and _for_another_os(cause, knowledge, device_os):
             weighed = replace(weighed, other_os=True)
         ranked.append((position, weighed))
@@ -676,7 +688,59 @@ def plan(conversation: Conversation, knowledge: Knowledge) -> Plan:
         security=security,
         held_back=tuple(held_back),
         unlikely_steps=_unlikely_steps(causes),
+        unread=tuple(task for _, task in unread),
     )
+
+
+# An outcome that says a check found nothing, or that the thing checked is fine: "no
+# errors", "nothing in the log", "all clean", "looks normal".
+_NOTHING_FOUND = frozenset(
+    {"no", "not", "nothing", "none", "nobody", "never", "clean", "empty", "same", "unchanged"}
+    | {"isnt", "arent", "wasnt", "werent", "doesnt", "dont", "didnt", "cant", "cannot"}
+    | {"steady", "stable", "expected", "passed", "pass", "success", "successful", "succeeded"}
+    | {"green", "reachable", "respond", "running"}
+)
+
+
+def _unread_findings(
+    conversation: Conversation,
+    knowledge: Knowledge,
+    family: Family,
+    tried: dict[str, Step],
+    matches: _Matches,
+) -> list[tuple[str, TriedStep]]:
+    """The family's checks whose outcome reports a finding the knowledge does not read:
+    not a fact for or against any cause, not "nothing found" or "fine", not a resolution,
+    not a report that it could not be done. (step id, its task) in lane order."""
+    read = {
+        statement.text
+        for found in matches.values()
+        for statement, _size, _reading in found
+        if statement.origin is not None and statement.origin.kind == "outcome"
+    }
+    checks = {
+        key: step_id
+        for step_id, step in tried.items()
+        if step.kind == "check"
+        for key in (knowledge.step_titles[step_id], knowledge.step_commands[step_id])
+        if key
+    }
+    found = []
+    for task in conversation.tasks:
+        outcome = task.outcome.strip()
+        step_id = next((checks[k] for k in _task_keys(task) if k in checks), "")
+        if not step_id or not outcome or task.status not in {"done", "failed"}:
+            continue
+        if _not_carried_out(task) or reports_resolved(outcome) or reports_still_broken(outcome):
+            continue
+        words = {word for clause in knowledge.clauses(outcome) for word in clause}
+        if words & (_NOTHING_FOUND | POSITIVE_STATES):
+            continue
+        parts = {part for _, part in knowledge.statements(outcome)}
+        if parts & read:
+            continue
+        found.append((step_id, task))
+    return found
 
 
 # Words that make a sentence about a check a plan or a wish, not its result ("I'll try safe

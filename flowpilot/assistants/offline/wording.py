@@ -197,6 +197,9 @@ class OfflineAssistant:
             and (not mentions(history, lead.cause.title) or _fresh_fact(lead, history))
         ):
             paragraphs.append(_lead_paragraph(lead, the_plan))
+        unread = _unread(the_plan, history)
+        if unread:
+            paragraphs.append(unread)
 
         proposals = _proposals(the_plan, stage)
         if stage == "ask":
@@ -607,6 +610,25 @@ def _confirmed(lead: RankedCause, the_plan: Plan) -> str:
         else (" Fix it at the source, then check with the user.")
     )
     return f"That points to **{lead.cause.title}**: {_fact_phrase(fact)}. {lead.cause.why}{then}"
+
+
+def _unread(the_plan: Plan, history: list[str]) -> str:
+    """Noted, and said plainly: what a check found that no cause's facts describe. It
+    counts neither way, rather than as "checked, nothing found"."""
+    fresh = [
+        task for task in the_plan.unread if not mentions(history, _plain(task.outcome, 120))
+    ][:2]
+    if not fresh:
+        return ""
+    noted = " and ".join(
+        f"*{_inline(task.title, 100)}* found \u201c{_inline(task.outcome, 120)}\u201d"
+        for task in fresh
+    )
+    return (
+        f"Noted: {noted}. I can't tell which cause that points to, so it counts neither "
+        "for nor against any; say in a few words what it means if you can (what is wrong, "
+        "or that it is as expected)."
+    )
 
 
 def _acknowledge_failures(
