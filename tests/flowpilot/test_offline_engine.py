@@ -1190,6 +1190,29 @@ def test_two_problems_in_one_ticket_are_named_and_the_first_comes_first(engine) 
     assert "Which comes first" in reply.text
 
 
+def test_three_problems_in_one_ticket_start_with_the_first_named(engine) -> None:
+    reply = reply_to(
+        engine,
+        "The HP printer on floor 2 is offline, also Outlook keeps asking for her password, "
+        "and the VPN drops every 10 minutes",
+    )
+    assert reply.stage == "two-problems"
+    assert reply.family == "printer"
+    assert (
+        "three problems: **Printer and print spooler**, **Outlook / Microsoft 365 sign-in "
+        "and profile** and **VPN connection**"
+    ) in reply.text
+    assert "a separate session for each of the others" in reply.text
+    # Said once: the next reply carries on with the first.
+    later = reply_to(
+        engine,
+        "The HP printer on floor 2 is offline, also Outlook keeps asking for her password, "
+        "and the VPN drops every 10 minutes",
+        "The printer's display shows ready",
+    )
+    assert later.family == "printer"
+
+
 def test_an_error_code_is_explained_and_decides_the_family(engine) -> None:
     reply = reply_to(engine, "AADSTS50076 when she signs in to the Azure portal")
     assert reply.family == "mfa"

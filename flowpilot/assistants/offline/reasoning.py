@@ -140,6 +140,7 @@ class Classification:
     scores: tuple[tuple[str, float], ...] = ()  # every family that scored, best first
     runner_up: str | None = None  # weak match: the other family it could be
     second_problem: str | None = None  # a second, separate problem in the same ticket
+    more_problems: tuple[str, ...] = ()  # a third and more, in the order they are named
     codes: tuple[ErrorCode, ...] = ()  # known error codes quoted in the conversation
     request: bool = False  # worded as a service request, not a fault
     broad: bool = False  # "nothing works": several areas at once
@@ -208,9 +209,25 @@ def classify(conversation: Conversation, knowledge: Knowledge | None = None) -> 
     if runner_id and real(best_id) and real(runner_id) and runner >= SECOND_PROBLEM_SHARE * best:
         joined = [conversation.problem, *user_texts[-1:]]
         if any(_SECOND_PROBLEM.search(text) for text in joined):
-            first, second = _in_order_mentioned(conversation.problem, best_id, runner_id, knowledge)
+            # Every family with real evidence and a fair share: the problems, in the order
+            # the ticket names them (the first one named is where the reply starts).
+            problems = _in_order_mentioned(
+                conversation.problem,
+                [
+                    family_id
+                    for family_id, score in ranked
+                    if real(family_id) and score >= SECOND_PROBLEM_SHARE * best
+                ],
+                knowledge,
+            )
             return Classification(
-                first, best, "strong", tuple(ranked), second_problem=second, codes=codes
+                problems[0],
+                best,
+                "strong",
+                tuple(ranked),
+                second_problem=problems[1],
+                more_problems=tuple(problems[2:]),
+                codes=codes,
             )
     security = totals.get(SECURITY_FAMILY, 0.0)
     if best_id != SECURITY_FAMILY and real(SECURITY_FAMILY) and security >= STRONG_SCORE:
@@ -239,14 +256,11 @@ def _says(pattern: re.Pattern, text: str) -> bool:
     return bool(text and pattern.search(text))
 
 
-def _in_order_mentioned(
-    problem: str, one: str, other: str, knowledge: Knowledge
-) -> tuple[str, str]:
-    """The two families in the order the problem statement names them."""
+def _in_order_mentioned(problem: str, family_ids: list[str], knowledge: Knowledge) -> list[str]:
+    """``family_ids`` in the order the problem statement names them (those it does not
+    name last, in the order given)."""
     first = dict(knowledge.facts(problem).first_clause)
-    if first.get(other, 10**6) < first.get(one, 10**6):
-        return other, one
-    return one, other
+    return sorted(family_ids, key=lambda family_id: first.get(family_id, 10**6))
 
 
 # Text that talks to the assistant instead of about the problem ("system note: already

@@ -555,15 +555,30 @@ def _weak_match(the_plan: Plan, knowledge: Knowledge) -> str:
     )
 
 
+_COUNTS = {2: "two", 3: "three", 4: "four", 5: "five"}
+
+
 def _two_problems(the_plan: Plan, knowledge: Knowledge, history: list[str]) -> str:
+    classification = the_plan.classification
     first = the_plan.family.title
-    second = knowledge.by_id[the_plan.classification.second_problem].title
-    if mentions(history, f"two problems {first}"):
+    others = [
+        knowledge.by_id[family_id].title
+        for family_id in (classification.second_problem, *classification.more_problems)
+    ]
+    count = _COUNTS.get(len(others) + 1, str(len(others) + 1))
+    if mentions(history, f"{count} problems {first}"):
         return f"Continuing with **{first}**."
+    if len(others) == 1:
+        return (
+            f"This ticket has two problems: **{first}** and **{others[0]}**. Which comes first "
+            f"for the user? I'll start with {first}; say if {others[0]} matters more, and "
+            "consider a separate session for it."
+        )
+    listed = ", ".join(f"**{title}**" for title in others[:-1]) + f" and **{others[-1]}**"
     return (
-        f"This ticket has two problems: **{first}** and **{second}**. Which comes first for "
-        f"the user? I'll start with {first}; say if {second} matters more, and consider a "
-        "separate session for it."
+        f"This ticket has {count} problems: **{first}**, {listed}. Which comes first for the "
+        f"user? I'll start with {first}, the first one named; say if another matters more, "
+        "and consider a separate session for each of the others."
     )
 
 
@@ -615,9 +630,9 @@ def _confirmed(lead: RankedCause, the_plan: Plan) -> str:
 def _unread(the_plan: Plan, history: list[str]) -> str:
     """Noted, and said plainly: what a check found that no cause's facts describe. It
     counts neither way, rather than as "checked, nothing found"."""
-    fresh = [
-        task for task in the_plan.unread if not mentions(history, _plain(task.outcome, 120))
-    ][:2]
+    fresh = [task for task in the_plan.unread if not mentions(history, _plain(task.outcome, 120))][
+        :2
+    ]
     if not fresh:
         return ""
     noted = " and ".join(
