@@ -371,7 +371,7 @@ class Knowledge:
         found = []
         for start, word in enumerate(clause):
             for rest, cause_id, for_it in self.evidence_index.get(word, ()):
-                end = phrase_end(clause, start, rest) if rest else start + 1
+                end = phrase_end(clause, start, rest, loose=True) if rest else start + 1
                 if end < 0:
                     continue
                 found.append(

@@ -659,14 +659,16 @@ def plan(conversation: Conversation, knowledge: Knowledge) -> Plan:
             weighed = replace(weighed, other_os=True)
         ranked.append((position, weighed))
     # A confirmed cause first, then supported ones, untested, checked, ruled out; within a
-    # tier the evidence score, then the data file's order. A cause whose every command is
-    # for another operating system ("logs on Windows" on a Mac) goes last unless the
-    # evidence supports it.
+    # tier the evidence score, a finding over the symptom alone, then the data file's
+    # order. A cause whose every command is for another operating system ("logs on
+    # Windows" on a Mac) goes last unless the evidence supports it.
     ranked.sort(
         key=lambda item: (
             item[1].other_os and not item[1].support,
             -item[1].tier,
             -item[1].score,
+            # At the same score, what a check or a person found beats the symptom alone.
+            not _findings(item[1].support),
             -item[1].specificity,
             item[0],
         )

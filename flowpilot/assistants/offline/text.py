@@ -57,18 +57,32 @@ FILLERS = frozenset(
 MAX_FILLERS = 2
 
 
-def phrase_end(clause: tuple[str, ...], start: int, rest: tuple[str, ...]) -> int:
+# Never skipped inside a phrase, even loosely: they change what it says ("queue is not
+# empty", "files won't open", "printer or scanner").
+_GAP_STOPS = frozenset({"but", "though", "however", "except", "or", "and", "if", "when"})
+
+
+def phrase_end(
+    clause: tuple[str, ...], start: int, rest: tuple[str, ...], *, loose: bool = False
+) -> int:
     """Where the phrase whose first word is ``clause[start]`` and whose other words are
-    ``rest`` ends in ``clause`` (filler words between its words allowed), or -1."""
+    ``rest`` ends in ``clause`` (filler words between its words allowed), or -1.
+
+    ``loose`` (for facts, not family keywords) also lets one other word sit inside, a
+    qualifier ("spooler service is stopped" states "spooler stopped", "stuck in the print
+    queue" states "stuck in the queue"), never a negation or a contrast."""
     position = start + 1
     skipped = 0
+    qualified = False
     for word in rest:
-        while (
-            position < len(clause)
-            and clause[position] != word
-            and clause[position] in FILLERS
-            and skipped < MAX_FILLERS
-        ):
+        while position < len(clause) and clause[position] != word and skipped < MAX_FILLERS:
+            between = clause[position]
+            if between in FILLERS:
+                pass
+            elif loose and not qualified and between not in NEGATIONS | _GAP_STOPS:
+                qualified = True
+            else:
+                break
             position += 1
             skipped += 1
         if position >= len(clause) or clause[position] != word:

@@ -205,6 +205,7 @@ class OfflineAssistant:
         if stage == "ask":
             # Which of the two fits: one check of each tells them apart.
             proposals = _telling_apart(proposals, the_plan, knowledge)
+        proposals = _room_in_lane(proposals, the_plan)
         if not proposals:
             paragraphs += _nothing_new(conversation, the_plan)
             return self._reply(paragraphs, (), the_plan, stage)
@@ -448,6 +449,18 @@ def _proposals(the_plan: Plan, stage: str, limit: int | None = STEPS_PER_REPLY) 
         fixes = {i for r in the_plan.causes for i in r.cause.fixed_by}
         steps = tuple(s for s in steps if s.id not in fixes or s.id in backed)
     return steps if limit is None else steps[:limit]
+
+
+def _room_in_lane(proposals: tuple[Step, ...], the_plan: Plan) -> tuple[Step, ...]:
+    """New steps only while the lane has room: with steps still waiting there, a reply adds
+    up to STEPS_PER_REPLY waiting in all, and one more only when the evidence now favours a
+    step that is not in the lane over every waiting one (otherwise it points at those)."""
+    waiting = len(the_plan.in_lane)
+    room = max(0, STEPS_PER_REPLY - waiting)
+    favoured = the_plan.worth_proposing(the_plan.untried)
+    if proposals and favoured and favoured[0] not in the_plan.in_lane:
+        room = max(room, 1)
+    return proposals[:room]
 
 
 def _telling_apart(
@@ -705,12 +718,16 @@ def _nothing_new(conversation: Conversation, the_plan: Plan) -> list[str]:
     name = the_plan.family.title if the_plan.matched else "generic triage"
     if the_plan.in_lane:
         favoured = [s for s in the_plan.untried if s in the_plan.in_lane][:LANE_POINTERS]
-        pointed = " and ".join(f"*{s.title}*" for s in favoured)
         lead = the_plan.lead
-        why = f" (it checks **{lead.cause.title}**)" if the_plan.matched else ""
+        related = {*lead.cause.checked_by, *lead.cause.fixed_by} if the_plan.matched else set()
+        pointed = " and ".join(
+            f"*{step.title}*"
+            + (f" (for **{lead.cause.title}**)" if index == 0 and step.id in related else "")
+            for index, step in enumerate(favoured)
+        )
         return [
-            f"Next: {pointed}{why}, already in the lane. Record what it shows in the "
-            "outcome and I'll take it from there."
+            f"Next: {pointed}, already in the lane. Record what happens in the outcome and "
+            "I'll take it from there."
         ]
     return [
         f"Every step I have for **{name}** has been tried and the problem is still open: "
