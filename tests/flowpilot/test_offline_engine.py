@@ -25,6 +25,7 @@ from flowpilot.assistants.offline import (
     load_knowledge,
     normalize,
 )
+from flowpilot.assistants.offline.knowledge import DESTRUCTIVE
 from flowpilot.assistants.offline.text import PLACEHOLDER
 
 # One realistic ticket per family, as a technician would type it.
@@ -103,6 +104,29 @@ def test_bundled_knowledge_has_at_least_15_problem_families() -> None:
             assert step.title and step.detail, step.id
             if step.command:
                 assert step.shell in VALID_SHELLS, step.id
+
+
+# What changes a machine or a directory. A check only reads (a malware scan counts as a
+# read: it looks, and what it finds is reported before anything is removed).
+_CHANGES = re.compile(
+    r"\b(?:Start|Set|Restart|Enable|Disable|Remove|Reset|Clear|Stop|New|Add|Unlock|Update"
+    r"|Install|Uninstall|Invoke|Repair|Suspend|Resume|Register|Unregister|Move|Rename)-(?!MpScan)"
+    r"\w+|gpupdate|/flushdns|/registerdns|/release|/renew|/scannow|restorehealth"
+    r"|systemctl (?:restart|start|stop)|launchctl (?:kickstart|unload|load)|killall"
+    r"|\bnet (?:stop|start)|\bsc (?:stop|start)",
+    re.IGNORECASE,
+)
+
+
+def test_a_check_only_reads() -> None:
+    changing = [
+        step.id
+        for family in default_knowledge().families
+        for step in family.steps
+        if step.kind == "check"
+        and (_CHANGES.search(step.command) or DESTRUCTIVE.search(step.command))
+    ]
+    assert changing == []
 
 
 def test_every_family_has_a_realistic_test_problem() -> None:
@@ -317,6 +341,25 @@ def test_a_fact_reads_through_one_qualifier_but_never_a_negation(
     )
     spooler = next(c for c in the_plan.causes if c.cause.id == "printer.spooler")
     assert [f.direction for f in spooler.facts if f.quote == said] == ([reads] if reads else [])
+
+
+def test_a_lockout_source_found_points_at_the_stale_device_and_its_waiting_fixes(
+    engine: OfflineAssistant,
+) -> None:
+    problem = "User account keeps getting locked out every morning"
+    first = engine.reply(Conversation(problem=problem))
+    lane = [TriedStep(title=s.title, status="todo", command=s.command) for s in first.steps]
+    assert lane[0].title == "Find the lockout source (event 4740 on the PDC emulator)"
+    lane[0] = replace(lane[0], status="done", outcome="4740 shows source PC-OLD-22")
+    reply = engine.reply(
+        Conversation(
+            problem=problem, messages=(ChatLine("assistant", first.text),), tasks=tuple(lane)
+        )
+    )
+    assert "That points to **A device or service still uses the old password**" in reply.text
+    # Its fixes wait in the lane: no check is added after the answer is known.
+    assert reply.steps == ()
+    assert "already in the lane" in reply.text
 
 
 def test_the_lane_does_not_grow_while_its_steps_wait(engine: OfflineAssistant) -> None:
@@ -842,10 +885,10 @@ def test_a_finding_the_knowledge_cannot_read_counts_neither_way_and_is_said(engi
         tasks = (TriedStep(title=source, status="done", outcome=outcome),)
         return Conversation(problem=problem, tasks=tasks)
 
-    unread = after("4740 shows source PC-OLD-22")
+    unread = after("Found 23 events, all from 10.4.2.17")
     reply = engine.reply(unread)
     assert "Noted: *Find the lockout source" in reply.text
-    assert "\u201c4740 shows source PC-OLD-22\u201d" in reply.text
+    assert "\u201cFound 23 events, all from 10.4.2.17\u201d" in reply.text
     assert "counts neither for nor against any" in reply.text
     assert not any(cause.checked for cause in engine.plan(unread).causes)
     # Said once: the next reply does not repeat it.
@@ -1169,6 +1212,7 @@ SAFE_MODE = "Start the app in safe mode"
         ("Should I try safe mode?", True),
         ("I'll try safe mode next", True),
         ("Haven't tried safe mode yet", True),
+        ("Maybe safe mode would keep it up", True),
         ("Couldn't run it in safe mode, no admin rights on that PC", True),
     ],
 )

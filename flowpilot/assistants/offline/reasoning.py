@@ -764,6 +764,9 @@ def _unread_findings(
 _NOT_YET = frozenset(
     {"havent", "hasnt", "hadnt", "yet", "ill", "will", "going", "gonna", "should", "shall"}
     | {"can", "could", "might", "may", "try", "trying", "lets", "plan", "wont", "need"}
+    # A guess is not a result: "I think the DNS points at the router".
+    | {"maybe", "perhaps", "probably", "possibly", "think", "guess", "suspect", "wonder"}
+    | {"assume", "likely", "unsure"}
 )
 _SENTENCES = re.compile(r"(?<=[.!?])\s+|\n+")
 

@@ -205,7 +205,7 @@ class OfflineAssistant:
         if stage == "ask":
             # Which of the two fits: one check of each tells them apart.
             proposals = _telling_apart(proposals, the_plan, knowledge)
-        proposals = _room_in_lane(proposals, the_plan)
+        proposals = _room_in_lane(proposals, the_plan, stage)
         if not proposals:
             paragraphs += _nothing_new(conversation, the_plan)
             return self._reply(paragraphs, (), the_plan, stage)
@@ -451,11 +451,15 @@ def _proposals(the_plan: Plan, stage: str, limit: int | None = STEPS_PER_REPLY) 
     return steps if limit is None else steps[:limit]
 
 
-def _room_in_lane(proposals: tuple[Step, ...], the_plan: Plan) -> tuple[Step, ...]:
+def _room_in_lane(proposals: tuple[Step, ...], the_plan: Plan, stage: str) -> tuple[Step, ...]:
     """New steps only while the lane has room: with steps still waiting there, a reply adds
     up to STEPS_PER_REPLY waiting in all, and one more only when the evidence now favours a
-    step that is not in the lane over every waiting one (otherwise it points at those)."""
+    step that is not in the lane over every waiting one (otherwise it points at those).
+    With the cause confirmed and steps waiting, only its fixes are added: no check after
+    the answer is known."""
     waiting = len(the_plan.in_lane)
+    if stage == "confirmed" and waiting:
+        proposals = tuple(p for p in proposals if p.id in the_plan.lead.cause.fixed_by)
     room = max(0, STEPS_PER_REPLY - waiting)
     favoured = the_plan.worth_proposing(the_plan.untried)
     if proposals and favoured and favoured[0] not in the_plan.in_lane:
