@@ -63,6 +63,8 @@ PROBLEMS = {
     "new-starter": "New starter in sales on Monday: needs an account, licence and laptop",
     "office-apps": "Excel crashes every time she opens a workbook since yesterday's update",
     "desk-phone": "The Yealink desk phone at reception has no dial tone, says Registration failed",
+    "file-restore": "She accidentally deleted the Contracts folder on the file share this morning",
+    "office-network": "The internet is down in the whole office since the power cut",
 }
 
 
@@ -1181,6 +1183,46 @@ def test_a_desk_phone_is_a_phone_system_problem_not_mobile_email(engine) -> None
     # Every phone at once points past the handsets.
     everyone = reply_to(engine, "No dial tone on any desk phone, the whole office is affected")
     assert "phone system, the SIP trunk or the provider is down" in everyone.text
+
+
+def test_a_lost_file_is_a_restore_not_a_drive_fault(engine) -> None:
+    share = reply_to(engine, "User deleted a folder on the file share and needs it restored")
+    assert share.family == "file-restore"
+    assert "**Deleted from a network share**" in share.text
+    assert share.steps[0].title == "Look for previous versions of the folder on the share"
+    saved_over = engine.plan(
+        Conversation(problem="She saved over the budget spreadsheet and needs yesterday's version")
+    )
+    assert saved_over.lead.cause.id == "restore.saved-over"
+    # Deleted mail is not a file to restore, and a drive fault is still a drive fault.
+    assert engine.match(
+        Conversation(problem="User accidentally deleted emails from her inbox")
+    ) != ("file-restore")
+    assert engine.match(Conversation(problem="The S: drive shows a red X and access denied")) == (
+        "mapped-drive"
+    )
+
+
+def test_an_office_outage_is_told_from_one_laptops_wifi(engine) -> None:
+    outage = reply_to(engine, "The internet is down in the whole office since this morning")
+    assert outage.family == "office-network"
+    assert engine.match(Conversation(problem="Laptop has no internet on the office wifi")) == "wifi"
+    # What the path test found decides between the line and the router.
+    problem = "The internet is down in the whole office"
+    line = engine.plan(
+        Conversation(problem=problem, messages=(ChatLine("user", "The gateway pings fine"),))
+    )
+    assert line.lead.cause.id == "net.provider"
+    router = engine.plan(
+        Conversation(problem=problem, messages=(ChatLine("user", "Can't ping the gateway"),))
+    )
+    assert router.lead.cause.id == "net.router-down"
+
+
+def test_a_software_install_request_is_answered_as_a_request(engine) -> None:
+    reply = reply_to(engine, "Need Adobe Acrobat Pro installed on my laptop")
+    assert reply.family == "software"
+    assert "reads like a request" in reply.text
 
 
 def test_an_office_app_crash_follows_what_safe_mode_showed(engine) -> None:

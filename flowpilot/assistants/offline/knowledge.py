@@ -20,6 +20,7 @@ from flowpilot.assistants.offline.text import (
     NEGATION_REACH,
     NEGATIONS,
     POSITIVE_STATES,
+    SUCCESS_VERBS,
     Speller,
     _clauses,
     _normalize_command,
@@ -413,7 +414,7 @@ def _reading(clause: tuple[str, ...], start: int, size: int) -> str:
     if NEGATIONS.intersection(clause[max(0, start - NEGATION_REACH) : start]):
         return "no"
     end = start + size
-    if POSITIVE_STATES.intersection(clause[start:end]):
+    if (POSITIVE_STATES | SUCCESS_VERBS).intersection(clause[start:end]):
         return "yes"  # the fact is itself that something works: "fine" after it agrees
     if states_fine(clause, end) and "but" not in clause[end:]:
         return "no"

@@ -69,7 +69,9 @@ _SECOND_PROBLEM = re.compile(
 _REQUEST = re.compile(
     r"\b(?:wants?|would like|needs? (?:a|an|another|new|to have|access)|request(?:s|ed|ing)?"
     r"|order(?:ing)? (?:a|an|new)|please (?:create|set up|add|provide|order)"
-    r"|can (?:we|you|i|she|he|they) (?:get|have|order)|create (?:a|an)|set up (?:a|an) new)\b",
+    r"|can (?:we|you|i|she|he|they) (?:get|have|order)|create (?:a|an)|set up (?:a|an) new"
+    r"|needs? (?:\w+ ){1,4}(?:installed|set up|created|added)"
+    r"|(?:please|can you|could you) install)\b",
     re.IGNORECASE,
 )
 _FAULT = re.compile(

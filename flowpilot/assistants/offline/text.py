@@ -269,6 +269,13 @@ POSITIVE_STATES = frozenset(
     | {"unaffected", "correct", "right", "alright"}
 )
 POSITIVE_REACH = 4  # words after a phrase that can say it is fine
+# Verbs that say something works ("gateway pings", "other files open"): a fact made of one
+# is itself good news, and "fine" after it agrees rather than denies it.
+SUCCESS_VERBS = frozenset(
+    {"ping", "pings", "respond", "responds", "open", "opens", "load", "loads", "resolve"}
+    | {"resolves", "connect", "connects", "print", "prints", "sync", "syncs", "answer"}
+    | {"answers", "reply", "replie", "pass", "passe", "passed", "succeed", "succeeded"}
+)
 
 
 def states_fine(clause: tuple[str, ...], end: int) -> bool:
