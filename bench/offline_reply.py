@@ -20,6 +20,7 @@ from flowpilot.assistants.offline import (  # noqa: E402
     OfflineAssistant,
     default_knowledge,
     load_knowledge,
+    reasoning,
 )
 
 USER_LINES = (
@@ -93,6 +94,7 @@ def main() -> None:
         knowledge.facts.cache_clear()
         knowledge.statements.cache_clear()
         knowledge.clause_evidence.cache_clear()
+        reasoning._reported_in.cache_clear()  # which checks each text reports done
         engine.reply(session)
 
     measure("reply() cold (cache cleared every call)", cold, iterations)

@@ -269,6 +269,12 @@ class Knowledge:
             for step in family.steps
             if step.done_if
         }
+        # First word of a done_if phrase -> (remaining words, step id).
+        done_index: dict[str, list[tuple[tuple[str, ...], str]]] = {}
+        for step_id, phrases in self.done_phrases.items():
+            for tokens in phrases:
+                done_index.setdefault(tokens[0], []).append((tokens[1:], step_id))
+        self.done_index = {word: tuple(entries) for word, entries in done_index.items()}
         self.step_commands: dict[str, str] = {
             step.id: _normalize_command(step.command)
             for family in self.families

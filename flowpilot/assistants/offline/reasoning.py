@@ -777,29 +777,29 @@ def _reported_checks(texts: list[str], knowledge: Knowledge, family: Family) -> 
     """The family's checks whose result people already gave in their own words (a step's
     ``done_if``: "it stays up in safe mode"), which are not proposed again. A question, a
     plan ("I'll try safe mode") or a report that it could not be done says nothing."""
-    wanted = [
-        (step.id, knowledge.done_phrases[step.id])
-        for step in family.steps
-        if step.id in knowledge.done_phrases
-    ]
-    if not wanted:
+    if not any(step.id in knowledge.done_phrases for step in family.steps):
+        return frozenset()
+    said = frozenset().union(*(_reported_in(knowledge, text) for text in texts if text))
+    return frozenset(step.id for step in family.steps if step.id in said)
+
+
+@lru_cache(maxsize=8192)
+def _reported_in(knowledge: Knowledge, text: str) -> frozenset[str]:
+    """Every step (of any family) whose ``done_if`` one text reports, once per text: chat
+    history is sent again with every reply."""
+    if reports_not_done(text):
         return frozenset()
     found: set[str] = set()
-    for text in texts:
-        if not text or reports_not_done(text):
+    for sentence in _SENTENCES.split(text):
+        if sentence.rstrip().endswith("?"):
             continue
-        for sentence in _SENTENCES.split(text):
-            if sentence.rstrip().endswith("?"):
+        for clause in knowledge.clauses(sentence):
+            if _NOT_YET.intersection(clause):
                 continue
-            for clause in knowledge.clauses(sentence):
-                if _NOT_YET.intersection(clause):
-                    continue
-                padded = " " + " ".join(clause) + " "
-                found.update(
-                    step_id
-                    for step_id, phrases in wanted
-                    if any(" " + " ".join(phrase) + " " in padded for phrase in phrases)
-                )
+            for position, word in enumerate(clause):
+                for rest, step_id in knowledge.done_index.get(word, ()):
+                    if clause[position + 1 : position + 1 + len(rest)] == rest:
+                        found.add(step_id)
     return frozenset(found)
 
 
