@@ -364,6 +364,77 @@ def test_a_lockout_source_found_points_at_the_stale_device_and_its_waiting_fixes
     assert "already in the lane" in reply.text
 
 
+def test_with_the_cause_confirmed_and_its_fixes_done_it_asks_whether_it_works(
+    engine: OfflineAssistant,
+) -> None:
+    problem = "m.chen keeps getting locked out every morning"
+    first = engine.reply(Conversation(problem=problem))
+    lane = [TriedStep(title=s.title, status="todo", command=s.command) for s in first.steps]
+    outcomes = {
+        "Find the lockout source (event 4740 on the PDC emulator)": "4740 shows source BD-RECEP-03",
+        "Unlock the account": "Unlocked",
+        "Update the old password on phones, saved credentials and services": (
+            "Logged her off BD-RECEP-03 and cleared the saved credentials"
+        ),
+    }
+    lane = tuple(replace(t, status="done", outcome=outcomes[t.title]) for t in lane)
+    history = (ChatLine("assistant", first.text),)
+    reply = engine.reply(Conversation(problem=problem, messages=history, tasks=lane))
+    assert "is done. Does it work now?" in reply.text
+    assert reply.steps == ()  # no checks listed under "Fix" once the answer is known
+    # "LockedOut False" after the unlock is no evidence against the cause it fixed.
+    checked = (
+        *lane,
+        TriedStep("Check the account's lockout and password state", "done", "LockedOut False"),
+    )
+    still = engine.plan(Conversation(problem=problem, messages=history, tasks=checked))
+    assert still.lead.cause.id == "lockout.stale-device"
+    # An hour without a lockout is the problem gone: the close-out.
+    later = engine.reply(
+        Conversation(
+            problem=problem,
+            messages=(*history, ChatLine("user", "1 hr later no new lockouts, badlogoncount 0")),
+            tasks=lane,
+        )
+    )
+    assert later.stage == "closeout"
+
+
+def test_on_premises_only_holds_back_the_cloud_directorys_steps(engine: OfflineAssistant) -> None:
+    problem = "m.chen keeps getting locked out every morning"
+    said = "It's on prem AD only btw, no Entra"
+    the_plan = engine.plan(Conversation(problem=problem, messages=(ChatLine("user", said),)))
+    proposable = [s.title for s in the_plan.untouched]
+    assert "Check Entra ID sign-in logs and smart lockout" not in proposable
+    assert "For hybrid accounts: check password sync and writeback" not in proposable
+    assert "Find the lockout source (event 4740 on the PDC emulator)" in proposable
+
+
+def test_what_a_check_found_in_the_new_families_is_read(engine: OfflineAssistant) -> None:
+    def lead_after(problem: str, step: str, outcome: str) -> str:
+        tasks = (TriedStep(title=step, status="done", outcome=outcome),)
+        return engine.plan(Conversation(problem=problem, tasks=tasks)).lead.cause.id
+
+    assert (
+        lead_after(
+            "The internet is down in the whole office",
+            "Check the provider's status page for the line",
+            "ISP status page: fibre outage in our area, ETA 13:00",
+        )
+        == "net.provider"
+    )
+    assert (
+        lead_after(
+            "HR folder on the S: drive is gone, someone deleted it",
+            "Look for previous versions of the folder on the share",
+            "The folder is in the 07:00 previous versions",
+        )
+        == "restore.deleted-on-share"
+    )
+    excel = "Excel crashes every time she opens the Q3 forecast workbook. Other workbooks seem ok"
+    assert engine.plan(Conversation(problem=excel)).lead.cause.id == "apps.damaged-file"
+
+
 def test_the_lane_does_not_grow_while_its_steps_wait(engine: OfflineAssistant) -> None:
     problem = "Nothing prints on the 2nd floor HP printer"
     first = engine.reply(Conversation(problem=problem))

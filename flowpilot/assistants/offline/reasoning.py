@@ -92,6 +92,17 @@ _BROAD = re.compile(
 
 # Failing-disk signs hold back repairs that stress the disk; security wording puts the
 # incident steps first.
+# "On-prem AD only", "no Entra", "not hybrid": the cloud directory's steps do not apply.
+_NO_CLOUD = re.compile(
+    r"\b(?:on[- ]?prem(?:ises)?(?: (?:ad|active directory|exchange))? only"
+    r"|only on[- ]?prem(?:ises)?|no (?:entra(?: id| connect)?|azure(?: ad)?|aad|cloud)\b"
+    r"|not hybrid|no hybrid)",
+    re.IGNORECASE,
+)
+# Steps that need the cloud directory (Entra ID, Graph, Entra Connect sync).
+_CLOUD_STEP = re.compile(
+    r"\b(?:Entra|Azure AD|AzureAD|Mg[A-Z]\w+|Connect-MgGraph|ADSync\w*|Microsoft Graph)",
+)
 _FAILING_DISK = re.compile(
     r"reallocated|pending sectors?|bad sectors?|smart (?:status|error|warning|fail)\w*"
     r"|smart\W+(?:caution|bad|failing)|(?:disk|drive|hdd|ssd)\w* (?:is |are )?(?:failing|dying)"
@@ -607,6 +618,7 @@ def plan(conversation: Conversation, knowledge: Knowledge) -> Plan:
     everything = [conversation.problem, conversation.escalation_reason, *people]
     everything += [task.outcome for task in conversation.tasks]
     failing_disk = next((found for text in everything if (found := _disk_sign(text))), "")
+    no_cloud = any(_NO_CLOUD.search(text) for text in everything if text)
     security = next((found for text in everything if (found := _security_sign(text))), "")
 
     # Until the technician names the OS, commands assume Windows (the reply says so), so a
@@ -626,8 +638,11 @@ def plan(conversation: Conversation, knowledge: Knowledge) -> Plan:
         statuses = lane.statuses(knowledge, step)
         unsafe = failing_disk and _stresses_disk(step.command or step.title)
         mac_only = not device_os and assumed_os and step.command and step.os == "macos"
-        if (not step.runs_on(device_os) or mac_only or unsafe) and not statuses:
-            held_back.append(step)  # wrong OS for this device, or it would stress the disk
+        cloud = no_cloud and _CLOUD_STEP.search(f"{step.title} {step.command}")
+        if (not step.runs_on(device_os) or mac_only or unsafe or cloud) and not statuses:
+            # Wrong OS for this device, it would stress the disk, or it needs a cloud
+            # directory the technician said there is none of.
+            held_back.append(step)
             continue
         if step.id in reported and not statuses:
             continue  # its result is already in the chat: not proposed again

@@ -53,6 +53,7 @@ FILLERS = frozenset(
     {"is", "are", "was", "were", "been", "be", "am", "almost", "nearly", "completely"}
     | {"totally", "really", "very", "super", "quite", "pretty", "just", "basically"}
     | {"literally", "fully", "entirely", "now", "still", "all", "so"}
+    | {"seem", "seems", "look", "looks", "appear", "appears"}
 )
 MAX_FILLERS = 2
 
@@ -301,7 +302,12 @@ _RESOLVED = re.compile(
     r"|^\W*(?:sorted|resolved|fixed|solved)\b(?!\s*\?)"
     r"|(?:user|she|he|they|customer) (?:\w+ )?confirm(?:s|ed)? (?:that )?"
     r"(?:\w+ ){0,3}(?:works|working)"
-    r"|no more (?:prompts?|errors?|lockouts?|crashes|drops?)|(?:does ?n[o']?t|no longer)"
+    r"|no more (?:prompts?|errors?|lock ?outs?|crashes|drops?|disconnects?|pop-?ups?)"
+    r"|no (?:new|further) (?:prompts?|lock ?outs?|crashes|drops?|disconnects?|bounces?"
+    r"|complaints?|pop-?ups?)"
+    r"|(?:has ?n[o']?t|has not|have ?n[o']?t|have not) (?:been )?(?:locked|crashed|dropped"
+    r"|happened|come back|returned|failed)(?: out)? (?:again|since)"
+    r"|(?:does ?n[o']?t|no longer)"
     r" \w+(?: \w+){0,3} any ?more|(?:he|she|they|user|users) (?:can|could) (?:log|sign) in"
     r"|(?:is|are) (?:all )?(?:good|fine) now|looks? (?:clean|good|fine) now|all good"
     r"|(?:is|are|its|it's) (?:all )?back (?:up|online|to normal)|up and running|back online"

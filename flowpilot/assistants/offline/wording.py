@@ -188,7 +188,7 @@ class OfflineAssistant:
         acknowledgement = _acknowledge_failures(conversation, knowledge, the_plan, history)
         if the_plan.matched and lead.confirmed and stage == "diagnose":
             stage = "confirmed"
-            paragraphs.append(_confirmed(lead, the_plan))
+            paragraphs.append(_confirmed(lead, the_plan, history, knowledge))
         elif acknowledgement:
             paragraphs.append(acknowledgement)
         elif (
@@ -205,7 +205,12 @@ class OfflineAssistant:
         if stage == "ask":
             # Which of the two fits: one check of each tells them apart.
             proposals = _telling_apart(proposals, the_plan, knowledge)
-        proposals = _room_in_lane(proposals, the_plan, stage)
+        proposals = _room_in_lane(proposals, the_plan)
+        if stage == "confirmed":
+            # The answer is known: only its fixes, never more checks under "Fix".
+            proposals = tuple(p for p in proposals if p.id in lead.cause.fixed_by)
+            if not proposals and _fixes_done(lead, the_plan, knowledge):
+                return self._reply(paragraphs, (), the_plan, stage)
         if not proposals:
             paragraphs += _nothing_new(conversation, the_plan)
             return self._reply(paragraphs, (), the_plan, stage)
@@ -451,15 +456,11 @@ def _proposals(the_plan: Plan, stage: str, limit: int | None = STEPS_PER_REPLY) 
     return steps if limit is None else steps[:limit]
 
 
-def _room_in_lane(proposals: tuple[Step, ...], the_plan: Plan, stage: str) -> tuple[Step, ...]:
+def _room_in_lane(proposals: tuple[Step, ...], the_plan: Plan) -> tuple[Step, ...]:
     """New steps only while the lane has room: with steps still waiting there, a reply adds
     up to STEPS_PER_REPLY waiting in all, and one more only when the evidence now favours a
-    step that is not in the lane over every waiting one (otherwise it points at those).
-    With the cause confirmed and steps waiting, only its fixes are added: no check after
-    the answer is known."""
+    step that is not in the lane over every waiting one (otherwise it points at those)."""
     waiting = len(the_plan.in_lane)
-    if stage == "confirmed" and waiting:
-        proposals = tuple(p for p in proposals if p.id in the_plan.lead.cause.fixed_by)
     room = max(0, STEPS_PER_REPLY - waiting)
     favoured = the_plan.worth_proposing(the_plan.untried)
     if proposals and favoured and favoured[0] not in the_plan.in_lane:
@@ -633,15 +634,38 @@ def _lead_paragraph(lead: RankedCause, the_plan: Plan) -> str:
     return f"Most likely cause (no evidence yet, so check it first): **{cause.title}**. {cause.why}"
 
 
-def _confirmed(lead: RankedCause, the_plan: Plan) -> str:
+def _confirmed(lead: RankedCause, the_plan: Plan, history: list[str], knowledge: Knowledge) -> str:
     fact = lead.strongest
     fixes = [s for s in the_plan.untouched if s.id in lead.cause.fixed_by]
+    if _fixes_done(lead, the_plan, knowledge):
+        # Its fixes are done and nobody has said it works: ask, rather than add checks.
+        return (
+            f"The fix for **{lead.cause.title}** is done. Does it work now? If it does, say "
+            "so and I'll close this out; if not, record what still fails."
+        )
     then = (
         " Apply the fix below, then check with the user."
         if fixes
         else (" Fix it at the source, then check with the user.")
     )
+    if mentions(history, f"That points to {lead.cause.title}") and not _fresh_fact(lead, history):
+        return f"Still **{lead.cause.title}**.{then}"
     return f"That points to **{lead.cause.title}**: {_fact_phrase(fact)}. {lead.cause.why}{then}"
+
+
+def _fixes_done(lead: RankedCause, the_plan: Plan, knowledge: Knowledge) -> bool:
+    """Every fix of the lead cause that applies here is marked done (none failed, waiting
+    or untouched)."""
+    fixes = [
+        s
+        for s in the_plan.family.steps
+        if s.id in lead.cause.fixed_by and s not in the_plan.held_back
+    ]
+    return bool(fixes) and all(
+        the_plan.lane.statuses(knowledge, s) & {"done"}
+        and not the_plan.lane.statuses(knowledge, s) & {"failed", "todo", "doing"}
+        for s in fixes
+    )
 
 
 def _unread(the_plan: Plan, history: list[str]) -> str:
