@@ -435,6 +435,23 @@ def test_what_a_check_found_in_the_new_families_is_read(engine: OfflineAssistant
     assert engine.plan(Conversation(problem=excel)).lead.cause.id == "apps.damaged-file"
 
 
+def test_a_question_is_answered_from_a_steps_detail_or_honestly_not(
+    engine: OfflineAssistant,
+) -> None:
+    phone = "The Yealink desk phone at reception has no dial tone, says Registration failed"
+    answered = reply_to(engine, phone, "where do i get the sip pasword from?")
+    assert (
+        "On \u201cwhere do i get the sip pasword from?\u201d: *Re-enter the SIP account or "
+        "re-provision the phone* says"
+    ) in answered.text
+    fan = reply_to(engine, "Laptop fan is very loud", "shud i update bios or is the fan dying?")
+    assert "I can't answer \u201cshud i update bios or is the fan dying?\u201d" in fan.text
+    # "What next?" and "is it fixed?" are what the reply itself answers.
+    for said in ("ok, anything else?", "so its fixed i think?"):
+        reply = reply_to(engine, phone, said)
+        assert "I can't answer" not in reply.text and "\u201d: *" not in reply.text
+
+
 def test_the_lane_does_not_grow_while_its_steps_wait(engine: OfflineAssistant) -> None:
     problem = "Nothing prints on the 2nd floor HP printer"
     first = engine.reply(Conversation(problem=problem))

@@ -6,7 +6,9 @@ knowledge texts were checked for HTML when they were loaded.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 
 from flowpilot.assistants.base import (
     Assessment,
@@ -36,7 +38,7 @@ from flowpilot.assistants.offline.reasoning import (
     plan,
     telling_question,
 )
-from flowpilot.assistants.offline.text import OS_NAMES, _inline, _plain, words
+from flowpilot.assistants.offline.text import OS_NAMES, _inline, _plain, _stemmed, words
 
 STEPS_PER_REPLY = 3
 QUESTIONS_FIRST_REPLY = 2
@@ -200,6 +202,9 @@ class OfflineAssistant:
         unread = _unread(the_plan, history)
         if unread:
             paragraphs.append(unread)
+        answer = _answer_question(conversation, the_plan, knowledge, history)
+        if answer:
+            paragraphs.append(answer)
 
         proposals = _proposals(the_plan, stage)
         if stage == "ask":
@@ -666,6 +671,63 @@ def _fixes_done(lead: RankedCause, the_plan: Plan, knowledge: Knowledge) -> bool
         and not the_plan.lane.statuses(knowledge, s) & {"failed", "todo", "doing"}
         for s in fixes
     )
+
+
+# Words that carry no subject in a technician's question ("should I still ...?"), and the
+# questions the reply answers anyway ("what next?", "is it fixed?").
+_QUESTION_FILLER = frozenset(
+    {"i", "we", "she", "he", "it", "they", "you", "me", "my", "her", "his", "our", "their"}
+    | {"the", "a", "an", "to", "of", "or", "and", "is", "are", "was", "do", "does", "did"}
+    | {"should", "shud", "shoud", "can", "could", "would", "will", "just", "still", "this"}
+    | {"that", "what", "where", "how", "which", "why", "when", "who", "get", "from", "for"}
+    | {"in", "on", "with", "be", "there", "any", "need", "now", "then", "if", "so", "at"}
+    | {"next", "else", "anything", "further", "more", "help", "idea", "ideas", "try", "think"}
+    | {"fixed", "fix", "work", "works", "working", "solved", "resolved", "sorted", "ok"}
+    | {"okay", "good", "done", "it's", "its", "im", "ive", "i'm", "i've", "one", "them"}
+)
+_ASKS = re.compile(r"\?\s*$")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+
+
+def _answer_question(
+    conversation: Conversation, the_plan: Plan, knowledge: Knowledge, history: list[str]
+) -> str:
+    """The technician's latest message asks something: point at the step whose detail
+    answers it, quoting that sentence, or say plainly that the guide does not say."""
+    latest = conversation.messages[-1] if conversation.messages else None
+    if latest is None or latest.role != "user":
+        return ""
+    asked = [part for part in _SENTENCE.split(latest.text.strip()) if _ASKS.search(part)]
+    if not asked:
+        return ""
+    question = asked[-1]
+    if mentions(history, _plain(question, 120)):
+        return ""
+    # As typed and with typos corrected ("pasword"): a correction never loses a word.
+    said = {*_stemmed(question), *knowledge.facts(question).stemmed.split()}
+    wanted = {word for word in said if word not in _QUESTION_FILLER}
+    if not wanted:
+        return ""  # "what next?", "is it fixed?": the rest of the reply answers it
+    steps = the_plan.family.steps if the_plan.matched else ()
+    best, best_score = None, 0
+    for step in steps:
+        score = len(wanted & _step_words(step.title, step.detail))
+        if score > best_score:
+            best, best_score = step, score
+    quoted = f"\u201c{_inline(question, 120)}\u201d"
+    if best is None or best_score < min(2, len(wanted)):
+        return (
+            f"I can't answer {quoted} from the troubleshooting guide. Ask a senior, or "
+            "escalate if it blocks you."
+        )
+    sentences = [part for part in _SENTENCE.split(best.detail) if part.strip()]
+    sentence = max(sentences, key=lambda part: len(wanted & _step_words(part, "")))
+    return f"On {quoted}: *{_inline(best.title, 100)}* says \u201c{_inline(sentence, 240)}\u201d"
+
+
+@lru_cache(maxsize=4096)
+def _step_words(title: str, detail: str) -> frozenset[str]:
+    return frozenset(_stemmed(f"{title} {detail}"))
 
 
 def _unread(the_plan: Plan, history: list[str]) -> str:
