@@ -26,7 +26,7 @@ from flowpilot.assistants.offline import (
     normalize,
 )
 from flowpilot.assistants.offline.knowledge import DESTRUCTIVE
-from flowpilot.assistants.offline.text import PLACEHOLDER
+from flowpilot.assistants.offline.text import PLACEHOLDER, session_values
 
 # One realistic ticket per family, as a technician would type it.
 PROBLEMS = {
@@ -450,6 +450,34 @@ def test_a_question_is_answered_from_a_steps_detail_or_honestly_not(
     for said in ("ok, anything else?", "so its fixed i think?"):
         reply = reply_to(engine, phone, said)
         assert "I can't answer" not in reply.text and "\u201d: *" not in reply.text
+
+
+def test_the_close_out_does_not_ask_to_confirm_what_the_user_confirmed(
+    engine: OfflineAssistant,
+) -> None:
+    problem = "Outlook keeps asking for a password after the Microsoft 365 migration"
+
+    def closeout(said: str):
+        return engine.reply(
+            Conversation(
+                problem=problem, customer="Acme HQ, reception", messages=(ChatLine("user", said),)
+            )
+        )
+
+    fixed = closeout("Cleared the cached credentials and it works now")
+    confirm = next(s for s in fixed.steps if s.title == "Confirm with the user that it works")
+    assert confirm.detail.startswith("Have the user (Acme HQ, reception) repeat what failed")
+    confirmed = closeout("Works now, the user confirmed she can send and receive")
+    assert confirmed.stage == "closeout"
+    assert "Confirm with the user that it works" not in [s.title for s in confirmed.steps]
+
+
+def test_an_initial_dot_surname_fills_the_user_placeholder(engine: OfflineAssistant) -> None:
+    reply = reply_to(engine, "m.chen keeps getting locked out every morning")
+    assert "Unlock-ADAccount -Identity m.chen" in [s.command for s in reply.steps]
+    # Never a host, file or domain name.
+    for text in ("see hr.acme.com", "open report.pdf", "e.g. the printer"):
+        assert session_values("", (text,)).get("user", "") == ""
 
 
 def test_the_lane_does_not_grow_while_its_steps_wait(engine: OfflineAssistant) -> None:

@@ -471,12 +471,21 @@ _SSH_LOGIN = re.compile(r"\bssh\s+(?:-\S+\s+)*([a-z_][\w.-]{0,30})@", re.I)
 _SERVER_DEVICE = re.compile(r"\b(?:server|srv|dc|iis|nas|host)\b", re.I)
 
 
+# An initial-dot-surname sign-in name ("m.chen", "jo.smith", "m.chen's account"): lower
+# case, never part of a host, file or domain name ("hr.acme.com", "report.pdf").
+_DOTTED_USER = re.compile(r"(?<![\w.@\\/-])([a-z]{1,2}\.[a-z]{2,20})(?![\w@-]|\.\w)")
+
+
 def _user_name(text: str) -> str:
-    """A user name the text gives ("user jsmith", "ssh raj@build01", "ACME\\mkeller"), or ""."""
+    """A user name the text gives ("user jsmith", "ssh raj@build01", "ACME\\mkeller",
+    "m.chen"), or ""."""
     for found in _USER_HINT.finditer(text):
         if found.group(1).casefold() not in _NOT_A_USER_NAME:
             return found.group(1)
     found = _SSH_LOGIN.search(text)
+    if found:
+        return found.group(1)
+    found = _DOTTED_USER.search(text)
     return found.group(1) if found else ""
 
 

@@ -85,17 +85,30 @@ CONTAINMENT_STEPS = (
 )
 
 
+# "The user confirmed", "confirmed with her": the confirmation step is done already.
+_USER_CONFIRMED = re.compile(
+    r"\b(?:user|users|she|he|they|customer|client)\s+(?:has\s+|have\s+)?confirm\w*"
+    r"|\bconfirmed (?:it )?with (?:the )?(?:user|users|her|him|them|customer|client)\b",
+    re.IGNORECASE,
+)
+
+
 def _closeout_steps(plan: Plan, conversation: Conversation) -> tuple[ProposedStep, ...]:
     lead = plan.lead.cause.title if plan.matched else "the cause"
-    who = _plain(conversation.customer, 60) or "the user"
-    return (
-        ProposedStep(
-            title="Confirm with the user that it works",
-            detail=(
-                f"Ask {who} to repeat what failed while you are still on the call; "
-                "check a second user or device if more than one was affected."
-            ),
+    site = _plain(conversation.customer, 60)
+    at = f" ({site})" if site else ""
+    said = [line.text for line in conversation.messages if line.role == "user"]
+    said += [task.outcome for task in conversation.tasks]
+    confirmed = any(_USER_CONFIRMED.search(text) for text in said if text)
+    confirm = ProposedStep(
+        title="Confirm with the user that it works",
+        detail=(
+            f"Have the user{at} repeat what failed while you are still on the call; "
+            "check a second user or device if more than one was affected."
         ),
+    )
+    return (
+        *(() if confirmed else (confirm,)),
         ProposedStep(
             title="Record the root cause",
             detail=(
@@ -301,9 +314,7 @@ class OfflineAssistant:
                 "cause and the fix in the note."
             )
         else:
-            waiting = [t.title for t in conversation.tasks if t.status in {"todo", "doing"}][
-                :LANE_POINTERS
-            ]
+            waiting = [t.title for t in conversation.tasks if t.status in {"todo", "doing"}][:3]
             left = ", ".join(f"*{_inline(t, 80)}*" for t in waiting)
             paragraphs.append(
                 "Close-out: "
