@@ -18,6 +18,22 @@ def escalate_form(context, session, form: EscalateForm | None = None) -> dict:
     }
 
 
+@register.simple_tag
+def escalation_reason(session) -> str:
+    """Why the session's live handoff was escalated, as the technician wrote it ("" if none):
+    the escalated banner shows it, so what the senior reads first stays in view."""
+    from escalations.models import Handoff
+
+    reason = (
+        Handoff.objects.live()
+        .filter(session=session)
+        .order_by("-created_at")
+        .values_list("reason", flat=True)
+        .first()
+    )
+    return reason or ""
+
+
 @register.filter
 def viewing(viewers) -> str:
     """Who is viewing, in words: "Sky is viewing", "Sky and Ada are viewing"…"""

@@ -26,7 +26,9 @@
     if (!(field instanceof HTMLTextAreaElement) || !field.hasAttribute("data-enter-submits")) return;
     if (event.key !== "Enter" || event.shiftKey || event.altKey || event.isComposing) return;
     event.preventDefault();
-    if (field.disabled || !field.value.trim() || !field.form) return;
+    if (field.disabled || !field.form) return;
+    // An empty box: Enter does nothing; spaces only: the composer says why it is not sent.
+    if (!field.value.trim() && !(field.value && field.form.id === "composer")) return;
     field.form.requestSubmit();
   });
 

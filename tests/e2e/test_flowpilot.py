@@ -149,13 +149,17 @@ def test_a_message_that_cannot_be_sent_stays_in_the_box(page_for, tess):
     expect(box).to_have_value("Tried a new profile")
     expect(page.locator(".chat-log .msg-pending")).to_have_count(0)
 
-    # An empty message is not sent: Enter does nothing, Send says why.
+    # An empty message is not sent: Enter in an empty box does nothing, spaces or Send say why.
     page.unroute("**/messages")
     requests = []
     page.on("request", lambda request: requests.append(request.url))
-    box.fill("   ")
+    box.fill("")
     box.press("Enter")
     expect(page.locator("#composer-errors")).to_be_empty()
+    box.fill("   ")
+    box.press("Enter")
+    expect(page.locator("#composer-errors")).to_have_text("Type a message first.")
+    box.fill("")
     page.get_by_role("button", name="Send").click()
     expect(page.locator("#composer-errors")).to_have_text("Type a message first.")
     expect(box).to_be_focused()

@@ -356,3 +356,16 @@ def test_another_accounts_session_is_a_404(client_for, gwen, gil, session):
         assert response.status_code == 404
         assert api_body(response.json()) == {"error": "not_found"}
     assert not Handoff.objects.exists()
+
+
+def test_the_technician_sees_the_reason_she_gave_on_her_escalated_session(
+    client_for, session, tess, sam
+):
+    escalate(session, reason="Tried remapping <b>S:</b>, still a red X")
+    page = reverse("flowpilot:session", args=[session.pk])
+    html = client_for(tess).get(page).content.decode()
+    assert "Reason:</span> Tried remapping &lt;b&gt;S:&lt;/b&gt;, still a red X" in html
+    # Released back to the queue or resolved, the banner goes with the live handoff.
+    handoff = Handoff.objects.get(session=session)
+    actions.claim_handoff(handoff_id=handoff.pk, user=sam)
+    assert "still a red X" in client_for(tess).get(page).content.decode()

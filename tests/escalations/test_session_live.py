@@ -75,8 +75,9 @@ def test_the_live_update_reads_no_more_than_it_sends(
     handoff = escalate(make_session(tess))
     client = client_for(tess)
     client.get(live_url(handoff.session), **HTMX)  # session and user cached as on a live page
-    # The session and user, the chat session, the messages, the tasks; no sidebar.
-    with django_assert_num_queries(5):
+    # The session and user, the chat session, the messages, the tasks, the live handoff's
+    # reason for the escalated banner; no sidebar.
+    with django_assert_num_queries(6):
         client.get(live_url(handoff.session, lane="0"), **HTMX)
 
 
