@@ -480,6 +480,24 @@ def test_an_initial_dot_surname_fills_the_user_placeholder(engine: OfflineAssist
         assert session_values("", (text,)).get("user", "") == ""
 
 
+def test_outside_every_family_a_laptop_part_gets_its_diagnostics_not_a_repair(
+    engine: OfflineAssistant,
+) -> None:
+    fan = reply_to(engine, "Laptop fan is really loud all the time and it gets hot")
+    assert fan.stage == "triage"
+    assert fan.steps[0].title == "Run the maker's hardware diagnostics"
+    # No generic fix before a check has confirmed its cause.
+    assert "Book the repair under warranty, with a loan device meanwhile" not in [
+        s.title for s in fan.steps
+    ]
+    battery = reply_to(engine, "Battery drains in 2 hours")
+    assert "Create the battery report" in [s.title for s in battery.steps]
+    # "Stopped working" is the problem, not a device said to work.
+    mouse = engine.plan(Conversation(problem="USB mouse stopped working"))
+    hardware = next(c for c in mouse.causes if c.cause.id == "triage.hardware")
+    assert [f.direction for f in hardware.facts] == ["supports"]
+
+
 def test_the_lane_does_not_grow_while_its_steps_wait(engine: OfflineAssistant) -> None:
     problem = "Nothing prints on the 2nd floor HP printer"
     first = engine.reply(Conversation(problem=problem))

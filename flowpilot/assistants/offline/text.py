@@ -279,13 +279,17 @@ SUCCESS_VERBS = frozenset(
 )
 
 
+_STOPPED = frozenset({"stopped", "stop", "stops", "quit", "quits", "ceased", "ceases"})
+
+
 def states_fine(clause: tuple[str, ...], end: int) -> bool:
     """Whether the words right after position ``end`` say the thing named is fine."""
     after = clause[end : end + POSITIVE_REACH]
     if not POSITIVE_STATES.intersection(after):
         return False
-    # "works now" right after a fix is about the fix; "doesn't work" is a problem.
-    return not NEGATIONS.intersection(after)
+    # "works now" right after a fix is about the fix; "doesn't work" and "stopped
+    # working" are the problem.
+    return not (NEGATIONS | _STOPPED).intersection(after)
 
 
 # A report that the problem is gone: "works now", "resolves again", "fixed", "solved".

@@ -457,6 +457,10 @@ def _unclear(conversation: Conversation, knowledge: Knowledge, the_plan: Plan) -
 def _proposals(the_plan: Plan, stage: str, limit: int | None = STEPS_PER_REPLY) -> tuple[Step, ...]:
     """The steps to propose: untouched ones, fixes of a confirmed cause first."""
     steps = the_plan.worth_proposing(the_plan.untouched)
+    if not the_plan.matched:
+        # No family: generic fixes only once a check has confirmed their cause.
+        confirmed = {i for r in the_plan.causes if r.confirmed for i in r.cause.fixed_by}
+        steps = tuple(s for s in steps if s.kind == "check" or s.id in confirmed)
     if stage == "ask":
         # A weak match: one or two checks that tell the families apart, no fixes yet.
         steps = tuple(s for s in steps if s.kind == "check")[:2]
