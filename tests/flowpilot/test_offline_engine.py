@@ -963,7 +963,10 @@ def test_reported_facts_raise_a_cause_its_check_comes_first_and_the_why_quotes_t
 
     reply = gadgets.reply(conversation)
     assert "Most likely cause: **Firmware bug**" in reply.text
-    assert "It fits \u201cIt started right after the update to version 2.1.\u201d" in reply.text
+    assert (
+        "It fits the escalation reason: "
+        "\u201cIt started right after the update to version 2.1.\u201d"
+    ) in reply.text
     assert reply.steps[0].title == "Update the gadget firmware"
 
 

@@ -650,7 +650,11 @@ def _lead_paragraph(lead: RankedCause, the_plan: Plan) -> str:
     if lead.confirmed:
         return f"Confirmed cause: **{cause.title}**. {cause.why} Evidence: {_fact_phrase(fact)}."
     if fact:
-        return f"Most likely cause: **{cause.title}**. {cause.why} It fits {_fact_phrase(fact)}."
+        quote = _inline(fact.quote, 120)
+        return (
+            f"Most likely cause: **{cause.title}**. {cause.why} It fits "
+            f"{_source_phrase(fact)}: \u201c{quote}\u201d."
+        )
     return f"Most likely cause (no evidence yet, so check it first): **{cause.title}**. {cause.why}"
 
 
