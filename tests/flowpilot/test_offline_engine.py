@@ -345,12 +345,17 @@ def test_a_fact_reads_through_one_qualifier_but_never_a_negation(
     assert [f.direction for f in spooler.facts if f.quote == said] == ([reads] if reads else [])
 
 
+def first_reply_in_the_lane(engine: OfflineAssistant, problem: str):
+    """FlowPilot's first reply to ``problem`` and its steps as the lane holds them (todo)."""
+    first = engine.reply(Conversation(problem=problem))
+    return first, [TriedStep(title=s.title, status="todo", command=s.command) for s in first.steps]
+
+
 def test_a_lockout_source_found_points_at_the_stale_device_and_its_waiting_fixes(
     engine: OfflineAssistant,
 ) -> None:
     problem = "User account keeps getting locked out every morning"
-    first = engine.reply(Conversation(problem=problem))
-    lane = [TriedStep(title=s.title, status="todo", command=s.command) for s in first.steps]
+    first, lane = first_reply_in_the_lane(engine, problem)
     assert lane[0].title == "Find the lockout source (event 4740 on the PDC emulator)"
     lane[0] = replace(lane[0], status="done", outcome="4740 shows source PC-OLD-22")
     reply = engine.reply(
@@ -368,8 +373,7 @@ def test_with_the_cause_confirmed_and_its_fixes_done_it_asks_whether_it_works(
     engine: OfflineAssistant,
 ) -> None:
     problem = "m.chen keeps getting locked out every morning"
-    first = engine.reply(Conversation(problem=problem))
-    lane = [TriedStep(title=s.title, status="todo", command=s.command) for s in first.steps]
+    first, lane = first_reply_in_the_lane(engine, problem)
     outcomes = {
         "Find the lockout source (event 4740 on the PDC emulator)": "4740 shows source BD-RECEP-03",
         "Unlock the account": "Unlocked",
