@@ -25,6 +25,7 @@ from flowpilot.assistants.offline.knowledge import (
     default_knowledge,
 )
 from flowpilot.assistants.offline.text import (
+    NEGATIONS,
     POSITIVE_STATES,
     _clauses,
     _normalize_command,
@@ -664,10 +665,11 @@ def plan(conversation: Conversation, knowledge: Knowledge) -> Plan:
     unread = _unread_findings(conversation, knowledge, family, tried, matches)
     # A check that found something unreadable did not find "nothing": it is not counted
     # as checked without finding for its causes.
+    unread_ids = {step_id for step_id, _ in unread}
     checked_tried = {
         step_id: step
         for step_id, step in tried.items()
-        if step.kind != "check" or step_id not in {sid for sid, _ in unread}
+        if step.kind != "check" or step_id not in unread_ids
     }
     ranked = []
     for position, cause in enumerate(family.causes):
@@ -727,11 +729,10 @@ def plan(conversation: Conversation, knowledge: Knowledge) -> Plan:
 
 # An outcome that says a check found nothing, or that the thing checked is fine: "no
 # errors", "nothing in the log", "all clean", "looks normal".
-_NOTHING_FOUND = frozenset(
-    {"no", "not", "nothing", "none", "nobody", "never", "clean", "empty", "same", "unchanged"}
-    | {"isnt", "arent", "wasnt", "werent", "doesnt", "dont", "didnt", "cant", "cannot"}
-    | {"steady", "stable", "expected", "passed", "pass", "success", "successful", "succeeded"}
-    | {"green", "reachable", "respond", "running"}
+_NOTHING_FOUND = NEGATIONS | frozenset(
+    {"nothing", "none", "nobody", "clean", "empty", "same", "unchanged", "steady", "stable"}
+    | {"expected", "passed", "pass", "success", "successful", "succeeded", "green"}
+    | {"reachable", "respond", "running"}
 )
 
 

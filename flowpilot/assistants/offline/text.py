@@ -53,7 +53,7 @@ FILLERS = frozenset(
     {"is", "are", "was", "were", "been", "be", "am", "almost", "nearly", "completely"}
     | {"totally", "really", "very", "super", "quite", "pretty", "just", "basically"}
     | {"literally", "fully", "entirely", "now", "still", "all", "so"}
-    | {"seem", "seems", "look", "looks", "appear", "appears"}
+    | {"seem", "look", "appear"}  # stemmed: "seems", "looks", "appears" too
 )
 MAX_FILLERS = 2
 
@@ -272,14 +272,14 @@ POSITIVE_STATES = frozenset(
 POSITIVE_REACH = 4  # words after a phrase that can say it is fine
 # Verbs that say something works ("gateway pings", "other files open"): a fact made of one
 # is itself good news, and "fine" after it agrees rather than denies it.
-SUCCESS_VERBS = frozenset(
-    {"ping", "pings", "respond", "responds", "open", "opens", "load", "loads", "resolve"}
-    | {"resolves", "connect", "connects", "print", "prints", "sync", "syncs", "answer"}
-    | {"answers", "reply", "replie", "pass", "passe", "passed", "succeed", "succeeded"}
+SUCCESS_VERBS = frozenset(  # stemmed: "pings", "responds", "replies", "passes" read as these
+    {"ping", "respond", "open", "load", "resolve", "connect", "print", "sync", "answer"}
+    | {"reply", "replie", "pass", "passe", "passed", "succeed", "succeeded"}
 )
 
 
-_STOPPED = frozenset({"stopped", "stop", "stops", "quit", "quits", "ceased", "ceases"})
+# Stemmed forms: "stops", "quits", "ceases" read as these.
+_STOPPED = frozenset({"stopped", "stop", "quit", "ceased", "cease"})
 
 
 def states_fine(clause: tuple[str, ...], end: int) -> bool:
